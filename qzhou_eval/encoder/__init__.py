@@ -1,0 +1,1 @@
+"""Encoding: input preparation, batching, the forward pass and the mteb adapter."""

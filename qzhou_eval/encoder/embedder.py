@@ -1,0 +1,177 @@
+"""The encoder: prepared texts -> left-padded batches -> model -> pooled, projected, normalised vectors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from qzhou_eval.constants import INSTRUCTION_TEMPLATE
+from qzhou_eval.encoder.batching import collate, length_sorted_batches, tokenize
+from qzhou_eval.encoder.inputs import InputFormatter
+from qzhou_eval.errors import EmbeddingError, InvalidOptionError
+from qzhou_eval.instructions.registry import format_instruction
+from qzhou_eval.modeling.loading import LoadedModel
+from qzhou_eval.modeling.mrl import truncate_and_normalize
+from qzhou_eval.modeling.pooling import Pooling, pool
+from qzhou_eval.modeling.source import ModelSource
+from qzhou_eval.modeling.token_prepend import TokenPrepending
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """Every option that changes an embedding (plus batch size and device, which must not)."""
+
+    pooling: Pooling
+    normalize: bool
+    dim: int | None
+    max_length: int
+    bidirectional: bool | None
+    prompt_template: str | None
+    token_prepending: bool
+    batch_size: int
+    dtype: str
+    device: str
+
+    def embedding_options(self) -> dict:
+        """The options an embedding depends on (for cache keys and manifests)."""
+        out = asdict(self)
+        out["pooling"] = self.pooling.value
+        for key in ("batch_size", "device"):
+            out.pop(key)
+        return out
+
+
+class Encoder:
+    """Encodes texts under the QZhou protocol. Build it with :func:`qzhou_eval.load_encoder`."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        options: EncoderOptions,
+        source: ModelSource,
+        token_prepending: TokenPrepending | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.options = options
+        self.source = source
+        self._formatter = InputFormatter(options.prompt_template)
+        self._token_prepending = token_prepending
+        self._device = next(loaded.model.parameters()).device
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.loaded.model
+
+    @property
+    def tokenizer(self):
+        return self.loaded.tokenizer
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the returned vectors (after Dense heads and MRL truncation)."""
+        return self.options.dim or self.loaded.width
+
+    def format_inputs(self, texts: Sequence[str], prefix: str = "") -> list[str]:
+        """The exact strings the tokenizer will see (prefix, 'Null' substitution, template)."""
+        return self._formatter(texts, prefix)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        instruction: str | None = None,
+        prefix: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """Embed ``texts``; one float32 row per input, in input order.
+
+        Args:
+            texts: strings; an empty string becomes ``"Null"`` as in the reference encoder.
+            instruction: task instruction, applied as ``"Instruct: {instruction}\\nQuery: "``.
+            prefix: a ready-made prefix (what the mteb adapter passes); exclusive with ``instruction``.
+            batch_size: overrides the encoder's batch size; results do not depend on it.
+            show_progress: a progress bar; ``None`` shows one when logging is at INFO or lower.
+
+        Returns:
+            ``np.ndarray`` of shape ``(len(texts), embedding_dim)``, dtype float32.
+
+        Raises:
+            TypeError: a text that is not a string (its index is named).
+            EmbeddingError: the model produced NaN or inf.
+
+        Example:
+            >>> enc.encode(["hello", "world"], instruction="Retrieve semantically similar text").shape  # doctest: +SKIP
+            (2, 384)
+        """
+        if instruction is not None and prefix is not None:
+            raise InvalidOptionError("pass either instruction= or prefix=, not both")
+        if instruction:
+            prefix = format_instruction(INSTRUCTION_TEMPLATE, instruction)
+        inputs = self.format_inputs(texts, prefix or "")
+        out = np.empty((len(inputs), self.embedding_dim), dtype=np.float32)
+        if not inputs:
+            return out
+        batch_size = batch_size or self.options.batch_size
+        if batch_size <= 0:
+            raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
+        tokens = tokenize(self.tokenizer, inputs, self.options.max_length)
+        if tokens.truncated:
+            logger.warning(
+                "%d of %d text(s) are longer than max_length=%d tokens and were truncated",
+                tokens.truncated,
+                len(inputs),
+                self.options.max_length,
+            )
+        batches = list(length_sorted_batches([len(ids) for ids in tokens.input_ids], batch_size))
+        if show_progress is None:
+            show_progress = len(batches) > 1 and logging.getLogger("qzhou_eval").isEnabledFor(logging.INFO)
+        for rows in tqdm(batches, desc="Encoding", unit="batch", disable=not show_progress):
+            embeddings = self._embed_batch(collate(self.tokenizer, tokens, rows))
+            if not torch.isfinite(embeddings).all():
+                bad = sorted(rows[i] for i in (~torch.isfinite(embeddings).all(dim=1)).nonzero().flatten().tolist())
+                raise EmbeddingError(
+                    f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try dtype='float32' "
+                    "or check the checkpoint's weights"
+                )
+            out[rows] = embeddings.cpu().numpy()
+        return out
+
+    @torch.inference_mode()
+    def _embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = {k: v.to(self._device) for k, v in batch.items()}
+        mask = batch["attention_mask"]
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": mask}
+        if self.loaded.accepts_token_type_ids and "token_type_ids" in batch:
+            inputs["token_type_ids"] = batch["token_type_ids"]
+        if self.loaded.absolute_positions:
+            # Left padding would shift a learned position table; start each row at 0 on its first real token.
+            inputs["position_ids"] = (mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+        if self._token_prepending is not None:
+            with self._token_prepending.batch(inputs["input_ids"], mask):
+                output = self.model(**inputs)
+        else:
+            output = self.model(**inputs)
+        hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+        pooled = pool(hidden, mask, self.options.pooling)
+        return self._head(pooled)
+
+    def _head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Dense heads, MRL truncation and normalisation, in the order the references use.
+
+        QZhou-Embedding normalises the pooled vector in the model's dtype and then casts to float32;
+        QZhou-Embedding-Zh (Dense + MRL) casts to float32 first, slices, then normalises.
+        """
+        if not self.loaded.dense and self.options.dim is None:
+            return truncate_and_normalize(pooled, None, self.options.normalize).float()
+        embeddings = pooled.float()
+        for head in self.loaded.dense:
+            embeddings = head({"sentence_embedding": embeddings})["sentence_embedding"]
+        return truncate_and_normalize(embeddings, self.options.dim, self.options.normalize)

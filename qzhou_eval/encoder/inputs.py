@@ -1,0 +1,67 @@
+"""Input preparation exactly as the reference encoder does it: validate, 'Null', prefix, template."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from qzhou_eval.constants import EMPTY_TEXT_REPLACEMENT, TEMPLATE_TEXT_SLOT
+from qzhou_eval.errors import InvalidOptionError
+
+logger = logging.getLogger(__name__)
+
+
+def check_template(template: str | None) -> str | None:
+    """A prompt template must hold exactly one ``{text}`` slot."""
+    if template is None:
+        return None
+    if not isinstance(template, str) or template.count(TEMPLATE_TEXT_SLOT) != 1:
+        raise InvalidOptionError(
+            f"prompt_template must be a string with exactly one {TEMPLATE_TEXT_SLOT} slot, got {template!r}"
+        )
+    return template
+
+
+def validate_texts(texts: Sequence[str]) -> list[str]:
+    """Reject non-strings with the offending index; accept a bare string as one text.
+
+    Raises:
+        TypeError: naming the first bad index and its type.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"texts[{i}] is {type(text).__name__} ({text!r:.40}), not str; clean the input "
+                "(the reference replaces only empty strings, never None)"
+            )
+    return out
+
+
+class InputFormatter:
+    """Turns raw texts into model inputs: ``template(prefix + (text or 'Null'))``.
+
+    The empty-text substitution is logged once per formatter, with its count.
+    """
+
+    def __init__(self, template: str | None) -> None:
+        self.template = check_template(template)
+        self._warned_empty = False
+
+    def __call__(self, texts: Sequence[str], prefix: str = "") -> list[str]:
+        texts = validate_texts(texts)
+        empty = sum(1 for t in texts if t == "")
+        if empty and not self._warned_empty:
+            logger.warning(
+                "%d empty text(s) replaced by %r, as the QZhou reference encoder does (logged once)",
+                empty,
+                EMPTY_TEXT_REPLACEMENT,
+            )
+            self._warned_empty = True
+        joined = [prefix + (t if t != "" else EMPTY_TEXT_REPLACEMENT) for t in texts]
+        if self.template is None:
+            return joined
+        head, tail = self.template.split(TEMPLATE_TEXT_SLOT)
+        return [head + t + tail for t in joined]

@@ -1,0 +1,40 @@
+"""Exception types. Every message names the fix, not only the fault."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class QZhouEvalError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidOptionError(QZhouEvalError, ValueError):
+    """An option value outside its valid set (pooling, preset, dim, dtype, ...)."""
+
+    @classmethod
+    def for_choice(cls, what: str, value: object, valid: Iterable[object]) -> InvalidOptionError:
+        """Build the standard "'x' is not a valid Y, must be one of [...]" error."""
+        valid = list(valid)
+        msg = f"{value!r} is not a valid {what}, must be one of {valid}"
+        close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3)
+        if close:
+            msg += f" (did you mean {', '.join(repr(c) for c in close)}?)"
+        return cls(msg)
+
+
+class ModelNotFoundError(QZhouEvalError, FileNotFoundError):
+    """A model path that is neither a local folder nor a reachable hub id."""
+
+
+class ModelFormatError(QZhouEvalError, ValueError):
+    """A checkpoint folder whose files do not fit what it declares (modules.json, Dense, ...)."""
+
+
+class EmbeddingError(QZhouEvalError, RuntimeError):
+    """The model produced NaN or inf: never returned as a silent result."""
+
+
+class InstructionError(QZhouEvalError, ValueError):
+    """An instruction file that is malformed or does not cover the tasks asked for."""

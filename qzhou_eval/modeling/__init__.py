@@ -1,0 +1,1 @@
+"""Model side: loading checkpoints, attention changes, pooling and output heads."""

@@ -1,0 +1,167 @@
+"""Checkpoint -> (model, tokenizer, output head): left padding, dtype, sdpa and device choice."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from qzhou_eval.errors import InvalidOptionError, ModelFormatError
+from qzhou_eval.modeling.source import ModelSource
+from qzhou_eval.modeling.st_layout import SentenceTransformerLayout
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` picks CUDA when present, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise InvalidOptionError(f"{device!r} is not a valid device (use 'cpu', 'cuda' or 'cuda:N')") from exc
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``None`` means bfloat16 on CUDA (how the leaderboard numbers were made) and float32 elsewhere."""
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in _DTYPES:
+        raise InvalidOptionError.for_choice("dtype", dtype, sorted(_DTYPES))
+    return _DTYPES[key]
+
+
+@dataclass
+class LoadedModel:
+    """Everything the encoder needs to run one checkpoint."""
+
+    model: nn.Module
+    tokenizer: object
+    dense: list[nn.Module] = field(default_factory=list)
+    width: int = 0
+    hidden_size: int = 0
+    absolute_positions: bool = False
+    accepts_token_type_ids: bool = False
+    max_positions: int | None = None
+    attn_implementation: str | None = None
+
+
+def _subpath(source: ModelSource, sub: str) -> tuple[str, dict]:
+    """(path or hub id, extra from_pretrained kwargs) for a module subfolder."""
+    if source.is_local:
+        return str(source.local_path / sub if sub else source.local_path), {}
+    extra = {"revision": source.revision} if source.revision else {}
+    if sub:
+        extra["subfolder"] = sub
+    return source.name_or_path, extra
+
+
+def load_tokenizer(source: ModelSource, layout: SentenceTransformerLayout | None, trust_remote_code: bool):
+    """Tokenizer with padding forced to the left (the QZhou protocol)."""
+    from transformers import AutoTokenizer
+
+    where, extra = _subpath(source, layout.transformer_subfolder if layout else "")
+    tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code, **extra)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelFormatError(f"the tokenizer of {source.name_or_path!r} has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_backbone(where: str, extra: dict, dtype: torch.dtype, trust_remote_code: bool) -> tuple[nn.Module, str]:
+    from transformers import AutoModel
+
+    kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code, **extra}
+    try:
+        return AutoModel.from_pretrained(where, attn_implementation="sdpa", **kwargs), "sdpa"
+    except (ValueError, ImportError, NotImplementedError) as exc:
+        if "sdpa" not in str(exc).lower() and "attn_implementation" not in str(exc):
+            raise
+        logger.warning("%s does not support sdpa attention (%s); using its default kernel", where, exc)
+        model = AutoModel.from_pretrained(where, **kwargs)
+        return model, getattr(model.config, "_attn_implementation", None) or "default"
+
+
+def uses_absolute_positions(model: nn.Module) -> bool:
+    """True for BERT-style learned position tables that index from 0 at the first column.
+
+    RoBERTa-style embeddings (with ``padding_idx``) derive positions from the pad mask themselves,
+    and rotary models only see relative offsets, so neither needs position ids under left padding.
+    """
+    embeddings = getattr(model, "embeddings", None)
+    return (
+        isinstance(getattr(embeddings, "position_embeddings", None), nn.Embedding)
+        and getattr(embeddings, "padding_idx", None) is None
+        and "position_ids" in inspect.signature(model.forward).parameters
+    )
+
+
+def _load_dense(source: ModelSource, subfolders: list[str], trust_remote_code: bool) -> list[nn.Module]:
+    from sentence_transformers.models import Dense
+
+    heads = []
+    for sub in subfolders:
+        where, _ = _subpath(source, "")
+        head = Dense.load(
+            where,
+            subfolder=sub,
+            revision=source.revision,
+            local_files_only=source.is_local,
+            trust_remote_code=trust_remote_code,
+        )
+        heads.append(head)
+    return heads
+
+
+def load_model(
+    source: ModelSource,
+    layout: SentenceTransformerLayout | None,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    trust_remote_code: bool,
+) -> LoadedModel:
+    """Load backbone, tokenizer and any Dense heads, in eval mode on ``device``."""
+    where, extra = _subpath(source, layout.transformer_subfolder if layout else "")
+    model, attn = _load_backbone(where, extra, dtype, trust_remote_code)
+    model.eval().to(device)
+    tokenizer = load_tokenizer(source, layout, trust_remote_code)
+    dense = [head.to(device=device, dtype=torch.float32).eval() for head in _load_dense(
+        source, layout.dense_subfolders if layout else [], trust_remote_code
+    )]
+    hidden = int(getattr(model.config, "hidden_size", 0) or 0)
+    width = hidden
+    for head in dense:
+        width = int(head.get_embedding_dimension())
+    forward_params = inspect.signature(model.forward).parameters
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        dense=dense,
+        width=width,
+        hidden_size=hidden,
+        absolute_positions=uses_absolute_positions(model),
+        accepts_token_type_ids="token_type_ids" in forward_params,
+        max_positions=getattr(model.config, "max_position_embeddings", None),
+        attn_implementation=attn,
+    )
