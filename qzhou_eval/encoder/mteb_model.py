@@ -1,0 +1,115 @@
+"""The mteb 2.x model object: routes each task and prompt type to the QZhou prefix, then encodes.
+
+Routing (the reference scripts' rule): a query always gets its task's instruction; a document, or
+an input mteb marks with no prompt type (STS, classification, clustering, ...), gets it only when
+the task is on the document-side list. ``use_instruction=False`` turns every prefix off.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from mteb.models.abs_encoder import AbsEncoder
+from mteb.models.model_meta import ModelMeta
+from mteb.types import PromptType
+
+from qzhou_eval.encoder.embedder import Encoder
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.instructions.registry import InstructionSet
+
+if TYPE_CHECKING:
+    from mteb.abstasks.task_metadata import TaskMetadata
+    from torch.utils.data import DataLoader
+
+logger = logging.getLogger(__name__)
+
+
+def route_prefix(
+    instructions: InstructionSet | None, task_name: str, prompt_type: PromptType | str | None, use_instruction: bool
+) -> str:
+    """The exact prefix a text of ``task_name`` gets on side ``prompt_type``."""
+    if not use_instruction:
+        return ""
+    if instructions is None:
+        raise InvalidOptionError("use_instruction=True needs an InstructionSet")
+    side = PromptType(prompt_type) if prompt_type is not None else None
+    if side is PromptType.query:
+        return instructions.query_prefix(task_name)
+    return instructions.document_prefix(task_name)
+
+
+def default_model_name(encoder: Encoder) -> str:
+    """``org/name`` for mteb: the hub id, or ``local/<folder>`` for a local checkpoint."""
+    source = encoder.source
+    if not source.is_local:
+        return source.name_or_path
+    return f"local/{source.local_path.name}"
+
+
+class QZhouMtebModel(AbsEncoder):
+    """mteb ``EncoderProtocol`` implementation around an :class:`Encoder`.
+
+    Example:
+        >>> model = QZhouMtebModel(load_encoder(path), load_benchmark_instructions("MTEB(eng, v2)"))  # doctest: +SKIP
+        >>> mteb.evaluate(model, tasks=[task])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        instructions: InstructionSet | None,
+        *,
+        use_instruction: bool = True,
+        model_name: str | None = None,
+        revision: str | None = None,
+    ) -> None:
+        if use_instruction and instructions is None:
+            raise InvalidOptionError("use_instruction=True needs instructions (an InstructionSet)")
+        self.model = encoder
+        self.instructions = instructions
+        self.use_instruction = use_instruction
+        self.mteb_model_meta = self._model_meta(model_name or default_model_name(encoder), revision)
+
+    def _model_meta(self, name: str, revision: str | None) -> ModelMeta:
+        encoder = self.model
+        n_params = sum(p.numel() for p in encoder.model.parameters())
+        return ModelMeta(
+            loader=None,
+            name=name,
+            revision=revision or encoder.source.fingerprint(),
+            release_date=None,
+            languages=None,
+            n_parameters=n_params,
+            memory_usage_mb=None,
+            max_tokens=encoder.options.max_length,
+            embed_dim=encoder.embedding_dim,
+            license=None,
+            open_weights=None,
+            public_training_code=None,
+            public_training_data=None,
+            framework=["PyTorch"],
+            similarity_fn_name="cosine",
+            use_instructions=self.use_instruction,
+            training_datasets=None,
+        )
+
+    def prefix_for(self, task_name: str, prompt_type: PromptType | str | None) -> str:
+        """The prefix this model applies to ``task_name`` inputs of ``prompt_type``."""
+        return route_prefix(self.instructions, task_name, prompt_type, self.use_instruction)
+
+    def encode(
+        self,
+        inputs: DataLoader,
+        *,
+        task_metadata: TaskMetadata,
+        hf_split: str,
+        hf_subset: str,
+        prompt_type: PromptType | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        texts = [text for batch in inputs for text in batch["text"]]
+        prefix = self.prefix_for(task_metadata.name, prompt_type)
+        logger.debug("%s/%s %s: %d texts, prefix %r", task_metadata.name, hf_subset, prompt_type, len(texts), prefix)
+        return self.model.encode(texts, prefix=prefix, show_progress=kwargs.get("show_progress_bar"))

