@@ -43,11 +43,11 @@ class ModelSource:
             path = self.local_path / relpath
             return path if path.is_file() else None
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.errors import RemoteEntryNotFoundError
 
         try:
             return Path(hf_hub_download(self.name_or_path, relpath, revision=self.revision))
-        except EntryNotFoundError:
+        except RemoteEntryNotFoundError:  # the repo answered: no such file (offline misses are not this)
             return None
 
     def fingerprint(self) -> str:
