@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
 from qzhou_eval.encoder.batching import collate, length_sorted_batches, tokenize
+from qzhou_eval.encoder.cache import EmbeddingCache, model_key
 from qzhou_eval.encoder.inputs import InputFormatter
 from qzhou_eval.errors import EmbeddingError, InvalidOptionError
 from qzhou_eval.instructions.registry import format_instruction
@@ -64,6 +65,20 @@ class Encoder:
         self._formatter = InputFormatter(options.prompt_template)
         self._token_prepending = token_prepending
         self._device = next(loaded.model.parameters()).device
+        self.cache: EmbeddingCache | None = None
+
+    def identity(self) -> dict:
+        """Model identity + embedding options: what a cached embedding depends on."""
+        return {
+            "model": self.source.name_or_path,
+            "weights": self.source.fingerprint(),
+            "options": self.options.embedding_options(),
+        }
+
+    def attach_cache(self, path) -> EmbeddingCache:
+        """Serve repeated inputs from (and store new ones in) an on-disk cache at ``path``."""
+        self.cache = EmbeddingCache(path, model_key(self.identity()))
+        return self.cache
 
     @property
     def model(self) -> torch.nn.Module:
@@ -122,12 +137,35 @@ class Encoder:
         batch_size = batch_size or self.options.batch_size
         if batch_size <= 0:
             raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
-        tokens = tokenize(self.tokenizer, inputs, self.options.max_length)
+        # Identical inputs are encoded once; with a cache, known ones are not encoded at all.
+        first_row: dict[str, int] = {}
+        for row, text in enumerate(inputs):
+            first_row.setdefault(text, row)
+        todo = list(first_row)
+        keys = self.cache.keys(todo) if self.cache else []
+        if self.cache:
+            found = self.cache.get_many(keys)
+            self.cache.record(hits=len(found), misses=len(todo) - len(found))
+            vectors = {t: found[k] for t, k in zip(todo, keys) if k in found}
+            pending = [(t, k) for t, k in zip(todo, keys) if k not in found]
+        else:
+            vectors, pending = {}, [(t, None) for t in todo]
+        if pending:
+            self._encode_pending(pending, vectors, batch_size, show_progress, first_row)
+        for row, text in enumerate(inputs):
+            out[row] = vectors[text]
+        return out
+
+    def _encode_pending(
+        self, pending, vectors: dict, batch_size: int, show_progress: bool | None, first_row: dict[str, int]
+    ) -> None:
+        texts = [t for t, _ in pending]
+        tokens = tokenize(self.tokenizer, texts, self.options.max_length)
         if tokens.truncated:
             logger.warning(
-                "%d of %d text(s) are longer than max_length=%d tokens and were truncated",
+                "%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
                 tokens.truncated,
-                len(inputs),
+                len(texts),
                 self.options.max_length,
             )
         batches = list(length_sorted_batches([len(ids) for ids in tokens.input_ids], batch_size))
@@ -135,14 +173,18 @@ class Encoder:
             show_progress = len(batches) > 1 and logging.getLogger("qzhou_eval").isEnabledFor(logging.INFO)
         for rows in tqdm(batches, desc="Encoding", unit="batch", disable=not show_progress):
             embeddings = self._embed_batch(collate(self.tokenizer, tokens, rows))
-            if not torch.isfinite(embeddings).all():
-                bad = sorted(rows[i] for i in (~torch.isfinite(embeddings).all(dim=1)).nonzero().flatten().tolist())
+            finite = torch.isfinite(embeddings).all(dim=1)
+            if not finite.all():
+                bad = sorted(first_row[texts[rows[i]]] for i in (~finite).nonzero().flatten().tolist())
                 raise EmbeddingError(
                     f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try dtype='float32' "
                     "or check the checkpoint's weights"
                 )
-            out[rows] = embeddings.cpu().numpy()
-        return out
+            batch = embeddings.cpu().numpy()
+            for i, row in enumerate(rows):
+                vectors[texts[row]] = batch[i]
+            if self.cache:
+                self.cache.put_many([pending[row][1] for row in rows], batch)
 
     @torch.inference_mode()
     def _embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
