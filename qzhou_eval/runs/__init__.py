@@ -1,0 +1,1 @@
+"""Running benchmark suites through mteb 2.x: task selection, offline data, results, manifests."""

@@ -1,0 +1,90 @@
+"""Benchmark task lists, task selection with helpful errors, and deterministic sharding."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+from qzhou_eval.errors import InvalidOptionError
+
+SUITES = ("MTEB(eng, v2)", "MTEB(cmn, v1)")
+
+
+def suite_tasks(benchmark: str) -> list:
+    """The mteb task objects of ``benchmark``, in the benchmark's order."""
+    import mteb
+
+    try:
+        return list(mteb.get_benchmark(benchmark).tasks)
+    except Exception as exc:
+        raise InvalidOptionError(f"mteb does not know the benchmark {benchmark!r} ({exc}); try one of {list(SUITES)}") from exc
+
+
+def _unknown_task_error(name: str, benchmark: str, suite_names: Sequence[str]) -> InvalidOptionError:
+    import mteb
+
+    close = difflib.get_close_matches(name, suite_names, n=3, cutoff=0.5)
+    hint = f"; closest in the suite: {close}" if close else ""
+    try:
+        mteb.get_task(name)
+        return InvalidOptionError(f"task {name!r} is not part of {benchmark}{hint}")
+    except Exception:
+        return InvalidOptionError(f"unknown task {name!r}{hint}")
+
+
+def parse_list(value: str | Sequence[str] | None) -> list[str]:
+    """A comma list ("STS12,STS13") or a sequence, stripped, without empties."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item and item.strip()]
+
+
+def select_tasks(
+    tasks: Sequence,
+    benchmark: str,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    task_types: Sequence[str] = (),
+) -> list:
+    """Filter a suite's tasks; every name given must exist in the suite.
+
+    Raises:
+        InvalidOptionError: naming the unknown task or type and the closest valid names.
+    """
+    names = [t.metadata.name for t in tasks]
+    for name in [*include, *exclude]:
+        if name not in names:
+            raise _unknown_task_error(name, benchmark, names)
+    types = sorted({t.metadata.type for t in tasks})
+    for task_type in task_types:
+        if task_type not in types:
+            raise InvalidOptionError.for_choice(f"task type of {benchmark}", task_type, types)
+    chosen = [t for t in tasks if (not include or t.metadata.name in include)]
+    chosen = [t for t in chosen if t.metadata.name not in exclude]
+    if task_types:
+        chosen = [t for t in chosen if t.metadata.type in task_types]
+    if not chosen:
+        raise InvalidOptionError("the task selection is empty; check --tasks, --exclude_tasks and --task_types")
+    return chosen
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    """'I/N' -> (I, N) with 0 <= I < N."""
+    if value is None:
+        return None
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise InvalidOptionError(f"--shard must look like I/N (e.g. 0/2), got {value!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise InvalidOptionError(f"--shard {value!r} is out of range: need 0 <= I < N and N >= 1")
+    return index, count
+
+
+def shard(tasks: Sequence, spec: tuple[int, int] | None) -> list:
+    """Round-robin over the suite order: shards are disjoint and their union is the whole list."""
+    if spec is None:
+        return list(tasks)
+    index, count = spec
+    return [task for position, task in enumerate(tasks) if position % count == index]
