@@ -22,7 +22,12 @@ from qzhou_eval.instructions.registry import InstructionSet, load_benchmark_inst
 from qzhou_eval.modeling.source import resolve_source
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
-from qzhou_eval.runs.results_io import atomic_write_json, read_task_result, write_task_result
+from qzhou_eval.runs.results_io import (
+    atomic_write_json,
+    read_task_result,
+    remove_stale_temp_files,
+    write_task_result,
+)
 from qzhou_eval.runs.suites import select_tasks, shard, suite_tasks
 
 logger = logging.getLogger(__name__)
@@ -130,8 +135,10 @@ def run_suite(config: RunConfig) -> RunSummary:
     manifest = manifests.new_manifest(
         benchmark=config.benchmark,
         model={"name": model_name, "path": source.name_or_path, "revision": revision},
-        options={**{k: v for k, v in sorted(config.encoder_options.items())}, "preset": config.preset,
-                 "use_instruction": config.use_instruction},
+        # Batch size and device never change an embedding, so they may differ between resumed runs.
+        options={**{k: v for k, v in sorted(config.encoder_options.items()) if k != "batch_size"},
+                 "preset": config.preset, "use_instruction": config.use_instruction},
+        batch_size=config.encoder_options.get("batch_size"),
         instructions_sha256=instructions.sha256() if instructions else None,
         data_dir=str(config.data_dir) if config.data_dir else None,
     )
@@ -147,6 +154,8 @@ def run_suite(config: RunConfig) -> RunSummary:
 
     results_dir = output_dir / model_name.replace("/", "__").replace(" ", "_") / revision
     manifest_file = manifests.manifest_path(output_dir, config.benchmark)
+    remove_stale_temp_files(results_dir)
+    remove_stale_temp_files(output_dir)
     previous = manifests.load(manifest_file)
     if previous and not conflicts:
         manifest["tasks"] = previous.get("tasks", {})

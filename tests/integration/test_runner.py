@@ -1,0 +1,152 @@
+"""The suite runner: selection, sharding, offline data checks, output-folder safety, resume after SIGKILL."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval.cli.run_cmd import main_for_benchmark
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.runs.manifest import OutputDirConflict
+from qzhou_eval.runs.offline import DataDirError, attach_data_dir
+from qzhou_eval.runs.results_io import read_task_result
+from qzhou_eval.runs.runner import RunConfig, run_suite
+from qzhou_eval.runs.suites import parse_shard, select_tasks, shard, suite_tasks
+
+REPO = Path(__file__).resolve().parents[2]
+ENG, CMN = "MTEB(eng, v2)", "MTEB(cmn, v1)"
+
+
+@pytest.mark.parametrize("suite", [ENG, CMN])
+def test_shards_partition_the_suite(suite):
+    tasks = [t.metadata.name for t in suite_tasks(suite)]
+    a = [t.metadata.name for t in shard(suite_tasks(suite), parse_shard("0/2"))]
+    b = [t.metadata.name for t in shard(suite_tasks(suite), parse_shard("1/2"))]
+    assert not set(a) & set(b), "shards overlap"
+    assert sorted(a + b) == sorted(tasks), "shards do not cover the suite"
+    assert shard(suite_tasks(suite), parse_shard("0/1")) and len(a) == (len(tasks) + 1) // 2
+
+
+@pytest.mark.parametrize("spec", ["2/2", "-1/3", "1/0", "a/b", "3"])
+def test_bad_shard(spec):
+    with pytest.raises(InvalidOptionError, match="--shard"):
+        parse_shard(spec)
+
+
+def test_task_selection_errors():
+    tasks = suite_tasks(ENG)
+    with pytest.raises(InvalidOptionError, match=r"unknown task 'STSBenchmrk'; closest in the suite: \['STSBenchmark'"):
+        select_tasks(tasks, ENG, include=["STSBenchmrk"])
+    with pytest.raises(InvalidOptionError, match=r"task 'LCQMC' is not part of MTEB\(eng, v2\)"):
+        select_tasks(tasks, ENG, include=["LCQMC"])
+    with pytest.raises(InvalidOptionError, match="'Sts' is not a valid task type"):
+        select_tasks(tasks, ENG, task_types=["Sts"])
+    chosen = select_tasks(tasks, ENG, task_types=["STS"], exclude=["STS12"])
+    assert {t.metadata.type for t in chosen} == {"STS"} and "STS12" not in {t.metadata.name for t in chosen}
+
+
+def test_data_dir_errors(tmp_path, shared_dir):
+    tasks = select_tasks(suite_tasks(ENG), ENG, include=["STSBenchmark", "SICK-R", "BIOSSES"])
+    with pytest.raises(DataDirError, match="does not exist"):
+        attach_data_dir(tasks, tmp_path / "nowhere")
+    (tmp_path / "SICK-R").mkdir()
+    (tmp_path / "STSBenchmark").mkdir()
+    (tmp_path / "STSBenchmark" / "README.md").write_text("no yaml")
+    with pytest.raises(DataDirError) as err:
+        attach_data_dir(tasks, tmp_path)
+    msg = str(err.value)
+    assert "3 task(s) are not usable" in msg and "BIOSSES (missing)" in msg and "SICK-R (no README.md)" in msg
+    assert "STSBenchmark (README.md has no YAML 'configs:' header)" in msg and "expected <data_dir>/<TaskName>" in msg
+    with pytest.raises(DataDirError, match=r"1 task\(s\) are not usable.*BIOSSES"):
+        attach_data_dir(tasks, shared_dir / "mteb-data")
+
+
+def _config(minilm_path, shared_dir, out, **kw):
+    base = dict(model_name_or_path=minilm_path, benchmark=ENG, output_dir=out, tasks=["STSBenchmark"],
+                data_dir=shared_dir / "mteb-data", model_name="sentence-transformers/all-MiniLM-L6-v2")
+    return RunConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, minilm_path, shared_dir):
+    out = tmp_path_factory.mktemp("run")
+    t0 = time.monotonic()
+    code = main_for_benchmark(ENG, ["--model_name_or_path", minilm_path, "--model_name", "sentence-transformers/all-MiniLM-L6-v2",
+                                    "--data_dir", str(shared_dir / "mteb-data"), "--tasks", "STSBenchmark",
+                                    "--output_dir", str(out), "--batch_size", "8"])
+    return out, code, time.monotonic() - t0
+
+
+def test_real_task_end_to_end_and_skip(finished_run, minilm_path, shared_dir, capsys):
+    out, code, _ = finished_run
+    assert code == 0
+    files = list(out.glob("sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
+    assert len(files) == 1 and (files[0].parent / "model_meta.json").is_file()
+    result = read_task_result(files[0])
+    assert result is not None, "mteb's TaskResult cannot read the result file"
+    assert result.get_score() == pytest.approx(0.8203, abs=0.002)
+    manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
+    assert manifest["tasks"]["STSBenchmark"]["wall_s"] > 0 and manifest["versions"]["mteb"]
+    assert manifest["model"]["revision"] == files[0].parent.name
+    again = run_suite(_config(minilm_path, shared_dir, out))  # other batch size: still the same run
+    assert again.ran == [] and again.skipped == ["STSBenchmark"]
+
+
+def test_other_options_are_refused_then_set_aside(finished_run, minilm_path, shared_dir, tmp_path):
+    out, _, _ = finished_run
+    with pytest.raises(OutputDirConflict, match=r"options.normalize: None -> False.*pass --overwrite"):
+        run_suite(_config(minilm_path, shared_dir, out, encoder_options={"normalize": False}, tasks=["SICK-R"]))
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    summary = run_suite(_config(minilm_path, shared_dir, copy, use_instruction=True, overwrite=True,
+                                exclude_tasks=[], tasks=["STSBenchmark"], cache_dir=False))
+    assert summary.ran == ["STSBenchmark"]
+    kept = list(copy.glob("replaced-*/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
+    assert len(kept) == 1, "the earlier results must be moved aside, not deleted"
+
+
+def test_unwritable_output_dir(minilm_path, shared_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(InvalidOptionError, match="is not writable"):
+        run_suite(_config(minilm_path, shared_dir, blocker / "out"))
+
+
+def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, shared_dir, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, str(REPO / "run_mteb_all_v2.py"), "--model_name_or_path", minilm_path,
+           "--model_name", "sentence-transformers/all-MiniLM-L6-v2", "--data_dir", str(shared_dir / "mteb-data"),
+           "--tasks", "STSBenchmark", "--output_dir", str(out), "--batch_size", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    db = out / ".embedding_cache" / "embeddings.sqlite"
+    deadline = time.monotonic() + 120
+    rows = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    rows = con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+            except sqlite3.Error:
+                rows = 0
+            if rows >= 400:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as con:
+        committed = con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    assert not list(out.glob("*/*/STSBenchmark.json")), "a killed task must not leave a result file"
+    summary = run_suite(_config(minilm_path, shared_dir, out, encoder_options={"batch_size": 8}))
+    with sqlite3.connect(db) as con:
+        total = con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
+    assert manifest["tasks"]["STSBenchmark"]["cache_misses"] == total - committed, "committed embeddings were re-encoded"
+    reference = read_task_result(next(finished_run[0].glob("*/*/STSBenchmark.json"))).get_score()
+    assert summary.scores["STSBenchmark"] == pytest.approx(reference, abs=1e-6)
