@@ -1,0 +1,31 @@
+"""Every real task of the local pack, run offline through the two runners, lands within 0.2 points of the
+leaderboard value for all-MiniLM-L6-v2 (table in ../shared/mteb-data/README.md). Slow: `pytest -m slow`."""
+
+import re
+
+import pytest
+
+from qzhou_eval.cli.run_cmd import main_for_benchmark
+from qzhou_eval.runs.results_io import read_task_result
+
+
+def leaderboard_table(shared_dir) -> dict[str, float]:
+    text = (shared_dir / "mteb-data" / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\S+) \| \w+ \| \w+ \| [\d,]+ \| ([\d.]+) \|$", text, flags=re.M)
+    return {task: float(score) for task, score in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("benchmark", ["MTEB(eng, v2)", "MTEB(cmn, v1)"], ids=["eng", "cmn"])
+def test_minilm_matches_leaderboard(benchmark, shared_dir, minilm_path, tmp_path, capsys):
+    expected = leaderboard_table(shared_dir)
+    assert len(expected) == 5, "could not read the task table of mteb-data/README.md"
+    code = main_for_benchmark(benchmark, ["--data_dir", str(shared_dir / "mteb-data"), "--only_available",
+                                          "--output_dir", str(tmp_path), "--normalize", "true", "--pooling_mode", "mean"])
+    assert code == 0
+    files = sorted(tmp_path.glob("sentence-transformers__all-MiniLM-L6-v2/*/*.json"))
+    scores = {f.stem: read_task_result(f).get_score() for f in files if f.stem != "model_meta"}
+    assert scores, "no task ran"
+    for task, score in scores.items():
+        print(f"{benchmark} {task}: ours {100 * score:.2f} leaderboard {100 * expected[task]:.2f}")
+        assert abs(100 * score - 100 * expected[task]) <= 0.2, f"{task}: {100 * score:.2f} vs {100 * expected[task]:.2f}"
