@@ -150,3 +150,13 @@ def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, 
     assert manifest["tasks"]["STSBenchmark"]["cache_misses"] == total - committed, "committed embeddings were re-encoded"
     reference = read_task_result(next(finished_run[0].glob("*/*/STSBenchmark.json"))).get_score()
     assert summary.scores["STSBenchmark"] == pytest.approx(reference, abs=1e-6)
+
+
+def test_cli_run_bad_input_exits_2_before_loading(tmp_path, capsys):
+    from qzhou_eval.cli.main import main
+
+    assert main(["run", "--benchmark", ENG, "--tasks", "STS13,Nope", "--output_dir", str(tmp_path)]) == 2
+    assert "unknown task 'Nope'" in capsys.readouterr().err
+    assert main(["run", "--benchmark", ENG, "--shard", "5/2", "--output_dir", str(tmp_path)]) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "nothing may be written on bad input"
