@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 
-from qzhou_eval.api import load_encoder
 from qzhou_eval.errors import InvalidOptionError
 
 
@@ -37,6 +36,8 @@ def default_model_path() -> str:
 
 
 def run(args) -> int:
+    from qzhou_eval.api import load_encoder  # torch loads only when a command needs a model
+
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise InvalidOptionError("no texts given; pass them as arguments or on stdin")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
-from qzhou_eval.encoder.mteb_model import route_prefix
-from qzhou_eval.instructions.registry import InstructionSet, benchmark_task_names, load_benchmark_instructions
+from qzhou_eval.instructions.registry import (
+    InstructionSet,
+    benchmark_task_names,
+    load_benchmark_instructions,
+    route_prefix,
+)
 from qzhou_eval.cli.options import parse_bool
 
 

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from qzhou_eval.cli.options import parse_bool
-from qzhou_eval.runs.suites import SUITES, parse_list, parse_shard
+from qzhou_eval.runs.resume_check import finished_run_summary
+from qzhou_eval.runs.suites import SUITES, bundled_task_names, parse_list, parse_shard
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -60,7 +61,7 @@ def _encoder_options(args) -> dict:
 
 
 def build_config(args, benchmark: str):
-    from qzhou_eval.runs.runner import RunConfig
+    from qzhou_eval.runs.config import RunConfig
 
     model = args.model_name_or_path
     model_name = args.model_name
@@ -73,10 +74,7 @@ def build_config(args, benchmark: str):
         if not args.data_dir:
             raise argparse.ArgumentTypeError("--only_available needs --data_dir")
         present = {p.name for p in Path(args.data_dir).iterdir() if p.is_dir()} if Path(args.data_dir).is_dir() else set()
-        from qzhou_eval.runs.suites import suite_tasks
-
-        suite = [t.metadata.name for t in suite_tasks(benchmark)]
-        tasks = [t for t in suite if t in present and (not tasks or t in tasks)]
+        tasks = [t for t in bundled_task_names(benchmark) if t in present and (not tasks or t in tasks)]
         if not tasks:
             raise argparse.ArgumentTypeError(f"no task of {benchmark} is present in {args.data_dir}")
     cache = args.cache_dir
@@ -111,10 +109,13 @@ def print_summary(summary, benchmark: str) -> None:
 
 
 def run(args, benchmark: str | None = None) -> int:
-    from qzhou_eval.runs.runner import run_suite
-
     benchmark = benchmark or args.benchmark
-    summary = run_suite(build_config(args, benchmark))
+    config = build_config(args, benchmark)
+    summary = finished_run_summary(config)
+    if summary is None:
+        from qzhou_eval.runs.runner import run_suite  # mteb and torch load only when there is work
+
+        summary = run_suite(config)
     print_summary(summary, benchmark)
     return 0
 

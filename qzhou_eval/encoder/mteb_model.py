@@ -17,27 +17,13 @@ from mteb.types import PromptType
 
 from qzhou_eval.encoder.embedder import Encoder
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.instructions.registry import InstructionSet
+from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 
 if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata
     from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
-
-
-def route_prefix(
-    instructions: InstructionSet | None, task_name: str, prompt_type: PromptType | str | None, use_instruction: bool
-) -> str:
-    """The exact prefix a text of ``task_name`` gets on side ``prompt_type``."""
-    if not use_instruction:
-        return ""
-    if instructions is None:
-        raise InvalidOptionError("use_instruction=True needs an InstructionSet")
-    side = PromptType(prompt_type) if prompt_type is not None else None
-    if side is PromptType.query:
-        return instructions.query_prefix(task_name)
-    return instructions.document_prefix(task_name)
 
 
 def default_model_name(encoder: Encoder) -> str:

@@ -161,6 +161,25 @@ def _parse_entry(name: str, entry: Any, origin: str) -> TaskInstruction:
     return TaskInstruction(entry["instruction"], documents)
 
 
+def route_prefix(instructions: InstructionSet | None, task_name: str, prompt_type: str | None, use_instruction: bool) -> str:
+    """The exact prefix a text of ``task_name`` gets on side ``prompt_type`` (the reference scripts' rule).
+
+    A query always gets its task's instruction; a document, or an input mteb marks with no prompt type
+    (STS, classification, clustering, ...), gets it only when the task is on the document-side list.
+    ``prompt_type`` is mteb's ``PromptType`` or its string value.
+    """
+    if not use_instruction:
+        return ""
+    if instructions is None:
+        raise InvalidOptionError("use_instruction=True needs an InstructionSet")
+    side = getattr(prompt_type, "value", prompt_type)
+    if side == "query":
+        return instructions.query_prefix(task_name)
+    if side not in (None, "document"):
+        raise InvalidOptionError.for_choice("prompt type", side, ["query", "document", None])
+    return instructions.document_prefix(task_name)
+
+
 def load_benchmark_instructions(benchmark: str) -> InstructionSet:
     """The bundled QZhou instruction file of an mteb benchmark.
 

@@ -10,17 +10,22 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from qzhou_eval.api import load_encoder
 from qzhou_eval.encoder.mteb_model import QZhouMtebModel
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.instructions.registry import InstructionSet, load_benchmark_instructions
-from qzhou_eval.modeling.source import resolve_source
 from qzhou_eval.runs import manifest as manifests
+from qzhou_eval.runs.config import (
+    CACHE_DIRNAME,
+    RunConfig,
+    RunSummary,
+    instructions_for,
+    request_manifest,
+    resolve_model,
+    results_dir_for,
+)
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
 from qzhou_eval.runs.results_io import (
     atomic_write_json,
@@ -31,47 +36,6 @@ from qzhou_eval.runs.results_io import (
 from qzhou_eval.runs.suites import select_tasks, shard, suite_tasks
 
 logger = logging.getLogger(__name__)
-
-CACHE_DIRNAME = ".embedding_cache"
-
-
-@dataclass
-class RunConfig:
-    """Everything a suite run needs; the CLI only fills this in."""
-
-    model_name_or_path: str | None
-    benchmark: str
-    output_dir: Path
-    encoder_options: dict[str, Any] = field(default_factory=dict)  # explicit load_encoder keywords only
-    preset: str | None = None
-    use_instruction: bool = False
-    instructions_file: Path | None = None
-    tasks: list[str] = field(default_factory=list)
-    exclude_tasks: list[str] = field(default_factory=list)
-    task_types: list[str] = field(default_factory=list)
-    data_dir: Path | None = None
-    cache_dir: Path | None | bool = True  # True: inside output_dir; False/None: off
-    overwrite: bool = False
-    shard: tuple[int, int] | None = None
-    model_name: str | None = None
-    device: str | None = None
-
-
-@dataclass
-class RunSummary:
-    results_dir: Path
-    scores: dict[str, float]
-    ran: list[str]
-    skipped: list[str]
-    cache_hit_rate: float | None
-
-
-def _model_name(config: RunConfig, source) -> str:
-    if config.model_name:
-        if "/" not in config.model_name:
-            raise InvalidOptionError(f"--model_name must look like org/name, got {config.model_name!r}")
-        return config.model_name
-    return source.name_or_path if not source.is_local else f"local/{source.local_path.name}"
 
 
 def _check_writable(output_dir: Path) -> None:
@@ -95,14 +59,6 @@ def _set_aside_previous(output_dir: Path) -> Path:
     return target
 
 
-def _instructions(config: RunConfig) -> InstructionSet | None:
-    if not config.use_instruction:
-        return None
-    if config.instructions_file:
-        return InstructionSet.from_file(config.instructions_file)
-    return load_benchmark_instructions(config.benchmark)
-
-
 def run_suite(config: RunConfig) -> RunSummary:
     """Evaluate, write mteb-layout results atomically, and return the per-task main scores.
 
@@ -116,32 +72,16 @@ def run_suite(config: RunConfig) -> RunSummary:
     if config.data_dir is not None:
         go_offline()
         attach_data_dir(tasks, config.data_dir)
-    instructions = _instructions(config)
+    instructions = instructions_for(config)
     names = [t.metadata.name for t in tasks]
     if instructions is not None:
         instructions.check_coverage(names)
 
     output_dir = Path(config.output_dir)
     _check_writable(output_dir)
-    source = resolve_source(config.model_name_or_path) if config.model_name_or_path else None
-    if source is None and config.preset is None:
-        raise InvalidOptionError("--model_name_or_path is required unless --preset names the model")
-    if source is None:
-        from qzhou_eval.presets import load_preset
-
-        source = resolve_source(load_preset(config.preset).model)
-    model_name = _model_name(config, source)
-    revision = source.fingerprint()
-    manifest = manifests.new_manifest(
-        benchmark=config.benchmark,
-        model={"name": model_name, "path": source.name_or_path, "revision": revision},
-        # Batch size and device never change an embedding, so they may differ between resumed runs.
-        options={**{k: v for k, v in sorted(config.encoder_options.items()) if k != "batch_size"},
-                 "preset": config.preset, "use_instruction": config.use_instruction},
-        batch_size=config.encoder_options.get("batch_size"),
-        instructions_sha256=instructions.sha256() if instructions else None,
-        data_dir=str(config.data_dir) if config.data_dir else None,
-    )
+    source, model_name = resolve_model(config)
+    manifest = request_manifest(config, source, model_name, instructions)
+    revision = manifest["model"]["revision"]
     conflicts = manifests.check_output_dir(output_dir, manifest, config.benchmark)
     if conflicts and not config.overwrite:
         details = "; ".join(manifests.describe_conflict(p, manifest) for p in conflicts)
@@ -152,7 +92,7 @@ def run_suite(config: RunConfig) -> RunSummary:
     if conflicts:
         _set_aside_previous(output_dir)
 
-    results_dir = output_dir / model_name.replace("/", "__").replace(" ", "_") / revision
+    results_dir = results_dir_for(output_dir, model_name, revision)
     manifest_file = manifests.manifest_path(output_dir, config.benchmark)
     remove_stale_temp_files(results_dir)
     remove_stale_temp_files(output_dir)

@@ -82,9 +82,26 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
     return index, count
 
 
-def shard(tasks: Sequence, spec: tuple[int, int] | None) -> list:
-    """Round-robin over the suite order: shards are disjoint and their union is the whole list."""
+def shard_names(names: Sequence[str], spec: tuple[int, int] | None) -> set[str]:
+    """Round-robin over the task names in sorted order (independent of mteb's listing order)."""
     if spec is None:
-        return list(tasks)
+        return set(names)
     index, count = spec
-    return [task for position, task in enumerate(tasks) if position % count == index]
+    return {name for position, name in enumerate(sorted(names)) if position % count == index}
+
+
+def shard(tasks: Sequence, spec: tuple[int, int] | None) -> list:
+    """The tasks of shard ``spec``: shards are disjoint and their union is the whole list."""
+    keep = shard_names([t.metadata.name for t in tasks], spec)
+    return [task for task in tasks if task.metadata.name in keep]
+
+
+def bundled_task_names(benchmark: str) -> list[str]:
+    """The suite's task names from the bundled protocol file, without importing mteb.
+
+    The bundled files cover exactly the tasks mteb lists for each suite (a test holds them equal),
+    so cheap decisions (``--only_available``, "is everything finished?") need no mteb import.
+    """
+    from qzhou_eval.instructions.registry import load_benchmark_instructions
+
+    return sorted(load_benchmark_instructions(benchmark).tasks)

@@ -16,6 +16,7 @@ from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.runs.manifest import OutputDirConflict
 from qzhou_eval.runs.offline import DataDirError, attach_data_dir
 from qzhou_eval.runs.results_io import read_task_result
+from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.runner import RunConfig, run_suite
 from qzhou_eval.runs.suites import parse_shard, select_tasks, shard, suite_tasks
 
@@ -96,6 +97,20 @@ def test_real_task_end_to_end_and_skip(finished_run, minilm_path, shared_dir, ca
     assert manifest["model"]["revision"] == files[0].parent.name
     again = run_suite(_config(minilm_path, shared_dir, out))  # other batch size: still the same run
     assert again.ran == [] and again.skipped == ["STSBenchmark"]
+    quick = finished_run_summary(_config(minilm_path, shared_dir, out))
+    assert quick is not None and quick.scores == pytest.approx(again.scores, abs=1e-12)
+    assert finished_run_summary(_config(minilm_path, shared_dir, out, use_instruction=True)) is None
+    assert finished_run_summary(_config(minilm_path, shared_dir, out, tasks=["STSBenchmark", "SICK-R"])) is None
+
+
+def test_finished_run_check_imports_neither_mteb_nor_torch(finished_run, minilm_path, shared_dir):
+    out, _, _ = finished_run
+    code = ("import sys; from pathlib import Path; from qzhou_eval.runs.resume_check import finished_run_summary;"
+            "from qzhou_eval.runs.config import RunConfig;"
+            f"s = finished_run_summary(RunConfig(model_name_or_path={minilm_path!r}, benchmark='MTEB(eng, v2)',"
+            f" output_dir=Path({str(out)!r}), tasks=['STSBenchmark'], model_name='sentence-transformers/all-MiniLM-L6-v2'));"
+            "assert s is not None; assert 'mteb' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_other_options_are_refused_then_set_aside(finished_run, minilm_path, shared_dir, tmp_path):
