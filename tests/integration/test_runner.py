@@ -175,3 +175,39 @@ def test_cli_run_bad_input_exits_2_before_loading(tmp_path, capsys):
     assert main(["run", "--benchmark", ENG, "--shard", "5/2", "--output_dir", str(tmp_path)]) == 2
     assert "out of range" in capsys.readouterr().err
     assert not list(tmp_path.iterdir()), "nothing may be written on bad input"
+
+
+def test_mirror_layout_from_local_sources(tmp_path, shared_dir, minilm_path):
+    """A fake hub (the local task pack) stands in for snapshot_download; the mirror then serves a real run."""
+    import shutil
+
+    from qzhou_eval.runs.mirror import mirror_tasks, read_marker
+
+    tasks = select_tasks(suite_tasks(ENG), ENG, include=["STSBenchmark", "SICK-R"])
+    fetched = []
+
+    def local_fetch(repo_id, revision, destination):
+        fetched.append((repo_id, revision))
+        task = next(t for t in tasks if t.metadata.dataset["path"] == repo_id)
+        shutil.copytree(shared_dir / "mteb-data" / task.metadata.name, destination, dirs_exist_ok=True)
+
+    out = tmp_path / "mirror"
+    assert mirror_tasks(tasks, out, fetch=local_fetch) == {"SICK-R": "mirrored", "STSBenchmark": "mirrored"}
+    assert set(fetched) == {(t.metadata.dataset["path"], t.metadata.dataset["revision"]) for t in tasks}
+    sts = next(t for t in tasks if t.metadata.name == "STSBenchmark")
+    marker = read_marker(out / "STSBenchmark")
+    assert (marker["repo"], marker["revision"]) == (sts.metadata.dataset["path"], sts.metadata.dataset["revision"])
+    assert mirror_tasks(tasks, out, fetch=local_fetch) == {"STSBenchmark": "present", "SICK-R": "present"}
+    assert len(fetched) == 2, "mirrored tasks must not be fetched again"
+    attach_data_dir(tasks, out)  # the mirror passes the runner's data-dir checks
+    summary = run_suite(_config(minilm_path, shared_dir, tmp_path / "run", data_dir=out))
+    assert summary.scores["STSBenchmark"] == pytest.approx(0.8203, abs=0.002)
+
+
+def test_mirror_rejects_unusable_snapshot(tmp_path):
+    from qzhou_eval.runs.mirror import mirror_tasks
+
+    tasks = select_tasks(suite_tasks(ENG), ENG, include=["BIOSSES"])
+    with pytest.raises(ValueError, match="BIOSSES: the snapshot of .* is not usable offline \\(no README.md\\)"):
+        mirror_tasks(tasks, tmp_path, fetch=lambda repo, rev, dest: (dest / "x.txt").write_text("x"))
+    assert not (tmp_path / "BIOSSES").exists(), "a failed fetch must not look finished"
