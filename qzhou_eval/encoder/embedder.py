@@ -105,6 +105,7 @@ class Encoder:
         prefix: str | None = None,
         batch_size: int | None = None,
         show_progress: bool | None = None,
+        progress_desc: str = "Encoding",
     ) -> np.ndarray:
         """Embed ``texts``; one float32 row per input, in input order.
 
@@ -114,6 +115,7 @@ class Encoder:
             prefix: a ready-made prefix (what the mteb adapter passes); exclusive with ``instruction``.
             batch_size: overrides the encoder's batch size; results do not depend on it.
             show_progress: a progress bar; ``None`` shows one when logging is at INFO or lower.
+            progress_desc: the progress bar's label (the runner names the task and side).
 
         Returns:
             ``np.ndarray`` of shape ``(len(texts), embedding_dim)``, dtype float32.
@@ -151,13 +153,19 @@ class Encoder:
         else:
             vectors, pending = {}, [(t, None) for t in todo]
         if pending:
-            self._encode_pending(pending, vectors, batch_size, show_progress, first_row)
+            self._encode_pending(pending, vectors, batch_size, show_progress, first_row, progress_desc)
         for row, text in enumerate(inputs):
             out[row] = vectors[text]
         return out
 
     def _encode_pending(
-        self, pending, vectors: dict, batch_size: int, show_progress: bool | None, first_row: dict[str, int]
+        self,
+        pending,
+        vectors: dict,
+        batch_size: int,
+        show_progress: bool | None,
+        first_row: dict[str, int],
+        desc: str,
     ) -> None:
         texts = [t for t, _ in pending]
         tokens = tokenize(self.tokenizer, texts, self.options.max_length)
@@ -171,7 +179,7 @@ class Encoder:
         batches = list(length_sorted_batches([len(ids) for ids in tokens.input_ids], batch_size))
         if show_progress is None:
             show_progress = len(batches) > 1 and logging.getLogger("qzhou_eval").isEnabledFor(logging.INFO)
-        for rows in tqdm(batches, desc="Encoding", unit="batch", disable=not show_progress):
+        for rows in tqdm(batches, desc=desc, unit="batch", disable=not show_progress):
             embeddings = self._embed_batch(collate(self.tokenizer, tokens, rows))
             finite = torch.isfinite(embeddings).all(dim=1)
             if not finite.all():

@@ -98,4 +98,7 @@ class QZhouMtebModel(AbsEncoder):
         texts = [text for batch in inputs for text in batch["text"]]
         prefix = self.prefix_for(task_metadata.name, prompt_type)
         logger.debug("%s/%s %s: %d texts, prefix %r", task_metadata.name, hf_subset, prompt_type, len(texts), prefix)
-        return self.model.encode(texts, prefix=prefix, show_progress=kwargs.get("show_progress_bar"))
+        # mteb's show_progress_bar=False turns the bar off; otherwise it follows the log level.
+        show = None if kwargs.get("show_progress_bar", True) else False
+        side = getattr(prompt_type, "value", prompt_type) or "text"
+        return self.model.encode(texts, prefix=prefix, show_progress=show, progress_desc=f"{task_metadata.name} {side}")

@@ -140,7 +140,8 @@ def _evaluate(config, source, model_name, revision, instructions, pending, resul
         name = task.metadata.name
         hits0, misses0 = (cache.hits, cache.misses) if cache else (0, 0)
         t0 = time.monotonic()
-        result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True)
+        result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
+                               encode_kwargs={"batch_size": encoder.options.batch_size, "show_progress_bar": True})
         task_result = result.task_results[0]
         write_task_result(task_result, results_dir / f"{name}.json")
         wall = time.monotonic() - t0
