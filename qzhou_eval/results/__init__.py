@@ -1,0 +1,1 @@
+"""Result files -> leaderboard-exact scores. Reads JSON only: no model code, no GPU."""

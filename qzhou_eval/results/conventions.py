@@ -1,0 +1,83 @@
+"""Named split/subset conventions: which parts of a result file make up a task's score.
+
+``mteb`` is the installed mteb's own benchmark definition (each task's eval splits and subsets);
+the others are data files in ``conventions/``, e.g. ``leaderboard-2025-08``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import mteb
+
+from qzhou_eval.errors import InvalidOptionError
+
+_DATA = Path(__file__).resolve().parent / "conventions"
+MTEB_CONVENTION = "mteb"
+
+
+@dataclass(frozen=True)
+class TaskSelection:
+    """The splits and subsets (None = all in the file) that a task's score averages over."""
+
+    splits: tuple[str, ...]
+    subsets: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Convention:
+    name: str
+    description: str
+    benchmark: str
+    tasks: dict[str, TaskSelection]
+    task_types: dict[str, str]
+
+    def label(self) -> str:
+        return f"{self.name} ({self.description})"
+
+
+def available_conventions() -> list[str]:
+    return [MTEB_CONVENTION, *sorted(p.stem for p in _DATA.glob("*.json"))]
+
+
+def _benchmark(name: str):
+    try:
+        return mteb.get_benchmark(name)
+    except Exception as exc:
+        raise InvalidOptionError(f"unknown benchmark {name!r} ({exc}); e.g. 'MTEB(eng, v2)' or 'MTEB(cmn, v1)'") from exc
+
+
+def load_convention(name: str, benchmark: str) -> Convention:
+    """Resolve convention ``name`` for ``benchmark`` into per-task splits and subsets.
+
+    Raises:
+        InvalidOptionError: unknown convention or benchmark, or a convention that does not define the benchmark.
+    """
+    bench = _benchmark(benchmark)
+    tasks = list(bench.tasks)
+    types = {t.metadata.name: t.metadata.type for t in tasks}
+    if name == MTEB_CONVENTION:
+        selection = {
+            t.metadata.name: TaskSelection(tuple(t.metadata.eval_splits), tuple(t.hf_subsets)) for t in tasks
+        }
+        return Convention(name, f"benchmark definitions of the installed mteb {mteb.__version__}", benchmark, selection, types)
+    path = _DATA / f"{name}.json"
+    if not path.is_file():
+        raise InvalidOptionError.for_choice("convention", name, available_conventions())
+    data = json.loads(path.read_text(encoding="utf-8"))
+    spec = data.get("benchmarks", {}).get(benchmark)
+    if spec is None:
+        raise InvalidOptionError(
+            f"convention {name!r} does not define {benchmark!r}; it covers {sorted(data.get('benchmarks', {}))}"
+        )
+    default, overrides = spec.get("default", {}), spec.get("tasks", {})
+    selection = {}
+    for task in tasks:
+        rule = {**default, **overrides.get(task.metadata.name, {})}
+        splits = rule.get("splits", "metadata")
+        splits = tuple(task.metadata.eval_splits) if splits == "metadata" else tuple(splits)
+        subsets = rule.get("subsets")
+        selection[task.metadata.name] = TaskSelection(splits, tuple(subsets) if subsets else None)
+    return Convention(name, data.get("description", ""), benchmark, selection, types)
