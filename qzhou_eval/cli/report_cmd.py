@@ -1,0 +1,86 @@
+"""``qzhou-eval report``, ``compare`` and ``submit``: what users do with a finished run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.runs.suites import parse_list
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="leaderboard tables of runs against baselines (markdown, CSV, JSON, PNG)")
+    p.add_argument("run_dirs", nargs="*", help="run folders in mteb's results layout")
+    p.add_argument("--benchmark", required=True, help='"MTEB(eng, v2)" or "MTEB(cmn, v1)"')
+    p.add_argument("--baselines", default=None, help="results repository checkout (or its results/ folder) or mteb's cache")
+    p.add_argument("--models", default=None, help="comma list of org/name baselines, or 'all' (default with --baselines)")
+    p.add_argument("--convention", default="leaderboard-2025-08", help="split/subset convention: leaderboard-2025-08 | mteb")
+    p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
+    p.add_argument("--table", choices=("task-types", "tasks"), default="task-types")
+    p.add_argument("--reference", default=None, help="add delta columns against this model")
+    p.add_argument("--chart", default=None, help="also write a PNG chart of task-type scores here")
+    p.add_argument("--out", default=None, help="write the table to this file instead of stdout")
+    p.add_argument("--force", action="store_true", help="replace an existing --out/--chart file")
+    p.set_defaults(handler=run_report)
+
+    c = sub.add_parser("compare", help="per-task deltas NEW - BASE; exit 1 when a drop passes a threshold")
+    c.add_argument("base")
+    c.add_argument("new")
+    c.add_argument("--benchmark", default=None, help="default: the suite the tasks belong to")
+    c.add_argument("--convention", default="leaderboard-2025-08")
+    c.add_argument("--max-task-drop", type=float, default=1.0, help="points a single task may drop (default 1.0)")
+    c.add_argument("--max-mean-drop", type=float, default=0.3, help="points the mean may drop (default 0.3)")
+    c.set_defaults(handler=run_compare)
+
+    s = sub.add_parser("submit", help="write a run in the results-repository layout, validated with mteb")
+    s.add_argument("run_dir")
+    s.add_argument("--out", required=True, help="folder to write results/<org__model>/<revision>/ into")
+    s.add_argument("--benchmark", default=None)
+    s.add_argument("--allow-partial", action="store_true", help="submit a run that does not cover the whole suite")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(handler=run_submit)
+
+
+def _refuse_existing(path: str | None, force: bool) -> None:
+    if path and Path(path).exists() and not force:
+        raise InvalidOptionError(f"{path} exists; pass --force to replace it")
+
+
+def run_report(args) -> int:
+    from qzhou_eval.report.plots import task_type_chart
+    from qzhou_eval.report.tables import build_report, render
+    from qzhou_eval.runs.results_io import atomic_write_text
+
+    _refuse_existing(args.out, args.force)
+    _refuse_existing(args.chart, args.force)
+    models = parse_list(args.models) or None
+    report = build_report(args.run_dirs, args.benchmark, baselines=args.baselines, models=models,
+                          convention=args.convention, reference=args.reference)
+    text = render(report, args.format, args.table)
+    if args.out:
+        atomic_write_text(Path(args.out), text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    if args.chart:
+        print(f"wrote {task_type_chart(report, args.chart)}", file=sys.stderr)
+    return 0
+
+
+def run_compare(args) -> int:
+    from qzhou_eval.report.regression import compare_runs, render_comparison
+
+    result = compare_runs(args.base, args.new, benchmark=args.benchmark, convention=args.convention,
+                          max_task_drop=args.max_task_drop, max_mean_drop=args.max_mean_drop)
+    print(render_comparison(result), end="")
+    return 1 if result.flags else 0
+
+
+def run_submit(args) -> int:
+    from qzhou_eval.report.submission import submit
+
+    target = submit(args.run_dir, args.out, benchmark=args.benchmark, allow_partial=args.allow_partial,
+                    overwrite=args.overwrite)
+    print(f"wrote and validated {target}")
+    return 0

@@ -1,0 +1,1 @@
+"""Reports on finished runs: leaderboard tables, charts, regression gates and submissions."""

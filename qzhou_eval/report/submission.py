@@ -1,0 +1,63 @@
+"""submit RUN --out DIR: the results-repository layout, validated by loading it back with mteb."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qzhou_eval.errors import InvalidOptionError, QZhouEvalError
+from qzhou_eval.report.regression import detect_benchmark
+from qzhou_eval.results.runs import load_run_dir
+from qzhou_eval.runs.results_io import atomic_write_text
+from qzhou_eval.runs.suites import bundled_task_names
+
+
+class SubmissionError(QZhouEvalError):
+    """A run that cannot be submitted as it is."""
+
+
+def submit(run_dir: str | Path, out_dir: str | Path, *, benchmark: str | None = None,
+           allow_partial: bool = False, overwrite: bool = False) -> Path:
+    """Write ``<out>/results/<org__model>/<revision>/`` and return that folder.
+
+    Raises:
+        SubmissionError: several models or revisions, no model_meta.json, missing suite tasks (unless
+        ``allow_partial``), task files from mixed mteb versions, existing files (unless ``overwrite``),
+        or a layout mteb cannot load back.
+    """
+    models = load_run_dir(run_dir)
+    if len(models) != 1:
+        raise SubmissionError(f"{run_dir} holds {len(models)} models; submit one <org__model> folder at a time")
+    model = models[0]
+    revisions = {tf.path.parent for tf in model.tasks.values()}
+    if len(revisions) != 1:
+        raise SubmissionError(f"{model.name} has results in {len(revisions)} revision folders; point at one of them")
+    source = revisions.pop()
+    meta_file = source / "model_meta.json"
+    if not meta_file.is_file():
+        raise SubmissionError(f"{source} has no model_meta.json; the results repository requires it")
+    benchmark = benchmark or detect_benchmark(model)
+    missing = sorted(set(bundled_task_names(benchmark)) - set(model.tasks))
+    if missing and not allow_partial:
+        raise SubmissionError(f"the run lacks {len(missing)} task(s) of {benchmark}: {missing}; finish them or pass --allow-partial")
+    versions = {tf.mteb_version for tf in model.tasks.values()}
+    if len(versions) > 1:
+        raise SubmissionError(f"task files were produced by mixed mteb versions {sorted(map(str, versions))}; re-run them with one version")
+    target = Path(out_dir) / "results" / source.parent.name / source.name
+    files = [tf.path for tf in model.tasks.values()] + [meta_file]
+    clashes = [target / f.name for f in files if (target / f.name).exists()]
+    if clashes and not overwrite:
+        raise SubmissionError(f"{len(clashes)} file(s) already exist in {target} (e.g. {clashes[0].name}); pass --overwrite")
+    for f in files:
+        atomic_write_text(target / f.name, f.read_text(encoding="utf-8"))
+    _validate_with_mteb(Path(out_dir), model.name, sorted(model.tasks))
+    return target
+
+
+def _validate_with_mteb(out_dir: Path, model_name: str, tasks: list[str]) -> None:
+    import mteb
+
+    cache = mteb.ResultCache(out_dir)
+    loaded = cache.load_results(models=[model_name], tasks=tasks, require_model_meta=True, include_remote=False)
+    found = {tr.task_name for mr in loaded.model_results for tr in mr.task_results}
+    if set(tasks) - found:
+        raise SubmissionError(f"mteb could not load back {sorted(set(tasks) - found)} from {out_dir}")

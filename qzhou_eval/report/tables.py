@@ -1,0 +1,115 @@
+"""Build the task-type and per-task tables of runs against baselines, and render them."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.results.aggregate import (
+    BORDA,
+    COVERAGE,
+    MEAN_TASK,
+    MEAN_TYPE,
+    add_deltas,
+    score_frame,
+    task_type_table,
+)
+from qzhou_eval.results.conventions import Convention, load_convention
+from qzhou_eval.results.load import ModelResults, load_models
+from qzhou_eval.results.runs import load_run_dir
+
+FORMATS = ("markdown", "csv", "json")
+TABLES = ("task-types", "tasks")
+
+
+@dataclass
+class Report:
+    benchmark: str
+    convention: Convention
+    task_types: pd.DataFrame
+    tasks: pd.DataFrame
+    revisions: dict[str, dict[str, int]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def table(self, which: str) -> pd.DataFrame:
+        if which not in TABLES:
+            raise InvalidOptionError.for_choice("table", which, TABLES)
+        return self.task_types if which == "task-types" else self.tasks
+
+
+def build_report(
+    run_dirs: list[str | Path],
+    benchmark: str,
+    *,
+    baselines: str | Path | None = None,
+    models: list[str] | None = None,
+    convention: str = "leaderboard-2025-08",
+    reference: str | None = None,
+) -> Report:
+    """Runs first (in the order given), then the chosen baselines; ``models=None`` with baselines = all.
+
+    Raises:
+        InvalidOptionError / ResultFileError: unknown convention or benchmark, a folder not in mteb's
+        layout, an unreadable task file, or a baseline model that is not there (close names listed).
+    """
+    conv = load_convention(convention, benchmark)
+    task_names = list(conv.tasks)
+    entries: list[ModelResults] = []
+    sources: dict[str, str] = {}
+    for run_dir in run_dirs:
+        for model in load_run_dir(run_dir, task_names):
+            entries.append(model)
+            sources[model.name] = f"run {run_dir}"
+    if baselines is not None:
+        wanted = None if models in (None, ["all"]) else models
+        for model in load_models(Path(baselines), wanted, task_names):
+            if model.name in sources:
+                model.name = f"{model.name} (leaderboard)"
+            entries.append(model)
+            sources[model.name] = "baseline"
+    if not entries:
+        raise InvalidOptionError("nothing to report: give run folders and/or --baselines")
+    scores = score_frame(entries, conv)
+    summary = task_type_table(scores, conv)
+    per_task = scores.copy()
+    per_task.insert(0, COVERAGE, summary[COVERAGE])
+    per_task[MEAN_TASK] = summary[MEAN_TASK]
+    if reference:
+        summary = add_deltas(summary, reference, [c for c in summary.columns if c not in (COVERAGE, BORDA)])
+        per_task = add_deltas(per_task, reference, task_names + [MEAN_TASK])
+    return Report(benchmark, conv, summary, per_task, {m.name: m.revisions_used() for m in entries}, sources)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.2f}"
+    return str(value)
+
+
+def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> str:
+    """The chosen table as markdown (GitHub pipes), CSV or JSON; each states its convention."""
+    if fmt not in FORMATS:
+        raise InvalidOptionError.for_choice("format", fmt, FORMATS)
+    frame = report.table(which)
+    if fmt == "json":
+        rows = [{"model": name, **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}}
+                for name, row in frame.iterrows()]
+        return json.dumps({"benchmark": report.benchmark, "convention": report.convention.name,
+                           "convention_description": report.convention.description, "table": which,
+                           "revisions": report.revisions, "rows": rows}, indent=2, ensure_ascii=False, default=str)
+    shown = frame.map(_fmt)
+    shown.index.name = "model"
+    if fmt == "csv":
+        shown = shown.reset_index()
+        shown.insert(1, "convention", report.convention.name)
+        return shown.to_csv(index=False)
+    lines = [f"**{report.benchmark}** — {which} table, convention `{report.convention.name}`: "
+             f"{report.convention.description}", "", shown.reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True), ""]
+    lines.append("Revisions used (tasks per revision folder): " + "; ".join(
+        f"{name}: " + ", ".join(f"{rev} ({n})" for rev, n in revs.items()) for name, revs in report.revisions.items() if revs))
+    return "\n".join(lines) + "\n"
