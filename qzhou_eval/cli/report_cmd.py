@@ -50,7 +50,7 @@ def _refuse_existing(path: str | None, force: bool) -> None:
 def run_report(args) -> int:
     from qzhou_eval.report.plots import task_type_chart
     from qzhou_eval.report.tables import build_report, render
-    from qzhou_eval.runs.results_io import atomic_write_text
+    from qzhou_eval._atomic import atomic_write_text
 
     _refuse_existing(args.out, args.force)
     _refuse_existing(args.chart, args.force)

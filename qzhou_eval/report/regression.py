@@ -13,7 +13,7 @@ from qzhou_eval.results.aggregate import score_frame
 from qzhou_eval.results.conventions import load_convention
 from qzhou_eval.results.load import ModelResults
 from qzhou_eval.results.runs import load_run_dir
-from qzhou_eval.runs.suites import SUITES, bundled_task_names
+from qzhou_eval.benchmarks import SUITES, bundled_task_names
 
 
 @dataclass

@@ -7,8 +7,8 @@ from pathlib import Path
 from qzhou_eval.errors import InvalidOptionError, QZhouEvalError
 from qzhou_eval.report.regression import detect_benchmark
 from qzhou_eval.results.runs import load_run_dir
-from qzhou_eval.runs.results_io import atomic_write_text
-from qzhou_eval.runs.suites import bundled_task_names
+from qzhou_eval._atomic import atomic_write_text
+from qzhou_eval.benchmarks import bundled_task_names
 
 
 class SubmissionError(QZhouEvalError):

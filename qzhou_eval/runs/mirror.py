@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from qzhou_eval.runs.offline import _check_folder
-from qzhou_eval.runs.results_io import atomic_write_json
+from qzhou_eval._atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from qzhou_eval.errors import InvalidOptionError
 
-SUITES = ("MTEB(eng, v2)", "MTEB(cmn, v1)")
+from qzhou_eval.benchmarks import SUITES, bundled_task_names  # noqa: F401  (re-exported)
 
 
 def suite_tasks(benchmark: str) -> list:
@@ -94,14 +94,3 @@ def shard(tasks: Sequence, spec: tuple[int, int] | None) -> list:
     """The tasks of shard ``spec``: shards are disjoint and their union is the whole list."""
     keep = shard_names([t.metadata.name for t in tasks], spec)
     return [task for task in tasks if task.metadata.name in keep]
-
-
-def bundled_task_names(benchmark: str) -> list[str]:
-    """The suite's task names from the bundled protocol file, without importing mteb.
-
-    The bundled files cover exactly the tasks mteb lists for each suite (a test holds them equal),
-    so cheap decisions (``--only_available``, "is everything finished?") need no mteb import.
-    """
-    from qzhou_eval.instructions.registry import load_benchmark_instructions
-
-    return sorted(load_benchmark_instructions(benchmark).tasks)

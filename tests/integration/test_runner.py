@@ -74,16 +74,6 @@ def _config(minilm_path, shared_dir, out, **kw):
     return RunConfig(**{**base, **kw})
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, minilm_path, shared_dir):
-    out = tmp_path_factory.mktemp("run")
-    t0 = time.monotonic()
-    code = main_for_benchmark(ENG, ["--model_name_or_path", minilm_path, "--model_name", "sentence-transformers/all-MiniLM-L6-v2",
-                                    "--data_dir", str(shared_dir / "mteb-data"), "--tasks", "STSBenchmark",
-                                    "--output_dir", str(out), "--batch_size", "8"])
-    return out, code, time.monotonic() - t0
-
-
 def test_real_task_end_to_end_and_skip(finished_run, minilm_path, shared_dir, capsys):
     out, code, _ = finished_run
     assert code == 0

@@ -1,0 +1,34 @@
+"""Reporting on a fresh runner run, and submitting it through mteb's own result classes."""
+
+import pytest
+
+from qzhou_eval.cli.main import main
+from qzhou_eval.report.submission import SubmissionError, submit
+
+
+def test_report_on_a_fresh_run(finished_run, shared_dir, tmp_path, capsys):
+    out, code, _ = finished_run
+    assert code == 0
+    chart = tmp_path / "chart.png"
+    assert main(["report", str(out), "--benchmark", "MTEB(eng, v2)", "--baselines",
+                 str(shared_dir / "leaderboard-results" / "results"), "--models",
+                 "sentence-transformers/all-MiniLM-L6-v2,BAAI/bge-small-en-v1.5", "--table", "tasks",
+                 "--reference", "sentence-transformers/all-MiniLM-L6-v2 (leaderboard)", "--chart", str(chart)]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("| sentence-transformers/all-MiniLM-L6-v2 "))
+    assert "| 1/41 " in row and "| 82.03 " in row
+    assert chart.stat().st_size > 10_000 and chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_submit_round_trip_and_refusals(finished_run, shared_dir, tmp_path):
+    out, _, _ = finished_run
+    with pytest.raises(SubmissionError, match=r"lacks 40 task\(s\) of MTEB\(eng, v2\)"):
+        submit(out, tmp_path / "sub")
+    target = submit(out, tmp_path / "sub", allow_partial=True)
+    assert (target / "STSBenchmark.json").is_file() and (target / "model_meta.json").is_file()
+    assert target.parts[-3:-1] == ("results", "sentence-transformers__all-MiniLM-L6-v2")
+    with pytest.raises(SubmissionError, match="already exist"):
+        submit(out, tmp_path / "sub", allow_partial=True)
+    leaderboard = shared_dir / "leaderboard-results" / "results" / "sentence-transformers__all-MiniLM-L6-v2"
+    with pytest.raises(SubmissionError, match="mixed mteb versions"):
+        submit(leaderboard, tmp_path / "sub2", allow_partial=True)
