@@ -80,12 +80,16 @@ def _legacy_scores(path: Path) -> dict | None:
 
 
 def results_root(path: Path) -> Path:
-    """Accept a results repository checkout, mteb's cache folder, or the results folder itself."""
+    """Accept a results repository checkout (its ``results/``), mteb's cache folder (``results/`` or
+    ``remote/results/``), or a folder of ``<org__model>`` folders itself."""
     path = Path(path)
     if not path.is_dir():
         raise ResultFileError(f"results folder {str(path)!r} does not exist")
-    if (path / "results").is_dir() and not any(p.name.count("__") for p in path.iterdir() if p.is_dir()):
-        return path / "results"
+    if any("__" in p.name for p in path.iterdir() if p.is_dir()):
+        return path
+    for candidate in (path / "results", path / "remote" / "results"):
+        if candidate.is_dir() and any("__" in p.name for p in candidate.iterdir() if p.is_dir()):
+            return candidate
     return path
 
 
