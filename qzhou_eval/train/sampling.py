@@ -1,0 +1,135 @@
+"""Data grouping: every batch from one dataset, datasets drawn with probability proportional to n^alpha.
+
+Stage 2 of the recipe fixes the retrieval group's total share (0.72 published) and shares the rest
+among the other datasets, each group weighted by n^alpha inside. Each dataset is read sequentially
+with a remembered position, so a run resumed from a checkpoint continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qzhou_eval.errors import InvalidOptionError
+
+
+def dataset_weights(
+    sizes: Mapping[str, int],
+    alpha: float,
+    retrieval: Sequence[str] | None = None,
+    retrieval_ratio: float | None = None,
+) -> dict[str, float]:
+    """Sampling probability of each dataset.
+
+    Args:
+        sizes: dataset name -> number of rows.
+        alpha: exponent; 1 = proportional to size, 0 = uniform, 0.5 as gte/mgte.
+        retrieval: names of the retrieval group (stage 2).
+        retrieval_ratio: total probability of that group (0.72 published); the rest goes to the others.
+
+    Returns:
+        name -> probability, summing to 1.
+
+    Raises:
+        InvalidOptionError: empty or non-positive sizes, alpha < 0, a ratio outside (0, 1), unknown
+        retrieval names, or a ratio given with an empty group on either side.
+
+    Example:
+        >>> dataset_weights({"a": 100, "b": 25}, alpha=0.5)
+        {'a': 0.6666666666666666, 'b': 0.3333333333333333}
+    """
+    if not sizes:
+        raise InvalidOptionError("dataset_weights needs at least one dataset")
+    bad = {name: n for name, n in sizes.items() if not isinstance(n, (int, np.integer)) or n <= 0}
+    if bad:
+        raise InvalidOptionError(f"dataset sizes must be positive integers; got {bad} (an empty dataset cannot be sampled)")
+    if alpha < 0:
+        raise InvalidOptionError(f"alpha must be >= 0, got {alpha}")
+    powered = {name: float(n) ** alpha for name, n in sizes.items()}
+
+    def normalised(names: Sequence[str], total: float) -> dict[str, float]:
+        mass = sum(powered[n] for n in names)
+        return {n: total * powered[n] / mass for n in names}
+
+    if retrieval_ratio is None:
+        return normalised(list(sizes), 1.0)
+    if not 0.0 < retrieval_ratio < 1.0:
+        raise InvalidOptionError(f"retrieval_ratio must be in (0, 1), got {retrieval_ratio}")
+    group = list(retrieval or [])
+    unknown = sorted(set(group) - set(sizes))
+    if unknown:
+        raise InvalidOptionError(f"retrieval names {unknown} are not among the datasets {sorted(sizes)}")
+    others = [n for n in sizes if n not in set(group)]
+    if not group or not others:
+        raise InvalidOptionError(
+            "retrieval_ratio needs datasets both inside and outside the retrieval group "
+            f"(retrieval={group}, others={others})"
+        )
+    return {**normalised(group, retrieval_ratio), **normalised(others, 1.0 - retrieval_ratio)}
+
+
+@dataclass
+class GroupedSamplerState:
+    """What a resumed run needs: per-dataset read positions, batches drawn, the RNG state."""
+
+    positions: dict[str, int] = field(default_factory=dict)
+    step: int = 0
+    rng: dict | None = None
+
+
+class GroupedBatches:
+    """Yields (dataset name, row indices) batches: one dataset per batch, read sequentially.
+
+    A dataset is drawn by ``weights``; its next ``batch_size`` rows are taken from its remembered
+    position, wrapping to the start when it runs out. ``state_dict``/``load_state_dict`` resume exactly.
+
+    Raises:
+        InvalidOptionError: a batch larger than a dataset (grouped mode needs whole batches).
+    """
+
+    def __init__(self, sizes: Mapping[str, int], weights: Mapping[str, float], batch_size: int, seed: int = 0) -> None:
+        if batch_size <= 0:
+            raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
+        too_small = {n: s for n, s in sizes.items() if s < batch_size}
+        if too_small:
+            raise InvalidOptionError(
+                f"batch size {batch_size} is larger than dataset(s) {too_small}; in grouped mode every batch comes "
+                "from one dataset, so lower the batch size or drop/merge those datasets"
+            )
+        missing = set(sizes) ^ set(weights)
+        if missing:
+            raise InvalidOptionError(f"sizes and weights name different datasets: {sorted(missing)}")
+        self.names = list(sizes)
+        self.sizes = dict(sizes)
+        self.probabilities = np.array([weights[n] for n in self.names], dtype=np.float64)
+        self.probabilities /= self.probabilities.sum()
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.state = GroupedSamplerState(positions={n: 0 for n in self.names})
+
+    def next_batch(self) -> tuple[str, list[int]]:
+        name = self.names[int(self.rng.choice(len(self.names), p=self.probabilities))]
+        start, size = self.state.positions[name], self.sizes[name]
+        rows = [(start + i) % size for i in range(self.batch_size)]
+        self.state.positions[name] = (start + self.batch_size) % size
+        self.state.step += 1
+        return name, rows
+
+    def take(self, steps: int) -> Iterator[tuple[str, list[int]]]:
+        for _ in range(steps):
+            yield self.next_batch()
+
+    def state_dict(self) -> dict:
+        return {"positions": dict(self.state.positions), "step": self.state.step,
+                "rng": self.rng.bit_generator.state, "names": list(self.names), "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("names") != self.names or state.get("batch_size") != self.batch_size:
+            raise InvalidOptionError(
+                "the checkpoint's sampler was built for other datasets or batch size "
+                f"({state.get('names')}, {state.get('batch_size')}); resume with the same config"
+            )
+        self.state = GroupedSamplerState(positions=dict(state["positions"]), step=int(state["step"]))
+        self.rng.bit_generator.state = state["rng"]
