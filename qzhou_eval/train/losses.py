@@ -1,0 +1,94 @@
+"""The recipe's losses as functions of embeddings (SPEC 3), plus cross-rank gathering.
+
+- ``info_nce``: the positive against all in-batch documents (positives and hard negatives of every
+  row) and the other in-batch queries (the gte-style query-query term), cosine / temperature 0.02;
+  with ``labels``, in-batch candidates of the query's own label are masked out (classification rows).
+- ``cosent``: every pair of pairs with a higher gold score must get the higher cosine (scale 20).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+INFO_NCE_TEMPERATURE = 0.02
+COSENT_SCALE = 20.0
+
+
+def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Concatenate ``x`` from all ranks; gradients flow to the local part. Returns (all, offset of local rows)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    rank = dist.get_rank()
+    parts[rank] = x
+    return torch.cat(parts, dim=0), rank * x.shape[0]
+
+
+def info_nce(
+    queries: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor | None = None,
+    *,
+    temperature: float = INFO_NCE_TEMPERATURE,
+    query_negatives: bool = True,
+    labels: torch.Tensor | None = None,
+    gather: bool = True,
+) -> torch.Tensor:
+    """InfoNCE over in-batch documents (+ hard negatives) and in-batch queries.
+
+    Args:
+        queries: [B, D]; positives: [B, D]; negatives: [B, K, D] hard negatives or None.
+        temperature: logits are cosine / temperature.
+        query_negatives: add the other in-batch queries as negatives.
+        labels: [B] class ids; candidates whose label equals the query's are masked (not the positive).
+        gather: in a multi-process run, take candidates from every rank.
+
+    Returns:
+        Scalar mean loss over the local queries.
+    """
+    q = F.normalize(queries, dim=-1)
+    docs = F.normalize(positives, dim=-1)
+    batch = q.shape[0]
+    all_docs, offset = gather_with_grad(docs) if gather else (docs, 0)
+    all_q, _ = gather_with_grad(q) if gather else (q, 0)
+    all_labels = None
+    if labels is not None:
+        all_labels, _ = gather_with_grad(labels) if gather else (labels, 0)
+    candidates = [q @ all_docs.T]
+    masks = []
+    targets = torch.arange(batch, device=q.device) + offset
+    rows = torch.arange(batch, device=q.device)
+    if all_labels is not None:
+        same = labels[:, None] == all_labels[None, :]
+        same[rows, targets] = False  # keep the positive
+        masks.append(same)
+    else:
+        masks.append(torch.zeros(batch, all_docs.shape[0], dtype=torch.bool, device=q.device))
+    if negatives is not None:
+        neg = F.normalize(negatives.reshape(-1, negatives.shape[-1]), dim=-1)
+        all_neg, _ = gather_with_grad(neg) if gather else (neg, 0)
+        candidates.append(q @ all_neg.T)
+        masks.append(torch.zeros(batch, all_neg.shape[0], dtype=torch.bool, device=q.device))
+    if query_negatives:
+        candidates.append(q @ all_q.T)
+        self_mask = torch.zeros(batch, all_q.shape[0], dtype=torch.bool, device=q.device)
+        self_mask[rows, targets] = True  # a query is not its own negative
+        if all_labels is not None:
+            self_mask |= labels[:, None] == all_labels[None, :]
+        masks.append(self_mask)
+    logits = torch.cat(candidates, dim=1) / temperature
+    logits = logits.masked_fill(torch.cat(masks, dim=1), float("-inf"))
+    return F.cross_entropy(logits, targets)
+
+
+def cosent(emb_a: torch.Tensor, emb_b: torch.Tensor, scores: torch.Tensor, *, scale: float = COSENT_SCALE) -> torch.Tensor:
+    """CoSENT: log(1 + sum over (i, j) with score_i > score_j of exp(scale * (cos_j - cos_i)))."""
+    cos = F.cosine_similarity(emb_a, emb_b, dim=-1) * scale
+    diff = cos[None, :] - cos[:, None]  # diff[i, j] = cos_j - cos_i
+    keep = scores[:, None] > scores[None, :]
+    diff = diff.masked_fill(~keep, float("-inf"))
+    zero = torch.zeros(1, device=diff.device, dtype=diff.dtype)
+    return torch.logsumexp(torch.cat([zero, diff.flatten()]), dim=0)
