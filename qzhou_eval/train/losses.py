@@ -17,14 +17,21 @@ COSENT_SCALE = 20.0
 
 
 def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Concatenate ``x`` from all ranks; gradients flow to the local part. Returns (all, offset of local rows)."""
+    """Concatenate ``x`` from all ranks, differentiably; returns (all rows, offset of the local rows).
+
+    Gradients flow back to every rank's tensor (autograd all_gather), so with DDP's gradient averaging
+    the update equals that of one process holding the whole global batch.
+    """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x, 0
-    parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    rank = dist.get_rank()
-    parts[rank] = x
-    return torch.cat(parts, dim=0), rank * x.shape[0]
+    from torch.distributed.nn.functional import all_gather
+
+    if not x.is_floating_point():  # labels / scores without gradients
+        parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+    else:
+        parts = list(all_gather(x.contiguous()))
+    return torch.cat(parts, dim=0), dist.get_rank() * x.shape[0]
 
 
 def info_nce(
@@ -84,8 +91,17 @@ def info_nce(
     return F.cross_entropy(logits, targets)
 
 
-def cosent(emb_a: torch.Tensor, emb_b: torch.Tensor, scores: torch.Tensor, *, scale: float = COSENT_SCALE) -> torch.Tensor:
-    """CoSENT: log(1 + sum over (i, j) with score_i > score_j of exp(scale * (cos_j - cos_i)))."""
+def cosent(
+    emb_a: torch.Tensor, emb_b: torch.Tensor, scores: torch.Tensor, *, scale: float = COSENT_SCALE, gather: bool = True
+) -> torch.Tensor:
+    """CoSENT: log(1 + sum over (i, j) with score_i > score_j of exp(scale * (cos_j - cos_i))).
+
+    With ``gather`` in a multi-process run, the pairs of every rank enter the ranking.
+    """
+    if gather:
+        emb_a, _ = gather_with_grad(emb_a)
+        emb_b, _ = gather_with_grad(emb_b)
+        scores, _ = gather_with_grad(scores.detach())
     cos = F.cosine_similarity(emb_a, emb_b, dim=-1) * scale
     diff = cos[None, :] - cos[:, None]  # diff[i, j] = cos_j - cos_i
     keep = scores[:, None] > scores[None, :]
