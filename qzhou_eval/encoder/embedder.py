@@ -18,7 +18,8 @@ from qzhou_eval.errors import EmbeddingError, InvalidOptionError
 from qzhou_eval.instructions.registry import format_instruction
 from qzhou_eval.modeling.loading import LoadedModel
 from qzhou_eval.modeling.mrl import truncate_and_normalize
-from qzhou_eval.modeling.pooling import Pooling, pool
+from qzhou_eval.modeling.forward import pooled_states
+from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.token_prepend import TokenPrepending
 
@@ -197,20 +198,7 @@ class Encoder:
     @torch.inference_mode()
     def _embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         batch = {k: v.to(self._device) for k, v in batch.items()}
-        mask = batch["attention_mask"]
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": mask}
-        if self.loaded.accepts_token_type_ids and "token_type_ids" in batch:
-            inputs["token_type_ids"] = batch["token_type_ids"]
-        if self.loaded.absolute_positions:
-            # Left padding would shift a learned position table; start each row at 0 on its first real token.
-            inputs["position_ids"] = (mask.long().cumsum(dim=-1) - 1).clamp(min=0)
-        if self._token_prepending is not None:
-            with self._token_prepending.batch(inputs["input_ids"], mask):
-                output = self.model(**inputs)
-        else:
-            output = self.model(**inputs)
-        hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
-        pooled = pool(hidden, mask, self.options.pooling)
+        pooled = pooled_states(self.loaded, batch, self.options.pooling, self._token_prepending)
         return self._head(pooled)
 
     def _head(self, pooled: torch.Tensor) -> torch.Tensor:
