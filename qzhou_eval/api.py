@@ -119,7 +119,7 @@ def load_encoder(
     pooling_mode = Pooling.from_str(_pick(pooling, preset_options, "pooling", layout.pooling if layout else None))
     template = check_template(_pick(prompt_template, preset_options, "prompt_template"))
     use_tp = bool(_pick(token_prepending, preset_options, "token_prepending"))
-    bidi = _pick(bidirectional, preset_options, "bidirectional")
+    bidi = _pick(bidirectional, preset_options, "bidirectional", layout.bidirectional if layout else None)
     if bidi not in (None, True, False):
         raise InvalidOptionError(f"bidirectional must be True, False or None, got {bidi!r}")
     if use_tp and (template is None or TOKEN_PREPENDING_PLACEHOLDER not in template):

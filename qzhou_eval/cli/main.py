@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Callable
 
-from qzhou_eval.cli import encode_cmd, instructions_cmd, mirror_cmd, report_cmd, run_cmd
+from qzhou_eval.cli import encode_cmd, instructions_cmd, mirror_cmd, report_cmd, run_cmd, train_cmd
 from qzhou_eval.errors import QZhouEvalError
 
-_COMMANDS = (run_cmd, report_cmd, instructions_cmd, mirror_cmd, encode_cmd)
+_COMMANDS = (run_cmd, report_cmd, train_cmd, instructions_cmd, mirror_cmd, encode_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ class SentenceTransformerLayout:
     normalize: bool = False
     max_seq_length: int | None = None
     matryoshka_dims: list[int] | None = None
+    bidirectional: bool | None = None  # set by checkpoints that qzhou-eval's trainer wrote
 
 
 def _module_kind(entry: dict) -> str:
@@ -99,4 +100,6 @@ def read_layout(source: ModelSource) -> SentenceTransformerLayout | None:
     top = source.read_json("config_sentence_transformers.json")
     if isinstance(top, dict) and top.get("matryoshka_dims"):
         layout.matryoshka_dims = [int(d) for d in top["matryoshka_dims"]]
+    if isinstance(top, dict) and isinstance(top.get("qzhou_eval"), dict):
+        layout.bidirectional = top["qzhou_eval"].get("bidirectional") or None
     return layout

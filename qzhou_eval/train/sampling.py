@@ -89,13 +89,19 @@ class GroupedBatches:
         InvalidOptionError: a batch larger than a dataset (grouped mode needs whole batches).
     """
 
-    def __init__(self, sizes: Mapping[str, int], weights: Mapping[str, float], batch_size: int, seed: int = 0) -> None:
-        if batch_size <= 0:
-            raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
-        too_small = {n: s for n, s in sizes.items() if s < batch_size}
+    def __init__(
+        self, sizes: Mapping[str, int], weights: Mapping[str, float], batch_size: int | Mapping[str, int], seed: int = 0
+    ) -> None:
+        self.batch_sizes = (
+            {n: int(batch_size[n]) for n in sizes} if isinstance(batch_size, Mapping) else {n: int(batch_size) for n in sizes}
+        )
+        if any(b <= 0 for b in self.batch_sizes.values()):
+            raise InvalidOptionError(f"batch sizes must be positive, got {self.batch_sizes}")
+        too_small = {n: s for n, s in sizes.items() if s < self.batch_sizes[n]}
         if too_small:
+            sizes_note = batch_size if not isinstance(batch_size, Mapping) else {n: self.batch_sizes[n] for n in too_small}
             raise InvalidOptionError(
-                f"batch size {batch_size} is larger than dataset(s) {too_small}; in grouped mode every batch comes "
+                f"batch size {sizes_note} is larger than dataset(s) {too_small}; in grouped mode every batch comes "
                 "from one dataset, so lower the batch size or drop/merge those datasets"
             )
         missing = set(sizes) ^ set(weights)
@@ -105,15 +111,15 @@ class GroupedBatches:
         self.sizes = dict(sizes)
         self.probabilities = np.array([weights[n] for n in self.names], dtype=np.float64)
         self.probabilities /= self.probabilities.sum()
-        self.batch_size = batch_size
+        self.batch_size = batch_size if not isinstance(batch_size, Mapping) else dict(self.batch_sizes)
         self.rng = np.random.default_rng(seed)
         self.state = GroupedSamplerState(positions={n: 0 for n in self.names})
 
     def next_batch(self) -> tuple[str, list[int]]:
         name = self.names[int(self.rng.choice(len(self.names), p=self.probabilities))]
-        start, size = self.state.positions[name], self.sizes[name]
-        rows = [(start + i) % size for i in range(self.batch_size)]
-        self.state.positions[name] = (start + self.batch_size) % size
+        start, size, count = self.state.positions[name], self.sizes[name], self.batch_sizes[name]
+        rows = [(start + i) % size for i in range(count)]
+        self.state.positions[name] = (start + count) % size
         self.state.step += 1
         return name, rows
 

@@ -34,6 +34,17 @@ def _records(path: Path) -> Iterable[tuple[str, Any]]:
         raise InvalidOptionError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .jsonl.gz or .parquet")
 
 
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Raw records of a JSONL/Parquet file (for the source-shape transforms)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidOptionError(f"training data file {str(path)!r} does not exist")
+    records = [record for _, record in _records(path)]
+    if not records:
+        raise InvalidOptionError(f"{path} holds no rows; an empty dataset cannot be trained on")
+    return records
+
+
 def read_rows(source: str | Path | Any, kind: str | DataKind, dataset: str | None = None, instruction: str | None = None) -> list:
     """Rows of ``kind`` from a file path or an in-memory ``datasets.Dataset``.
 

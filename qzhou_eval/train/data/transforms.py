@@ -109,3 +109,12 @@ def classification_examples(rows: list[ClassificationRow], *, negatives: int = 4
     if skipped:
         logger.warning("%d classification text(s) skipped: their label has no other example to be a positive", skipped)
     return out
+
+
+# Raw-shape transforms a config may name (DatasetSpec.transform).
+TRANSFORMS = {
+    "title_to_body": title_to_body,
+    "claim_to_evidence": claim_to_evidence,
+    "qa_pairs": qa_pairs,
+    "pair_scores": pair_scores,
+}

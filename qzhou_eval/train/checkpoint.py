@@ -1,0 +1,43 @@
+"""Write the trained model as a sentence-transformers folder that ``load_encoder`` and the runners read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qzhou_eval.train.config import TrainConfig
+
+_POOLING_KEYS = {"mean": "pooling_mode_mean_tokens", "last": "pooling_mode_lasttoken", "cls": "pooling_mode_cls_token"}
+
+
+def save_embedding_checkpoint(model, out: str | Path, config: TrainConfig) -> Path:
+    """Backbone + tokenizer at the root, Pooling and Normalize modules, and the recipe's instructions."""
+    out = Path(out)
+    encoder = model.encoder
+    model.backbone.save_pretrained(out)
+    encoder.tokenizer.save_pretrained(out)
+    pooling = encoder.options.pooling.value
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if config.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (out / "modules.json").write_text(json.dumps(modules, indent=2))
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    pooling_config = {"word_embedding_dimension": encoder.loaded.hidden_size, "include_prompt": True}
+    pooling_config.update({key: name == pooling for name, key in _POOLING_KEYS.items()})
+    (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2))
+    if config.normalize:
+        (out / "2_Normalize").mkdir(exist_ok=True)
+    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": config.passage_max_length,
+                                                               "do_lower_case": False}, indent=2))
+    st_config = {
+        "similarity_fn_name": "cosine",
+        "qzhou_eval": {"bidirectional": bool(config.bidirectional), "instructions": {
+            d.name: d.instruction for d in config.datasets if d.instruction}},
+    }
+    if config.matryoshka_dims:
+        st_config["matryoshka_dims"] = list(config.matryoshka_dims)
+    (out / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=2))
+    return out

