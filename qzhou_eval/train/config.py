@@ -125,6 +125,8 @@ class TrainConfig:
                 {**d, "path": str((path.parent / d["path"]).resolve()) if not Path(d["path"]).is_absolute() else d["path"]}
                 for d in data.get(key, [])
             ]
+        if data.get("deepspeed") and not Path(data["deepspeed"]).is_absolute():
+            data["deepspeed"] = str((path.parent / data["deepspeed"]).resolve())
         try:
             return cls(**data)
         except TypeError as exc:

@@ -61,3 +61,18 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
         _check_resume(changed, out)
     longer = TrainConfig.from_file(_write(tmp_path, BASE), [f"output_dir={out}", "max_steps=50"])
     assert _check_resume(longer, out) is True, "a longer run of the same config may resume"
+
+
+def test_published_7b_recipe_configs():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "reproducibility" / "train"
+    s1 = TrainConfig.from_file(root / "qzhou-7b-stage1.yaml")
+    s2 = TrainConfig.from_file(root / "qzhou-7b-stage2.yaml")
+    assert (s1.stage, s1.learning_rate, s1.max_steps, s1.warmup_steps) == (1, 3e-5, 32000, 300)
+    assert (s2.stage, s2.learning_rate, s2.max_steps, s2.retrieval_share) == (2, 2e-5, 8000, 0.72)
+    for c in (s1, s2):
+        assert (c.batch_size, c.hard_negatives, c.temperature, c.weight_decay) == (256, 4, 0.02, 0.01)
+        assert (c.query_max_length, c.passage_max_length, c.bidirectional) == (256, 1536, True)
+        assert Path(c.deepspeed).is_file() and c.gradient_checkpointing
+    assert s2.pair_batch_size == 768 and s2.model == "runs/train/qzhou-7b-stage1"
