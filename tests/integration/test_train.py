@@ -50,7 +50,7 @@ def test_tiny_bidirectional_qwen_trains_on_a_grouped_mix(tiny_qwen2, mix_data, t
                   {"name": "cls", "path": mix_data["classification"], "kind": "classification", "instruction": "Classify the intent"}],
         batch_size=16, pair_batch_size=32, hard_negatives=2, max_steps=40, learning_rate=1e-3, warmup_steps=2,
         bidirectional=True, pooling="mean", logging_steps=1, save_steps=1000, query_max_length=48,
-        passage_max_length=64, seed=0,
+        passage_max_length=64, seed=0, matryoshka_dims=[64, 128], gradient_checkpointing=True,
     )
     out = train(config)
     log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
@@ -68,6 +68,7 @@ def test_tiny_bidirectional_qwen_trains_on_a_grouped_mix(tiny_qwen2, mix_data, t
     assert encoder.options.bidirectional is True and encoder.options.pooling.value == "mean"
     vectors = encoder.encode(["a man plays a guitar", "someone is playing music"])
     assert vectors.shape == (2, 128) and np.isfinite(vectors).all()
+    assert load_encoder(str(out), dim=64).encode(["a"]).shape == (1, 64), "the Matryoshka dims are declared"
 
 
 def test_batch_larger_than_a_dataset_fails_before_training(tiny_qwen2, mix_data, tmp_path):
