@@ -60,7 +60,7 @@ class Collator:
             groups.append((negatives, d_prefix, self.passage_max_length))
         out = {"kind": kind, "features": self._encode(groups), "counts": [len(queries), len(positives), len(negatives)],
                "hard_negatives": k}
-        if symmetric:
+        if symmetric and rows[0].get("loss", "info_nce_label_mask") == "info_nce_label_mask":
             labels = {lab: i for i, lab in enumerate(dict.fromkeys(str(r["label"]) for r in rows))}
             out["labels"] = torch.tensor([labels[str(r["label"])] for r in rows])
         return out

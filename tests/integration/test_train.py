@@ -104,3 +104,17 @@ def test_minilm_cosent_recipe_lifts_sts_one_and_two_processes(tmp_path):
     print(f"STSBenchmark: untrained 82.03, trained {trained:.2f}, trained on 2 processes {distributed:.2f}")
     assert trained >= 82.03 + 1.5
     assert abs(distributed - trained) <= 0.3
+
+
+def test_resume_continues_from_the_checkpoint(tiny_qwen2, mix_data, tmp_path):
+    def config(steps):
+        return TrainConfig(model=str(tiny_qwen2), output_dir=str(tmp_path / "run"), stage=1, max_steps=steps,
+                           datasets=[{"name": "retr", "path": mix_data["retrieval"], "kind": "retrieval"}],
+                           batch_size=8, hard_negatives=1, logging_steps=1, save_steps=3, warmup_steps=0,
+                           query_max_length=32, passage_max_length=32, learning_rate=1e-3)
+
+    train(config(3))
+    train(config(5))  # same config, longer: resumes from checkpoint-3
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == [1, 2, 3, 4, 5], f"the resumed run must continue at step 4, logged {steps}"

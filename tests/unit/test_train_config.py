@@ -76,3 +76,12 @@ def test_published_7b_recipe_configs():
         assert (c.query_max_length, c.passage_max_length, c.bidirectional) == (256, 1536, True)
         assert Path(c.deepspeed).is_file() and c.gradient_checkpointing
     assert s2.pair_batch_size == 768 and s2.model == "runs/train/qzhou-7b-stage1"
+
+
+def test_loss_per_kind(tmp_path):
+    config = TrainConfig.from_file(_write(tmp_path, BASE))
+    assert config.datasets[0].loss == "cosent"
+    with pytest.raises(InvalidOptionError, match="'info_nce' is not a valid loss for pair dataset 'stsb'"):
+        TrainConfig.from_file(_write(tmp_path, BASE.replace("kind: pair}", "kind: pair, loss: info_nce}")))
+    with pytest.raises(InvalidOptionError, match="'triplet' is not a valid loss"):
+        TrainConfig.from_file(_write(tmp_path, BASE.replace("kind: pair}", "kind: pair, loss: triplet}")))
