@@ -86,6 +86,11 @@ class Encoder:
         return self.loaded.model
 
     @property
+    def formatter(self) -> InputFormatter:
+        """Prefix + 'Null' + template formatting (training formats its texts with the same object)."""
+        return self._formatter
+
+    @property
     def token_prepending(self) -> TokenPrepending | None:
         """The Token Prepending hooks in use, if any (training runs the same forward)."""
         return self._token_prepending

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qzhou_eval.errors import InvalidOptionError, QZhouEvalError
+from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.report.regression import detect_benchmark
 from qzhou_eval.results.runs import load_run_dir
 from qzhou_eval._atomic import atomic_write_text

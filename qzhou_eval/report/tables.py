@@ -14,7 +14,6 @@ from qzhou_eval.results.aggregate import (
     BORDA,
     COVERAGE,
     MEAN_TASK,
-    MEAN_TYPE,
     add_deltas,
     score_frame,
     task_type_table,

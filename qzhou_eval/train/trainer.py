@@ -144,7 +144,7 @@ def train(config: TrainConfig) -> Path:
                                 trust_remote_code=config.trust_remote_code)
     if config.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    collator = Collator(model.encoder.tokenizer, model.encoder._formatter, config.query_max_length,
+    collator = Collator(model.encoder.tokenizer, model.encoder.formatter, config.query_max_length,
                         config.passage_max_length, config.hard_negatives)
     cuda = torch.cuda.is_available()
     bf16 = (cuda and torch.cuda.is_bf16_supported()) if config.bf16 == "auto" else bool(config.bf16)

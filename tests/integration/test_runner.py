@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from qzhou_eval.cli.run_cmd import main_for_benchmark
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.runs.manifest import OutputDirConflict
 from qzhou_eval.runs.offline import DataDirError, attach_data_dir
