@@ -26,14 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def default_model_name(encoder: Encoder) -> str:
-    """``org/name`` for mteb: the hub id, or ``local/<folder>`` for a local checkpoint."""
-    source = encoder.source
-    if not source.is_local:
-        return source.name_or_path
-    return f"local/{source.local_path.name}"
-
-
 class QZhouMtebModel(AbsEncoder):
     """mteb ``EncoderProtocol`` implementation around an :class:`Encoder`.
 
@@ -56,7 +48,7 @@ class QZhouMtebModel(AbsEncoder):
         self.model = encoder
         self.instructions = instructions
         self.use_instruction = use_instruction
-        self.mteb_model_meta = self._model_meta(model_name or default_model_name(encoder), revision)
+        self.mteb_model_meta = self._model_meta(model_name or encoder.source.default_model_name, revision)
 
     def _model_meta(self, name: str, revision: str | None) -> ModelMeta:
         encoder = self.model

@@ -28,6 +28,11 @@ class ModelSource:
     def is_local(self) -> bool:
         return self.local_path is not None
 
+    @property
+    def default_model_name(self) -> str:
+        """``org/name`` results are filed under when none is given: the hub id, or ``local/<folder>``."""
+        return self.name_or_path if self.local_path is None else f"local/{self.local_path.name}"
+
     def read_json(self, relpath: str) -> dict[str, Any] | list[Any] | None:
         """Parse ``relpath`` inside the checkpoint, or None when the file does not exist."""
         path = self._file(relpath)

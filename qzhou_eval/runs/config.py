@@ -51,7 +51,7 @@ def model_name_for(config: RunConfig, source: ModelSource) -> str:
         if "/" not in config.model_name:
             raise InvalidOptionError(f"--model_name must look like org/name, got {config.model_name!r}")
         return config.model_name
-    return source.name_or_path if not source.is_local else f"local/{source.local_path.name}"
+    return source.default_model_name
 
 
 def resolve_model(config: RunConfig) -> tuple[ModelSource, str]:
