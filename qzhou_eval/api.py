@@ -9,23 +9,19 @@ from typing import Any
 
 import torch
 
-from qzhou_eval.constants import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_LENGTH,
-    TOKEN_PREPENDING_LAYERS,
-    TOKEN_PREPENDING_PLACEHOLDER,
-)
+from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
 from qzhou_eval.encoder.embedder import Encoder, EncoderOptions
 from qzhou_eval.encoder.inputs import check_template
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
+from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.loading import load_model, resolve_device, resolve_dtype
 from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import resolve_source
-from qzhou_eval.modeling.st_layout import read_layout
-from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
-from qzhou_eval.presets import load_preset
+from qzhou_eval.modeling.token_prepend import TokenPrepending, parse_layers, placeholder_token_id
+from qzhou_eval.options import EXPLICIT, HARNESS_DEFAULTS, ResolvedOptions, resolve_options
+from qzhou_eval.presets import Preset, PresetChoice, load_preset, select_preset
 
 logger = logging.getLogger(__name__)
 
@@ -36,60 +32,58 @@ class _Default:
     Its repr is the plain value, so ``help(load_encoder)`` reads ``pooling='mean'``.
     """
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, key: str) -> None:
+        self.value = HARNESS_DEFAULTS[key]
 
     def __repr__(self) -> str:
         return repr(self.value)
 
 
-def _pick(explicit: Any, preset: dict[str, Any], key: str, fallback: Any = None) -> Any:
-    """Explicit keyword > preset > fallback (e.g. the checkpoint's own config) > the default."""
-    if not isinstance(explicit, _Default):
-        return explicit
-    if key in preset:
-        return preset[key]
-    if fallback is not None:
-        return fallback
-    return explicit.value
-
-
 def load_encoder(
     model_name_or_path: str | os.PathLike | None,
     *,
-    pooling: str | Pooling = _Default("mean"),
-    normalize: bool = _Default(True),
-    dim: int | None = _Default(None),
-    max_length: int = _Default(DEFAULT_MAX_LENGTH),
-    bidirectional: bool | None = _Default(None),
-    prompt_template: str | None = _Default(None),
-    token_prepending: bool = _Default(False),
-    dtype: str | torch.dtype | None = _Default(None),
+    pooling: str | Pooling = _Default("pooling"),
+    normalize: bool = _Default("normalize"),
+    dim: int | None = _Default("dim"),
+    max_length: int = _Default("max_length"),
+    bidirectional: bool | None = _Default("bidirectional"),
+    prompt_template: str | None = _Default("prompt_template"),
+    token_prepending: bool = _Default("token_prepending"),
+    token_prepending_layers: Sequence[int] | str = _Default("token_prepending_layers"),
+    lowercase: bool = _Default("lowercase"),
+    dtype: str | torch.dtype | None = _Default("dtype"),
     device: str | torch.device | None = None,
-    batch_size: int = _Default(DEFAULT_BATCH_SIZE),
-    preset: str | None = None,
-    trust_remote_code: bool = _Default(False),
-    mrl_dims: Sequence[int] | None = _Default(None),
+    batch_size: int = _Default("batch_size"),
+    preset: str | Preset | PresetChoice | None = None,
+    trust_remote_code: bool = _Default("trust_remote_code"),
+    mrl_dims: Sequence[int] | None = _Default("mrl_dims"),
     revision: str | None = None,
 ) -> Encoder:
     """Load a checkpoint and return an :class:`Encoder` that follows the QZhou protocol.
 
+    Every option left unset takes, in order, the preset's value, the checkpoint's own declaration
+    (sentence-transformers ``max_seq_length``, ``do_lower_case``, Pooling, Normalize, Dense/MRL dims),
+    then the harness default; ``encoder.resolution`` records each value and its source.
+
     Args:
         model_name_or_path: local transformers / sentence-transformers folder or hub id; ``None``
             takes the preset's published model.
-        pooling: ``mean``, ``last`` or ``cls``; left at its default, a sentence-transformers
-            folder's Pooling config decides.
+        pooling: ``mean``, ``last`` or ``cls``.
         normalize: L2-normalise the output.
         dim: MRL truncation (first ``dim`` values, then normalise).
         max_length: truncation length in tokens (capped by a learned position table's size).
         bidirectional: ``True`` runs a Qwen2/Qwen3 decoder with full attention; ``None`` keeps it.
         prompt_template: a string with one ``{text}`` slot wrapped around prefix + text.
-        token_prepending: Token Prepending on decoder layers 1-7 (needs the placeholder in the template).
+        token_prepending: Token Prepending (needs the placeholder in the template).
+        token_prepending_layers: decoder layers whose input gets the summary, 0-based, inclusive
+            (a list, or ``"1-7"``); default 1..7 as the QZhou-Embedding-Zh model card says.
+        lowercase: lowercase every input (sentence-transformers' ``do_lower_case``).
         dtype: ``None`` = bfloat16 on CUDA, float32 on CPU.
         device: ``None`` = CUDA when present.
         batch_size: texts per forward pass; results do not depend on it.
-        preset: ``qzhou-embedding`` or ``qzhou-embedding-zh``; explicit keywords override it.
-        trust_remote_code: allow the checkpoint's own model code.
+        preset: a preset name, ``"none"`` (no preset, no recognition), or ``None``: the preset of a
+            published checkpoint recognised from its files or hub id (logged), else none.
+        trust_remote_code: run the checkpoint's own model code.
         mrl_dims: the dimensions ``dim`` may take (else those the checkpoint declares, else 1..width).
         revision: hub revision to load.
 
@@ -98,28 +92,39 @@ def load_encoder(
 
     Raises:
         ModelNotFoundError: the path is neither a local folder nor a fetchable hub id.
-        InvalidOptionError: an unknown pooling, preset or dtype, a bad dim, a template without slot.
+        InvalidOptionError: an unknown pooling, preset or dtype, a bad dim, a template without slot,
+            or custom model code that no option says whether to run.
 
     Example:
         >>> enc = load_encoder("path/to/all-MiniLM-L6-v2")  # doctest: +SKIP
-        >>> enc.encode(["a sentence"]).shape  # doctest: +SKIP
-        (1, 384)
+        >>> enc.resolution.source("max_length")  # doctest: +SKIP
+        'checkpoint: sentence_bert_config.json max_seq_length'
     """
-    preset_options: dict[str, Any] = {}
-    if preset is not None:
-        chosen = load_preset(preset)
-        preset_options = chosen.options
-        if model_name_or_path is None:
-            model_name_or_path = chosen.model
+    passed = {
+        "pooling": pooling, "normalize": normalize, "dim": dim, "max_length": max_length,
+        "bidirectional": bidirectional, "prompt_template": prompt_template, "token_prepending": token_prepending,
+        "token_prepending_layers": token_prepending_layers, "lowercase": lowercase, "dtype": dtype,
+        "batch_size": batch_size, "trust_remote_code": trust_remote_code, "mrl_dims": mrl_dims,
+    }
+    explicit = {k: v for k, v in passed.items() if not isinstance(v, _Default)}
     if model_name_or_path is None:
-        raise InvalidOptionError("model_name_or_path is required unless a preset names the model")
-
+        if preset is None or str(preset).lower() == "none":
+            raise InvalidOptionError("model_name_or_path is required unless a preset names the model")
+        model_name_or_path = preset.preset.model if isinstance(preset, PresetChoice) else (
+            preset.model if isinstance(preset, Preset) else load_preset(str(preset)).model)
     source = resolve_source(model_name_or_path, revision)
-    layout = read_layout(source)
-    pooling_mode = Pooling.from_str(_pick(pooling, preset_options, "pooling", layout.pooling if layout else None))
-    template = check_template(_pick(prompt_template, preset_options, "prompt_template"))
-    use_tp = bool(_pick(token_prepending, preset_options, "token_prepending"))
-    bidi = _pick(bidirectional, preset_options, "bidirectional", layout.bidirectional if layout else None)
+    info = read_checkpoint(source)
+    resolved = resolve_options(explicit, select_preset(preset, info), info)
+    return build_encoder(info, resolved, device)
+
+
+def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str | torch.device | None = None) -> Encoder:
+    """Validate the resolved options, load the weights and assemble the :class:`Encoder`."""
+    pooling_mode = Pooling.from_str(resolved["pooling"])
+    template = check_template(resolved["prompt_template"])
+    use_tp = bool(resolved["token_prepending"])
+    layers = parse_layers(resolved["token_prepending_layers"])
+    bidi = resolved["bidirectional"]
     if bidi not in (None, True, False):
         raise InvalidOptionError(f"bidirectional must be True, False or None, got {bidi!r}")
     if use_tp and (template is None or TOKEN_PREPENDING_PLACEHOLDER not in template):
@@ -129,20 +134,20 @@ def load_encoder(
         )
     if use_tp and bidi:
         raise InvalidOptionError("token_prepending is meant for causal attention; do not combine it with bidirectional=True")
-    size = int(_pick(batch_size, preset_options, "batch_size"))
+    size = int(resolved["batch_size"])
     if size <= 0:
         raise InvalidOptionError(f"batch_size must be positive, got {size}")
-    length = int(_pick(max_length, preset_options, "max_length"))
+    length = int(resolved["max_length"])
     if length <= 0:
         raise InvalidOptionError(f"max_length must be positive, got {length}")
 
+    remote = bool(resolved["trust_remote_code"])
+    _explain_custom_code(info, resolved)
     torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(_pick(dtype, preset_options, "dtype"), torch_device)
-    remote = bool(_pick(trust_remote_code, preset_options, "trust_remote_code"))
-    loaded = load_model(source, layout, dtype=torch_dtype, device=torch_device, trust_remote_code=remote)
+    torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
+    loaded = load_model(info.source, info.layout, dtype=torch_dtype, device=torch_device, trust_remote_code=remote)
 
-    declared = _pick(mrl_dims, preset_options, "mrl_dims", layout.matryoshka_dims if layout else None)
-    out_dim = check_dim(_pick(dim, preset_options, "dim"), loaded.width, declared)
+    out_dim = check_dim(resolved["dim"], loaded.width, resolved["mrl_dims"])
     if loaded.absolute_positions and loaded.max_positions and length > loaded.max_positions:
         logger.info("max_length %d capped at the model's %d learned positions", length, loaded.max_positions)
         length = int(loaded.max_positions)
@@ -150,23 +155,52 @@ def load_encoder(
         enable_bidirectional_attention(loaded.model)
     hooks = None
     if use_tp:
-        hooks = TokenPrepending(
-            loaded.model,
-            placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER),
-            TOKEN_PREPENDING_LAYERS,
-        )
+        hooks = TokenPrepending(loaded.model, placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER), layers)
     options = EncoderOptions(
         pooling=pooling_mode,
-        normalize=bool(_pick(normalize, preset_options, "normalize")),
+        normalize=bool(resolved["normalize"]),
         dim=out_dim,
         max_length=length,
         bidirectional=bidi,
         prompt_template=template,
         token_prepending=use_tp,
+        token_prepending_layers=layers if use_tp else None,
+        lowercase=bool(resolved["lowercase"]),
         batch_size=size,
         dtype=str(torch_dtype).removeprefix("torch."),
         device=str(torch_device),
     )
-    logger.info("loaded %s (%s, %s, attention=%s)", source.name_or_path, options.dtype, options.device,
+    logger.info("loaded %s (%s, %s, attention=%s)", info.source.name_or_path, options.dtype, options.device,
                 loaded.attn_implementation)
-    return Encoder(loaded, options, source, hooks)
+    return Encoder(loaded, options, info.source, hooks, resolution=resolved)
+
+
+def _explain_custom_code(info: CheckpointInfo, resolved: ResolvedOptions) -> None:
+    """Say what happens to a checkpoint's custom model code; refuse to guess when nothing decides.
+
+    Raises:
+        InvalidOptionError: custom code, no recognised preset, and trust_remote_code never set.
+    """
+    code = info.remote_code
+    if not code:
+        return
+    if resolved["trust_remote_code"]:
+        logger.info("running the checkpoint's own model code %s (trust_remote_code=True)", code)
+        return
+    stock = f"transformers' stock class for model_type {info.model_type!r}"
+    if resolved.preset is not None:
+        logger.info(
+            "%s ships custom model code (%s), which qzhou-eval does not run: the weights load into %s and "
+            "%s reproduces it in memory (%s); --trust_remote_code true runs the checkpoint's code instead",
+            info.source.name_or_path, code, stock, resolved.preset.label,
+            ", ".join(resolved.preset.preset.checkpoint_code_does) or "no changes needed",
+        )
+        return
+    if resolved.source("trust_remote_code") == EXPLICIT:
+        logger.warning("custom model code %s not run (trust_remote_code=False): the weights load into %s", code, stock)
+        return
+    raise InvalidOptionError(
+        f"{info.source.name_or_path} declares custom model code ({code}) and is not a published model qzhou-eval "
+        f"recognises, so it cannot tell what that code changes. Pass --trust_remote_code true "
+        f"(trust_remote_code=True) to run it, or --trust_remote_code false to load the weights into {stock}"
+    )

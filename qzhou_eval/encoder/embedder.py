@@ -22,6 +22,7 @@ from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.token_prepend import TokenPrepending
+from qzhou_eval.options import ResolvedOptions
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,15 @@ class EncoderOptions:
     batch_size: int
     dtype: str
     device: str
+    token_prepending_layers: tuple[int, ...] | None = None
+    lowercase: bool = False
 
     def embedding_options(self) -> dict:
         """The options an embedding depends on (for cache keys and manifests)."""
         out = asdict(self)
         out["pooling"] = self.pooling.value
+        if self.token_prepending_layers is not None:
+            out["token_prepending_layers"] = list(self.token_prepending_layers)
         for key in ("batch_size", "device"):
             out.pop(key)
         return out
@@ -59,11 +64,13 @@ class Encoder:
         options: EncoderOptions,
         source: ModelSource,
         token_prepending: TokenPrepending | None = None,
+        resolution: ResolvedOptions | None = None,
     ) -> None:
         self.loaded = loaded
         self.options = options
         self.source = source
-        self._formatter = InputFormatter(options.prompt_template)
+        self.resolution = resolution  # each option's value and source (explicit/preset/checkpoint/default)
+        self._formatter = InputFormatter(options.prompt_template, options.lowercase)
         self._token_prepending = token_prepending
         self._device = next(loaded.model.parameters()).device
         self.cache: EmbeddingCache | None = None
@@ -212,14 +219,20 @@ class Encoder:
         return self._head(pooled)
 
     def _head(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Dense heads, MRL truncation and normalisation, in the order the references use.
+        """Dense heads, MRL truncation and normalisation, in the order and dtypes the references use.
 
         QZhou-Embedding normalises the pooled vector in the model's dtype and then casts to float32;
-        QZhou-Embedding-Zh (Dense + MRL) casts to float32 first, slices, then normalises.
+        QZhou-Embedding-Zh runs its Dense head in the model's dtype (sentence-transformers in bf16),
+        casts to float32, slices to ``dim``, then normalises.
         """
         if not self.loaded.dense and self.options.dim is None:
             return truncate_and_normalize(pooled, None, self.options.normalize).float()
-        embeddings = pooled.float()
-        for head in self.loaded.dense:
-            embeddings = head({"sentence_embedding": embeddings})["sentence_embedding"]
-        return truncate_and_normalize(embeddings, self.options.dim, self.options.normalize)
+        return truncate_and_normalize(project(pooled, self.loaded.dense), self.options.dim, self.options.normalize)
+
+
+def project(pooled: torch.Tensor, dense: Sequence[torch.nn.Module]) -> torch.Tensor:
+    """Run the Dense heads on the pooled states in their own (the model's) dtype; float32 out."""
+    embeddings = pooled
+    for head in dense:
+        embeddings = head({"sentence_embedding": embeddings})["sentence_embedding"]
+    return embeddings.float()

@@ -41,13 +41,15 @@ def validate_texts(texts: Sequence[str]) -> list[str]:
 
 
 class InputFormatter:
-    """Turns raw texts into model inputs: ``template(prefix + (text or 'Null'))``.
+    """Turns raw texts into model inputs: ``template(prefix + (text or 'Null'))``, lowercased on request.
 
-    The empty-text substitution is logged once per formatter, with its count.
+    The empty-text substitution is logged once per formatter, with its count. Lowercasing comes last,
+    over the whole input, as sentence-transformers' ``do_lower_case`` does.
     """
 
-    def __init__(self, template: str | None) -> None:
+    def __init__(self, template: str | None, lowercase: bool = False) -> None:
         self.template = check_template(template)
+        self.lowercase = lowercase
         self._warned_empty = False
 
     def __call__(self, texts: Sequence[str], prefix: str = "") -> list[str]:
@@ -61,7 +63,7 @@ class InputFormatter:
             )
             self._warned_empty = True
         joined = [prefix + (t if t != "" else EMPTY_TEXT_REPLACEMENT) for t in texts]
-        if self.template is None:
-            return joined
-        head, tail = self.template.split(TEMPLATE_TEXT_SLOT)
-        return [head + t + tail for t in joined]
+        if self.template is not None:
+            head, tail = self.template.split(TEMPLATE_TEXT_SLOT)
+            joined = [head + t + tail for t in joined]
+        return [t.lower() for t in joined] if self.lowercase else joined

@@ -146,7 +146,8 @@ def load_model(
     model, attn = _load_backbone(where, extra, dtype, trust_remote_code)
     model.eval().to(device)
     tokenizer = load_tokenizer(source, layout, trust_remote_code)
-    dense = [head.to(device=device, dtype=torch.float32).eval() for head in _load_dense(
+    # Dense heads run in the model dtype: sentence-transformers runs every module of the reference in bf16.
+    dense = [head.to(device=device, dtype=dtype).eval() for head in _load_dense(
         source, layout.dense_subfolders if layout else [], trust_remote_code
     )]
     hidden = int(getattr(model.config, "hidden_size", 0) or 0)

@@ -2,53 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import torch
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.modeling.pooling_mode import Pooling
 
-
-class Pooling(str, Enum):
-    """How token states become one sentence vector."""
-
-    MEAN = "mean"
-    LAST = "last"
-    CLS = "cls"
-
-    @classmethod
-    def from_str(cls, value: str | Pooling) -> Pooling:
-        """Parse a pooling name; the reference scripts' spellings are accepted too.
-
-        Raises:
-            InvalidOptionError: listing the valid names.
-
-        Example:
-            >>> Pooling.from_str("last_token")
-            <Pooling.LAST: 'last'>
-        """
-        if isinstance(value, Pooling):
-            return value
-        key = str(value).strip().lower()
-        key = _ALIASES.get(key, key)
-        try:
-            return cls(key)
-        except ValueError:
-            raise InvalidOptionError.for_choice("Pooling", value, [p.value for p in cls]) from None
-
-
-# Spellings used by the reference scripts (--pooling_mode) and sentence-transformers configs.
-_ALIASES = {
-    "avg": "mean",
-    "average": "mean",
-    "mean_tokens": "mean",
-    "last_token": "last",
-    "lasttoken": "last",
-    "eos_token": "last",
-    "eos": "last",
-    "cls_token": "cls",
-    "first": "cls",
-}
+__all__ = ["Pooling", "pool", "mean_pool", "last_token_index", "first_token_index"]
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -64,15 +23,26 @@ def first_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the real tokens only; pad states never enter (even if they hold NaN).
+    """Mean over the real tokens, with the QZhou reference encoder's own operations and dtypes.
 
-    The arithmetic stays in the hidden states' dtype, as in the reference encoder
-    (``h[i, -n:].sum(0) / n`` in bfloat16 on GPU), so bf16 runs round where the reference rounds.
+    The reference (embedder.py, ``get_pooling``) sums each row's last ``n`` states in the model dtype
+    and divides by ``n`` as a 0-dim integer tensor, which torch treats as an exact scalar: in bf16,
+    417 tokens divide by 417, whereas a ``[batch, 1]`` count tensor would first be rounded to bf16
+    (416). Doing the same operations gives the same bits on the same device. Rows that are not
+    left-padded (their real tokens are not the last ``n``) select their real tokens by the mask;
+    pad states never enter, even when they hold NaN.
     """
-    mask = attention_mask.bool().unsqueeze(-1)
-    summed = hidden.masked_fill(~mask, 0.0).sum(dim=1)
-    counts = mask.sum(dim=1).clamp(min=1)
-    return summed / counts
+    counts = attention_mask.sum(dim=-1)
+    real = attention_mask.bool()
+    # One host sync for the whole batch: which rows have all their real tokens at the end.
+    tail_is_real = ((real.flip(-1).long().cumprod(dim=-1).sum(dim=-1) == counts) & (counts > 0)).tolist()
+    rows = []
+    for i, n in enumerate(counts):
+        # n stays a 0-dim tensor on the device, as in the reference: a Python int would be an exact
+        # scalar on CUDA too, where the reference's device tensor is cast to the hidden dtype first.
+        states = hidden[i, -n:] if tail_is_real[i] else hidden[i][real[i]]
+        rows.append(states.sum(dim=0) / n.clamp(min=1))
+    return torch.stack(rows, dim=0)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: Pooling) -> torch.Tensor:

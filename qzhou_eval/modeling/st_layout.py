@@ -1,4 +1,7 @@
-"""Read a sentence-transformers folder's ``modules.json``: transformer path, pooling, Dense, Normalize."""
+"""Read a sentence-transformers folder's ``modules.json``: transformer path, pooling, Dense, Normalize.
+
+Torch-free: the runner reads it before deciding whether any model has to be loaded at all.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 
 from qzhou_eval.errors import ModelFormatError
-from qzhou_eval.modeling.pooling import Pooling
+from qzhou_eval.modeling.pooling_mode import Pooling
 from qzhou_eval.modeling.source import ModelSource
 
 logger = logging.getLogger(__name__)
@@ -34,8 +37,10 @@ class SentenceTransformerLayout:
     transformer_subfolder: str = ""
     pooling: Pooling | None = None
     dense_subfolders: list[str] = field(default_factory=list)
+    dense_out_features: list[int] = field(default_factory=list)
     normalize: bool = False
     max_seq_length: int | None = None
+    do_lower_case: bool | None = None
     matryoshka_dims: list[int] | None = None
     bidirectional: bool | None = None  # set by checkpoints that qzhou-eval's trainer wrote
 
@@ -83,6 +88,7 @@ def read_layout(source: ModelSource) -> SentenceTransformerLayout | None:
             st_config = source.read_json(f"{sub}/sentence_bert_config.json" if sub else "sentence_bert_config.json")
             if isinstance(st_config, dict):
                 layout.max_seq_length = st_config.get("max_seq_length")
+                layout.do_lower_case = st_config.get("do_lower_case")
         elif kind == _POOLING:
             config = source.read_json(f"{sub}/config.json")
             if not isinstance(config, dict):
@@ -90,6 +96,9 @@ def read_layout(source: ModelSource) -> SentenceTransformerLayout | None:
             layout.pooling = _pooling_from_config(config, f"{source.name_or_path}/{sub}/config.json")
         elif kind == _DENSE:
             layout.dense_subfolders.append(sub)
+            dense_config = source.read_json(f"{sub}/config.json")
+            if isinstance(dense_config, dict) and dense_config.get("out_features"):
+                layout.dense_out_features.append(int(dense_config["out_features"]))
         elif kind == _NORMALIZE:
             layout.normalize = True
         else:

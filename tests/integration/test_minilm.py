@@ -55,7 +55,7 @@ def test_truncation_is_counted(encoder, caplog):
     with caplog.at_level(logging.WARNING, logger="qzhou_eval"):
         out = encoder.encode([long, "short", long + "end"])
     assert out.shape == (3, 384)
-    assert any("2 of 3 distinct text(s) are longer than max_length=512" in r.message for r in caplog.records)
+    assert any("2 of 3 distinct text(s) are longer than max_length=256" in r.message for r in caplog.records)
 
 
 def test_mrl_dim_on_a_real_model(minilm_path):

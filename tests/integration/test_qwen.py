@@ -160,8 +160,11 @@ def test_sentence_transformers_folder_with_dense_mrl(st_mrl_folder, varied_texts
     from sentence_transformers import SentenceTransformer
 
     texts = varied_texts[:8]
-    encoder = load_encoder(str(st_mrl_folder), dim=64)
+    encoder = load_encoder(str(st_mrl_folder), dim=64, normalize=True)
     assert encoder.options.pooling.value == "last", "the folder's Pooling config must be honoured"
+    plain = load_encoder(str(st_mrl_folder))
+    assert not plain.options.normalize, "no Normalize module: the checkpoint declares unnormalised output"
+    assert plain.resolution.source("normalize").startswith("checkpoint: modules.json")
     ours = encoder.encode(texts)
     raw = SentenceTransformer(str(st_mrl_folder), device="cpu").encode(texts, normalize_embeddings=False)
     expected = raw[:, :64] / np.linalg.norm(raw[:, :64], axis=1, keepdims=True)

@@ -1,0 +1,115 @@
+"""Encoder options and where each value comes from: explicit > preset > checkpoint > harness default.
+
+The one owner of that precedence. Every resolved value keeps its source, so a run can print and
+record why it used, say, ``max_length=256`` (the checkpoint's ``sentence_bert_config.json``) rather
+than the harness's 1024. Torch-free: the runner resolves before it loads anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from qzhou_eval.constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, TOKEN_PREPENDING_LAYERS
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
+from qzhou_eval.presets import PresetChoice
+
+logger = logging.getLogger(__name__)
+
+# The harness's own defaults, used when neither the user, a preset nor the checkpoint sets an option.
+HARNESS_DEFAULTS: dict[str, Any] = {
+    "pooling": "mean",
+    "normalize": True,
+    "dim": None,
+    "mrl_dims": None,
+    "max_length": DEFAULT_MAX_LENGTH,
+    "lowercase": False,
+    "bidirectional": None,
+    "prompt_template": None,
+    "token_prepending": False,
+    "token_prepending_layers": TOKEN_PREPENDING_LAYERS,
+    "dtype": None,
+    "batch_size": DEFAULT_BATCH_SIZE,
+    "trust_remote_code": False,
+}
+# What an option becomes when the checkpoint's own code (trust_remote_code) already performs it.
+_LEFT_TO_CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
+
+EXPLICIT, DEFAULT = "explicit", "default"
+CHECKPOINT_CODE = "checkpoint's own code (trust_remote_code)"
+
+
+@dataclass(frozen=True)
+class ResolvedOption:
+    """One option's value and its source: explicit, preset <name>, checkpoint: <file>, or default."""
+
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class ResolvedOptions:
+    """Every encoder option, resolved, with provenance; and the preset that took part (if any)."""
+
+    options: dict[str, ResolvedOption]
+    preset: PresetChoice | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.options[key].value
+
+    def source(self, key: str) -> str:
+        return self.options[key].source
+
+    def as_record(self) -> dict[str, dict[str, Any]]:
+        """JSON-ready ``{option: {"value", "source"}}`` for run manifests."""
+        return {k: {"value": _plain(v.value), "source": v.source} for k, v in sorted(self.options.items())}
+
+    def describe(self) -> list[str]:
+        """One line per option, for the log at the start of a run."""
+        width = max(len(k) for k in self.options)
+        return [f"{k:<{width}} = {_plain(v.value)!r:<24} ({v.source})" for k, v in sorted(self.options.items())]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def resolve_options(
+    explicit: dict[str, Any],
+    choice: PresetChoice | None,
+    info: CheckpointInfo | None,
+) -> ResolvedOptions:
+    """Apply the precedence to every option; an explicit value that contradicts the preset is logged once.
+
+    Raises:
+        InvalidOptionError: for an option name the encoder does not have.
+    """
+    unknown = set(explicit) - set(HARNESS_DEFAULTS)
+    if unknown:
+        raise InvalidOptionError(f"unknown encoder option(s) {sorted(unknown)}; valid: {sorted(HARNESS_DEFAULTS)}")
+    preset_options = choice.preset.options if choice else {}
+    declared = info.declared_options() if info else {}
+    resolved: dict[str, ResolvedOption] = {}
+    for key, default in HARNESS_DEFAULTS.items():
+        if key in explicit:
+            resolved[key] = ResolvedOption(explicit[key], EXPLICIT)
+            if key in preset_options and _plain(preset_options[key]) != _plain(explicit[key]):
+                logger.warning("explicit %s=%r overrides %s's %r", key, explicit[key], choice.label, preset_options[key])
+        elif key in preset_options:
+            resolved[key] = ResolvedOption(preset_options[key], choice.label)
+        elif key in declared:
+            resolved[key] = ResolvedOption(declared[key].value, f"checkpoint: {declared[key].where}")
+        else:
+            resolved[key] = ResolvedOption(default, DEFAULT)
+    if choice and resolved["trust_remote_code"].value:
+        for key in choice.preset.checkpoint_code_does:
+            if key not in explicit:
+                resolved[key] = ResolvedOption(_LEFT_TO_CHECKPOINT_CODE[key], CHECKPOINT_CODE)
+    return ResolvedOptions(resolved, choice)
