@@ -7,7 +7,13 @@ File schema (JSON or YAML)::
      "tasks": {"ArguAna": {"instruction": "...", "documents": true}, ...}}
 
 The reference scripts' shape is accepted too: ``{"TaskName": "instruction", ...}`` with an optional
-``"document_side_tasks": [...]`` list.
+``"document_side_tasks": [...]`` list. An empty instruction means "no instruction" on both sides
+(the reference's ``get_detailed_instruct('')`` returns ``''``).
+
+Bundled files under ``task_instructions/`` also name their ``"variant"``; a variant file may
+``"extends"`` another variant of the same benchmark and list only the tasks it changes. The
+``reference`` variant is the current public reference scripts; ``leaderboard-2025-08`` is what the
+published August 2025 run used.
 """
 
 from __future__ import annotations
@@ -24,11 +30,9 @@ from qzhou_eval._paths import data_dir
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
 from qzhou_eval.errors import InstructionError, InvalidOptionError
 
-# Benchmark name -> bundled file under task_instructions/.
-BUNDLED_FILES = {
-    "MTEB(eng, v2)": "mteb_eng_v2.json",
-    "MTEB(cmn, v1)": "mteb_cmn_v1.json",
-}
+# The variant a run uses when neither --instructions nor a preset names one.
+DEFAULT_VARIANT = "reference"
+_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class InstructionSet:
         template: str = INSTRUCTION_TEMPLATE,
         benchmark: str | None = None,
         origin: str = "<memory>",
+        variant: str | None = None,
     ) -> None:
         if "{instruction}" not in template:
             raise InstructionError(f"instruction template in {origin} has no '{{instruction}}' slot: {template!r}")
@@ -66,6 +71,7 @@ class InstructionSet:
         self.template = template
         self.benchmark = benchmark
         self.origin = origin
+        self.variant = variant
 
     # --- loading -----------------------------------------------------------------------------
     @classmethod
@@ -78,17 +84,7 @@ class InstructionSet:
         path = Path(path)
         if not path.is_file():
             raise InstructionError(f"instruction file {str(path)!r} does not exist")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except Exception as exc:
-            raise InstructionError(f"instruction file {str(path)!r} cannot be parsed: {exc}") from exc
-        return cls.from_dict(data, origin=str(path))
+        return cls.from_dict(_read_file(path), origin=str(path))
 
     @classmethod
     def from_dict(cls, data: Any, origin: str = "<memory>") -> InstructionSet:
@@ -103,13 +99,14 @@ class InstructionSet:
             tasks = {name: _parse_entry(name, entry, origin) for name, entry in raw.items()}
         else:
             doc_side = set(data.get("document_side_tasks", []))
-            raw = {k: v for k, v in data.items() if k not in ("template", "benchmark", "source", "document_side_tasks")}
+            raw = {k: v for k, v in data.items()
+                   if k not in ("template", "benchmark", "source", "document_side_tasks", "variant", "extends")}
             tasks = {name: _parse_entry(name, {"instruction": v, "documents": name in doc_side}, origin)
                      for name, v in raw.items()}
             unknown = doc_side - set(tasks)
             if unknown:
                 raise InstructionError(f"{origin}: document_side_tasks names tasks with no instruction: {sorted(unknown)}")
-        return cls(tasks, template=template, benchmark=data.get("benchmark"), origin=origin)
+        return cls(tasks, template=template, benchmark=data.get("benchmark"), origin=origin, variant=data.get("variant"))
 
     # --- lookup ------------------------------------------------------------------------------
     def __contains__(self, task_name: str) -> bool:
@@ -127,13 +124,16 @@ class InstructionSet:
             ) from None
 
     def query_prefix(self, task_name: str) -> str:
-        """Queries always get the task's instruction."""
-        return format_instruction(self.template, self.entry(task_name).instruction)
+        """Queries always get the task's instruction (none when the instruction is empty)."""
+        return self._prefix(self.entry(task_name).instruction)
 
     def document_prefix(self, task_name: str) -> str:
         """Documents get it only when the task is on the document-side (symmetric) list."""
         entry = self.entry(task_name)
-        return format_instruction(self.template, entry.instruction) if entry.documents else ""
+        return self._prefix(entry.instruction) if entry.documents else ""
+
+    def _prefix(self, instruction: str) -> str:
+        return format_instruction(self.template, instruction) if instruction else ""
 
     def check_coverage(self, task_names: Iterable[str]) -> None:
         """Raise before any encoding when some tasks have no instruction, naming all of them."""
@@ -180,15 +180,97 @@ def route_prefix(instructions: InstructionSet | None, task_name: str, prompt_typ
     return instructions.document_prefix(task_name)
 
 
-def load_benchmark_instructions(benchmark: str) -> InstructionSet:
-    """The bundled QZhou instruction file of an mteb benchmark.
+def _read_file(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as exc:
+        raise InstructionError(f"instruction file {str(path)!r} cannot be parsed: {exc}") from exc
+
+
+def _bundled_index() -> dict[tuple[str, str], dict[str, Any]]:
+    """(benchmark, variant) -> the parsed bundled file; every file names its benchmark."""
+    index = {}
+    for path in sorted(data_dir("task_instructions").glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["_path"] = path
+        index[(data["benchmark"], data.get("variant", DEFAULT_VARIANT))] = data
+    return index
+
+
+def bundled_benchmarks() -> list[str]:
+    """Benchmarks with bundled QZhou instructions."""
+    return sorted({benchmark for benchmark, _ in _bundled_index()})
+
+
+def available_variants(benchmark: str | None = None) -> list[str]:
+    """Instruction variants bundled for ``benchmark`` (or for any benchmark)."""
+    return sorted({v for b, v in _bundled_index() if benchmark is None or b == benchmark})
+
+
+def load_benchmark_instructions(benchmark: str, variant: str = DEFAULT_VARIANT) -> InstructionSet:
+    """The bundled QZhou instruction set of an mteb benchmark, in one of its variants.
 
     Raises:
-        InvalidOptionError: for a benchmark without a bundled file, listing those that have one.
+        InvalidOptionError: for a benchmark or variant without a bundled file, listing those that exist.
     """
-    if benchmark not in BUNDLED_FILES:
-        raise InvalidOptionError.for_choice("benchmark with bundled instructions", benchmark, list(BUNDLED_FILES))
-    return InstructionSet.from_file(data_dir("task_instructions") / BUNDLED_FILES[benchmark])
+    index = _bundled_index()
+    if not any(b == benchmark for b, _ in index):
+        raise InvalidOptionError(
+            f"{benchmark!r} has no bundled QZhou instructions (bundled: {bundled_benchmarks()}); pass "
+            "--instructions FILE with one per task, or --use_instruction false")
+    if (benchmark, variant) not in index:
+        raise InvalidOptionError.for_choice(f"instruction variant of {benchmark}", variant, available_variants(benchmark))
+    data = index[(benchmark, variant)]
+    origin = f"{data['_path']} (variant {variant})"
+    if "extends" not in data:
+        return InstructionSet.from_dict(data, origin=origin)
+    base = load_benchmark_instructions(benchmark, data["extends"])
+    changes = InstructionSet.from_dict({"tasks": data.get("tasks", {})}, origin=origin).tasks
+    unknown = sorted(set(changes) - set(base.tasks))
+    if unknown:
+        raise InstructionError(f"{origin} changes tasks its base variant does not have: {unknown}")
+    return InstructionSet({**base.tasks, **changes}, template=base.template, benchmark=benchmark, origin=origin,
+                          variant=variant)
+
+
+def is_instruction_file(spec: str | Path) -> bool:
+    """An --instructions value names a file (rather than a variant) when it looks like one."""
+    return Path(spec).suffix.lower() in _FILE_SUFFIXES or Path(spec).is_file()
+
+
+def resolve_instructions(benchmark: str | None, spec: str | Path | None, tasks: Iterable[str] = ()) -> InstructionSet:
+    """The instruction set for ``--instructions`` ``spec``: a file, a variant name, or None (the default variant).
+
+    With no benchmark (a run of named tasks), the bundled benchmark whose set of that variant covers
+    every task is used.
+
+    Raises:
+        InstructionError: a missing file, or no bundled set covering the tasks.
+        InvalidOptionError: an unknown variant (listing the valid ones).
+    """
+    if spec is not None and is_instruction_file(spec):
+        return InstructionSet.from_file(spec)
+    variant = str(spec) if spec is not None else DEFAULT_VARIANT
+    if variant not in available_variants():
+        raise InvalidOptionError.for_choice("instruction variant (or an instruction file path)", variant,
+                                            available_variants())
+    if benchmark is not None:
+        return load_benchmark_instructions(benchmark, variant)
+    names = set(tasks)
+    for candidate in bundled_benchmarks():
+        if variant in available_variants(candidate):
+            found = load_benchmark_instructions(candidate, variant)
+            if names <= set(found.tasks):
+                return found
+    raise InstructionError(
+        f"no bundled instruction set covers the task(s) {sorted(names)}; pass --instructions FILE with an "
+        "instruction for each, or run without instructions (--use_instruction false)"
+    )
 
 
 def benchmark_task_names(benchmark: str) -> list[str]:

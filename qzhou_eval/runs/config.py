@@ -1,4 +1,4 @@
-"""What a suite run is asked to do, resolved without loading torch or mteb."""
+"""What a suite run is asked to do, validated at construction and resolved without loading torch or mteb."""
 
 from __future__ import annotations
 
@@ -7,24 +7,35 @@ from pathlib import Path
 from typing import Any
 
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.instructions.registry import InstructionSet, load_benchmark_instructions
+from qzhou_eval.instructions.registry import InstructionSet, resolve_instructions
+from qzhou_eval.modeling.checkpoint_info import read_checkpoint
 from qzhou_eval.modeling.source import ModelSource, resolve_source
+from qzhou_eval.options import HARNESS_DEFAULTS
+from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.runs import manifest as manifests
 
 CACHE_DIRNAME = ".embedding_cache"
+# The suite label of a run that names tasks rather than a benchmark (its manifest: qzhou-run-tasks.json).
+TASKS_SUITE = "tasks"
+_POSITIVE_INT_OPTIONS = ("batch_size", "max_length", "dim")
 
 
 @dataclass
 class RunConfig:
-    """Everything a suite run needs; the CLI only fills this in."""
+    """Everything a suite run needs; the CLI only fills this in. Bad values raise here, naming the field.
+
+    ``benchmark`` is any benchmark mteb knows; without one, ``tasks`` names mteb tasks directly.
+    ``preset`` None recognises a published checkpoint, ``"none"`` turns that off. ``instructions`` is
+    an instruction variant name or a file (None: the preset's variant, else the default one).
+    """
 
     model_name_or_path: str | None
-    benchmark: str
+    benchmark: str | None
     output_dir: Path
     encoder_options: dict[str, Any] = field(default_factory=dict)  # explicit load_encoder keywords only
     preset: str | None = None
     use_instruction: bool = False
-    instructions_file: Path | None = None
+    instructions: str | Path | None = None
     tasks: list[str] = field(default_factory=list)
     exclude_tasks: list[str] = field(default_factory=list)
     task_types: list[str] = field(default_factory=list)
@@ -34,6 +45,53 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     model_name: str | None = None
     device: str | None = None
+    fail_fast: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.benchmark and not self.tasks:
+            raise InvalidOptionError("RunConfig.benchmark or RunConfig.tasks must be given (--benchmark or --tasks)")
+        if self.output_dir is None or str(self.output_dir) == "":
+            raise InvalidOptionError("RunConfig.output_dir must be a folder path")
+        self.output_dir = Path(self.output_dir)
+        for name in ("tasks", "exclude_tasks", "task_types"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                raise InvalidOptionError(f"RunConfig.{name} must be a list of names, got {value!r}")
+        for name in ("use_instruction", "overwrite", "fail_fast"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidOptionError(f"RunConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        if self.shard is not None:
+            ok = (isinstance(self.shard, tuple) and len(self.shard) == 2 and all(isinstance(v, int) for v in self.shard)
+                  and self.shard[1] >= 1 and 0 <= self.shard[0] < self.shard[1])
+            if not ok:
+                raise InvalidOptionError(f"RunConfig.shard must be (I, N) with 0 <= I < N, got {self.shard!r}")
+        unknown = sorted(set(self.encoder_options) - set(HARNESS_DEFAULTS))
+        if unknown:
+            raise InvalidOptionError(f"RunConfig.encoder_options has unknown option(s) {unknown}; valid: "
+                                     f"{sorted(HARNESS_DEFAULTS)}")
+        for name in _POSITIVE_INT_OPTIONS:
+            value = self.encoder_options.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise InvalidOptionError(f"RunConfig.encoder_options[{name!r}] must be a positive integer, got {value!r}")
+        if self.data_dir is not None:
+            self.data_dir = Path(self.data_dir)
+
+    @property
+    def suite(self) -> str:
+        """The benchmark, or ``tasks`` for a run of named tasks (names the manifest file)."""
+        return self.benchmark or TASKS_SUITE
+
+
+@dataclass
+class TaskFailure:
+    """A task that raised: what, and where its full traceback was written."""
+
+    error_type: str
+    message: str
+    traceback_file: str
+
+    def as_record(self) -> dict[str, str]:
+        return {"type": self.error_type, "message": self.message, "traceback_file": self.traceback_file}
 
 
 @dataclass
@@ -43,6 +101,7 @@ class RunSummary:
     ran: list[str]
     skipped: list[str]
     cache_hit_rate: float | None
+    failed: dict[str, TaskFailure] = field(default_factory=dict)
 
 
 def model_name_for(config: RunConfig, source: ModelSource) -> str:
@@ -54,30 +113,36 @@ def model_name_for(config: RunConfig, source: ModelSource) -> str:
     return source.default_model_name
 
 
-def resolve_model(config: RunConfig) -> tuple[ModelSource, str]:
-    """The checkpoint location (no weights loaded) and the name its results are filed under."""
+def resolve_model(config: RunConfig) -> tuple[ModelSource, str, PresetChoice | None]:
+    """The checkpoint location, the name its results are filed under, and its preset (no weights loaded)."""
     path = config.model_name_or_path
     if path is None:
-        if config.preset is None:
+        if config.preset is None or config.preset.lower() == "none":
             raise InvalidOptionError("--model_name_or_path is required unless --preset names the model")
         from qzhou_eval.presets import load_preset
 
         path = load_preset(config.preset).model
     source = resolve_source(path)
-    return source, model_name_for(config, source)
+    return source, model_name_for(config, source), select_preset(config.preset, read_checkpoint(source))
 
 
 def request_manifest(
-    config: RunConfig, source: ModelSource, model_name: str, instructions: InstructionSet | None
+    config: RunConfig,
+    source: ModelSource,
+    model_name: str,
+    instructions: InstructionSet | None,
+    choice: PresetChoice | None,
 ) -> dict[str, Any]:
     """The manifest of this request: what must match for results to be shared or resumed."""
     return manifests.new_manifest(
-        benchmark=config.benchmark,
+        benchmark=config.suite,
         model={"name": model_name, "path": source.name_or_path, "revision": source.fingerprint()},
         # Batch size and device never change an embedding, so they may differ between resumed runs.
         options={**{k: v for k, v in sorted(config.encoder_options.items()) if k != "batch_size"},
-                 "preset": config.preset, "use_instruction": config.use_instruction},
+                 "preset": choice.preset.name if choice else None, "use_instruction": config.use_instruction},
+        preset={"name": choice.preset.name, "how": choice.how} if choice else None,
         batch_size=config.encoder_options.get("batch_size"),
+        instructions={"origin": instructions.origin, "variant": instructions.variant} if instructions else None,
         instructions_sha256=instructions.sha256() if instructions else None,
         data_dir=str(config.data_dir) if config.data_dir else None,
     )
@@ -88,10 +153,9 @@ def results_dir_for(output_dir: Path, model_name: str, revision: str) -> Path:
     return Path(output_dir) / model_name.replace("/", "__").replace(" ", "_") / revision
 
 
-def instructions_for(config: RunConfig) -> InstructionSet | None:
-    """The instruction set a run uses: none, the user's file, or the bundled one of its suite."""
+def instructions_for(config: RunConfig, choice: PresetChoice | None, task_names: list[str]) -> InstructionSet | None:
+    """The instruction set a run uses: none, --instructions (variant or file), the preset's variant, or the default."""
     if not config.use_instruction:
         return None
-    if config.instructions_file:
-        return InstructionSet.from_file(config.instructions_file)
-    return load_benchmark_instructions(config.benchmark)
+    spec = config.instructions or (choice.preset.instructions if choice else None)
+    return resolve_instructions(config.benchmark, spec, task_names)

@@ -24,29 +24,37 @@ def _is_result_of(path: Path, task_name: str) -> bool:
     return isinstance(data, dict) and data.get("task_name") == task_name and bool(data.get("scores"))
 
 
+def _selected_names(config: RunConfig) -> list[str] | None:
+    """The run's task names when they are known without mteb: named tasks, or a bundled suite's."""
+    if config.benchmark is None:
+        selected = [n for n in config.tasks if n not in config.exclude_tasks]
+    else:
+        try:
+            suite = bundled_task_names(config.benchmark)
+        except QZhouEvalError:
+            return None  # another mteb benchmark: only mteb knows its tasks
+        if any(name not in suite for name in [*config.tasks, *config.exclude_tasks]):
+            return None
+        selected = [n for n in suite if (not config.tasks or n in config.tasks) and n not in config.exclude_tasks]
+    return sorted(shard_names(selected, config.shard))
+
+
 def finished_run_summary(config: RunConfig) -> RunSummary | None:
     """The summary when every selected task already has this same run's result; else None."""
     if config.overwrite or config.task_types:
         return None
-    try:
-        suite = bundled_task_names(config.benchmark)
-    except QZhouEvalError:
-        return None
-    if any(name not in suite for name in [*config.tasks, *config.exclude_tasks]):
-        return None
-    selected = [n for n in suite if (not config.tasks or n in config.tasks) and n not in config.exclude_tasks]
-    names = sorted(shard_names(selected, config.shard))
+    names = _selected_names(config)
     output_dir = Path(config.output_dir)
     if not names or not output_dir.is_dir():
         return None
     try:
-        source, model_name = resolve_model(config)
-        request = request_manifest(config, source, model_name, instructions_for(config))
+        source, model_name, choice = resolve_model(config)
+        request = request_manifest(config, source, model_name, instructions_for(config, choice, names), choice)
     except (QZhouEvalError, OSError):
         return None
-    if manifests.check_output_dir(output_dir, request, config.benchmark):
+    if manifests.check_output_dir(output_dir, request, config.suite):
         return None
-    recorded = manifests.load(manifests.manifest_path(output_dir, config.benchmark)) or {}
+    recorded = manifests.load(manifests.manifest_path(output_dir, config.suite)) or {}
     results_dir = results_dir_for(output_dir, model_name, request["model"]["revision"])
     scores = {}
     for name in names:

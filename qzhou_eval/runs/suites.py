@@ -11,13 +11,53 @@ from qzhou_eval.benchmarks import SUITES, bundled_task_names  # noqa: F401  (re-
 
 
 def suite_tasks(benchmark: str) -> list:
-    """The mteb task objects of ``benchmark``, in the benchmark's order."""
+    """The mteb task objects of any benchmark mteb knows, in the benchmark's order.
+
+    Raises:
+        InvalidOptionError: for a name mteb does not know, with the closest benchmark names.
+    """
     import mteb
 
     try:
         return list(mteb.get_benchmark(benchmark).tasks)
     except Exception as exc:
-        raise InvalidOptionError(f"mteb does not know the benchmark {benchmark!r} ({exc}); try one of {list(SUITES)}") from exc
+        names = [b.name for b in mteb.get_benchmarks()]
+        close = difflib.get_close_matches(benchmark, names, n=3, cutoff=0.5)
+        hint = f"closest: {close}" if close else f"e.g. {list(SUITES)}"
+        raise InvalidOptionError(f"mteb does not know the benchmark {benchmark!r} ({exc}); {hint}") from exc
+
+
+def named_tasks(names: Sequence[str]) -> list:
+    """mteb task objects for task names given without a benchmark (any task mteb knows).
+
+    Raises:
+        InvalidOptionError: naming every unknown task and the closest known names.
+    """
+    import mteb
+
+    known = {task.metadata.name: task for task in mteb.get_tasks()}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+            hints.append(f"{name!r}" + (f" (closest: {close})" if close else ""))
+        raise InvalidOptionError(f"mteb knows no task {', '.join(hints)}")
+    return [mteb.get_task(name) for name in dict.fromkeys(names)]
+
+
+def run_tasks(benchmark: str | None, include: Sequence[str], exclude: Sequence[str], task_types: Sequence[str]) -> list:
+    """The tasks a run evaluates: the benchmark's, filtered; or the named tasks when there is no benchmark."""
+    if benchmark:
+        return select_tasks(suite_tasks(benchmark), benchmark, include, exclude, task_types)
+    return select_tasks(named_tasks(include), "the named tasks", (), exclude, task_types)
+
+
+def benchmark_task_names(benchmark: str) -> list[str]:
+    """A benchmark's task names, sorted: from the bundled file for the two QZhou suites (no mteb import)."""
+    if benchmark in SUITES:
+        return bundled_task_names(benchmark)
+    return sorted(task.metadata.name for task in suite_tasks(benchmark))
 
 
 def _unknown_task_error(name: str, benchmark: str, suite_names: Sequence[str]) -> InvalidOptionError:
