@@ -38,6 +38,9 @@ HARNESS_DEFAULTS: dict[str, Any] = {
 # What an option becomes when the checkpoint's own code (trust_remote_code) already performs it.
 _LEFT_TO_CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
 
+# Options a user may set freely without contradicting a preset's protocol.
+_NEVER_CHANGES_AN_EMBEDDING = frozenset({"batch_size"})
+
 EXPLICIT, DEFAULT = "explicit", "default"
 CHECKPOINT_CODE = "checkpoint's own code (trust_remote_code)"
 
@@ -100,7 +103,8 @@ def resolve_options(
     for key, default in HARNESS_DEFAULTS.items():
         if key in explicit:
             resolved[key] = ResolvedOption(explicit[key], EXPLICIT)
-            if key in preset_options and _plain(preset_options[key]) != _plain(explicit[key]):
+            contradicts = preset_options.get(key) is not None and _plain(preset_options[key]) != _plain(explicit[key])
+            if contradicts and key not in _NEVER_CHANGES_AN_EMBEDDING:
                 logger.warning("explicit %s=%r overrides %s's %r", key, explicit[key], choice.label, preset_options[key])
         elif key in preset_options:
             resolved[key] = ResolvedOption(preset_options[key], choice.label)

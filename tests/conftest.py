@@ -124,3 +124,50 @@ def finished_run(tmp_path_factory, minilm_path, shared_dir):
         "--data_dir", str(shared_dir / "mteb-data"), "--tasks", "STSBenchmark",
         "--output_dir", str(out), "--batch_size", "8"])
     return out, code, time.monotonic() - t0
+
+
+# Custom model code shipped by the tiny "published" checkpoints: importing it fails the test, which
+# proves the harness never runs a checkpoint's code unless trust_remote_code=True is asked for.
+_FORBIDDEN_CODE = 'raise RuntimeError("qzhou-eval ran checkpoint code without trust_remote_code")\n'
+
+
+def _declare_custom_code(folder: Path, module: str, cls: str, architectures: list[str]) -> None:
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    config["architectures"] = architectures
+    config["auto_map"] = {"AutoModel": f"{module}.{cls}"}
+    config_file.write_text(json.dumps(config, indent=2))
+    (folder / f"{module}.py").write_text(_FORBIDDEN_CODE)
+
+
+@pytest.fixture(scope="session")
+def tiny_qzhou_embedding(tmp_path_factory, tiny_qwen2) -> Path:
+    """Laid out like Kingsoft-LLM/QZhou-Embedding: a Qwen2 checkpoint whose config names the custom QZhouModel."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("tiny_qzhou_embedding") / "QZhou-Embedding-tiny"
+    shutil.copytree(tiny_qwen2, out)
+    _declare_custom_code(out, "modeling_qzhou", "QZhouModel", ["QZhouModel"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_qzhou_zh(tmp_path_factory, tiny_qwen3) -> Path:
+    """Laid out like Kingsoft-LLM/QZhou-Embedding-Zh: a sentence-transformers folder (custom-code Qwen3,
+    last-token Pooling, Dense MRL projection to 1792) declaring the published MRL dims."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+
+    from qzhou_eval.constants import QZHOU_ZH_MRL_DIMS
+
+    torch.manual_seed(5)
+    out = tmp_path_factory.mktemp("tiny_qzhou_zh") / "QZhou-Embedding-Zh-tiny"
+    transformer = models.Transformer(str(tiny_qwen3))
+    pooling = models.Pooling(128, pooling_mode="lasttoken")
+    dense = models.Dense(128, 1792, bias=True, activation_function=torch.nn.Identity())
+    SentenceTransformer(modules=[transformer, pooling, dense], device="cpu").save(str(out))
+    st_config = json.loads((out / "config_sentence_transformers.json").read_text())
+    st_config["matryoshka_dims"] = list(QZHOU_ZH_MRL_DIMS)
+    (out / "config_sentence_transformers.json").write_text(json.dumps(st_config))
+    _declare_custom_code(out, "modeling_qwen3", "Qwen3Model", ["Qwen3Model"])
+    return out
