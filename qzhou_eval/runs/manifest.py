@@ -14,6 +14,9 @@ from typing import Any
 from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.runs.results_io import atomic_write_json
 
+# Fields a continued run keeps from the manifest it continues (a rerun may load no model at all).
+CARRIED_OVER = ("tasks", "created", "resolved_options", "device", "dtype", "cache_hit_rate")
+
 _PACKAGES = ("torch", "transformers", "mteb", "sentence-transformers", "datasets", "qzhou-eval")
 
 

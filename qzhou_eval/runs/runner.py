@@ -98,9 +98,8 @@ def run_suite(config: RunConfig) -> RunSummary:
     remove_stale_temp_files(results_dir)
     remove_stale_temp_files(output_dir)
     previous = manifests.load(manifest_file)
-    if previous and not conflicts:
-        manifest["tasks"] = previous.get("tasks", {})
-        manifest["created"] = previous.get("created", manifest["created"])
+    if previous and not conflicts:  # same run continued: keep what earlier sessions recorded
+        manifest.update({key: previous[key] for key in manifests.CARRIED_OVER if key in previous})
 
     done = {n for n in names if not config.overwrite and read_task_result(results_dir / f"{n}.json") is not None}
     pending = [t for t in tasks if t.metadata.name not in done]

@@ -35,15 +35,20 @@ def named_tasks(names: Sequence[str]) -> list:
     """
     import mteb
 
-    known = {task.metadata.name: task for task in mteb.get_tasks()}
-    unknown = [name for name in names if name not in known]
+    found, unknown = [], []
+    for name in dict.fromkeys(names):
+        try:
+            found.append(mteb.get_task(name))  # superseded tasks (e.g. STSBenchmark) included
+        except KeyError:
+            unknown.append(name)
     if unknown:
+        known = [t.metadata.name for t in mteb.get_tasks(exclude_superseded=False)]
         hints = []
         for name in unknown:
-            close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
             hints.append(f"{name!r}" + (f" (closest: {close})" if close else ""))
         raise InvalidOptionError(f"mteb knows no task {', '.join(hints)}")
-    return [mteb.get_task(name) for name in dict.fromkeys(names)]
+    return found
 
 
 def run_tasks(benchmark: str | None, include: Sequence[str], exclude: Sequence[str], task_types: Sequence[str]) -> list:

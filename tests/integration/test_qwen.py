@@ -50,8 +50,8 @@ def reference_causal_last(path, texts, normalize=True):
 
 
 @torch.no_grad()
-def reference_token_prepending_last(path, texts):
-    """Layer-by-layer causal forward; before layers 1..7 the placeholder slot gets the last token's state."""
+def reference_token_prepending_last(path, texts, layers=TOKEN_PREPENDING_LAYERS):
+    """Layer-by-layer causal forward; before each of ``layers`` the placeholder slot gets the last token's state."""
     model = _fresh(path)
     placeholder = AutoTokenizer.from_pretrained(path).convert_tokens_to_ids("<|im_start|>")
     out = []
@@ -64,7 +64,7 @@ def reference_token_prepending_last(path, texts):
         x = model.embed_tokens(ids)
         rotary = model.rotary_emb(x, positions)
         for i, layer in enumerate(model.layers):
-            if i in TOKEN_PREPENDING_LAYERS:
+            if i in layers:
                 x = x.clone()
                 x[0, slot] = x[0, -1]
             x = layer(x, attention_mask=causal, position_embeddings=rotary, position_ids=positions)
@@ -116,6 +116,19 @@ def test_token_prepending_matches_layer_by_layer_reference(tiny_qwen3, varied_te
     assert np.abs(ours - ref).max() <= TOL, f"Token Prepending differs by {np.abs(ours - ref).max():.2e}"
     plain = load_encoder(str(tiny_qwen3), pooling="last", prompt_template=PROMPTEOL_TEMPLATE).encode(texts)
     assert np.abs(plain - ours).max() > 1e-3, "Token Prepending changed nothing"
+
+
+def test_token_prepending_layers_option(tiny_qwen3, varied_texts):
+    """Fu et al.'s code passes an exclusive end (1, 8); the option is inclusive: '2-4' is layers 2, 3, 4."""
+    texts = varied_texts[:4]
+    encoder = load_encoder(str(tiny_qwen3), pooling="last", prompt_template=PROMPTEOL_TEMPLATE, token_prepending=True,
+                           token_prepending_layers="2-4")
+    assert encoder.options.token_prepending_layers == (2, 3, 4)
+    ref = reference_token_prepending_last(tiny_qwen3, _templated(texts), layers=(2, 3, 4))
+    assert np.abs(encoder.encode(texts) - ref).max() <= TOL
+    with pytest.raises(Exception, match=r"layers \[9\] do not exist"):
+        load_encoder(str(tiny_qwen3), prompt_template=PROMPTEOL_TEMPLATE, token_prepending=True,
+                     token_prepending_layers=[1, 9])
 
 
 def test_token_prepending_with_instruction_inside_template(tiny_qwen3):
