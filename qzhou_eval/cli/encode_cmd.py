@@ -42,7 +42,7 @@ def run(args) -> int:
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise InvalidOptionError("no texts given; pass them as arguments or on stdin")
-    path = args.model_name_or_path or (None if args.preset else default_model_path())
+    path = args.model_name_or_path or (None if args.preset not in (None, "none") else default_model_path())
     kwargs = {k: v for k, v in {"pooling": args.pooling_mode, "dim": args.dim}.items() if v is not None}
     encoder = load_encoder(path, preset=args.preset, device=args.device, **kwargs)
     embeddings = encoder.encode(texts, instruction=args.instruction)
