@@ -33,7 +33,12 @@ def _writable_copy(src, dst):
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
-def test_a_failing_task_is_recorded_and_the_others_run(finished_run, minilm_path, shared_dir, tmp_path, capsys):
+def test_a_failing_task_is_recorded_and_the_others_run(finished_run, minilm_path, shared_dir, tmp_path, capsys,
+                                                       monkeypatch):
+    import datasets
+
+    # `datasets` caches a local folder by its name: keep this corrupted PAWSX out of the shared cache.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
     data = tmp_path / "data"
     for task in ("STSBenchmark", "PAWSX"):
         _writable_copy(shared_dir / "mteb-data" / task, data / task)
