@@ -123,7 +123,8 @@ def _available_tasks(data_dir: str | None, benchmark: str | None, tasks: list[st
 
 
 def print_summary(summary, suite: str) -> None:
-    print(f"\n{suite}: {len(summary.scores)} task(s), results in {summary.results_dir}")
+    failed = f", {len(summary.failed)} failed" if summary.failed else ""
+    print(f"\n{suite}: {len(summary.scores)} task(s) with results{failed}, in {summary.results_dir}")
     print(f"{'task':<40} {'main_score':>10}  status")
     for name, score in summary.scores.items():
         status = "ran" if name in summary.ran else "finished earlier"
