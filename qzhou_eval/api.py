@@ -18,8 +18,8 @@ from qzhou_eval.modeling.loading import load_model, resolve_device, resolve_dtyp
 from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import resolve_source
-from qzhou_eval.modeling.token_prepend import TokenPrepending, parse_layers, placeholder_token_id
-from qzhou_eval.options import EXPLICIT, HARNESS_DEFAULTS, ResolvedOptions, resolve_options
+from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
+from qzhou_eval.options import EXPLICIT, HARNESS_DEFAULTS, ResolvedOptions, parse_layers, resolve_options
 from qzhou_eval.presets import Preset, PresetChoice, load_preset, select_preset
 
 logger = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ than the harness's 1024. Torch-free: the runner resolves before it loads anythin
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -84,6 +85,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def parse_layers(value: Sequence[int] | str) -> tuple[int, ...]:
+    """Token Prepending layers from a list or a spec like ``"1-7"`` / ``"1,3,5"`` (0-based, inclusive).
+
+    Inclusive as the QZhou-Embedding-Zh model card counts ("layer-1 to layer-7"); Fu et al.'s public
+    code passes an exclusive end index, so their ``(1, 8)`` is this ``"1-7"``.
+
+    Raises:
+        InvalidOptionError: for anything that is not a non-empty set of non-negative integers.
+    """
+    try:
+        if isinstance(value, str):
+            layers: list[int] = []
+            for part in (p.strip() for p in value.split(",") if p.strip()):
+                first, _, last = part.partition("-")
+                layers.extend(range(int(first), int(last or first) + 1))
+        else:
+            layers = [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise InvalidOptionError(
+            f"token_prepending_layers must be layer indices like '1-7' or [1, 2, 3], got {value!r}") from None
+    if not layers or min(layers) < 0:
+        raise InvalidOptionError(f"token_prepending_layers must be non-negative layer indices, got {value!r}")
+    return tuple(sorted(set(layers)))
+
+
 def resolve_options(
     explicit: dict[str, Any],
     choice: PresetChoice | None,
@@ -97,7 +123,8 @@ def resolve_options(
     unknown = set(explicit) - set(HARNESS_DEFAULTS)
     if unknown:
         raise InvalidOptionError(f"unknown encoder option(s) {sorted(unknown)}; valid: {sorted(HARNESS_DEFAULTS)}")
-    preset_options = choice.preset.options if choice else {}
+    explicit = _parsed(explicit)
+    preset_options = _parsed(choice.preset.options) if choice else {}
     declared = info.declared_options() if info else {}
     resolved: dict[str, ResolvedOption] = {}
     for key, default in HARNESS_DEFAULTS.items():
@@ -117,3 +144,10 @@ def resolve_options(
             if key not in explicit:
                 resolved[key] = ResolvedOption(_LEFT_TO_CHECKPOINT_CODE[key], CHECKPOINT_CODE)
     return ResolvedOptions(resolved, choice)
+
+
+def _parsed(options: dict[str, Any]) -> dict[str, Any]:
+    """Options in comparable form (a layer spec like '1-7' becomes (1, ..., 7))."""
+    if options.get("token_prepending_layers") is None:
+        return options
+    return {**options, "token_prepending_layers": parse_layers(options["token_prepending_layers"])}

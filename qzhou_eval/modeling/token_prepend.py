@@ -38,31 +38,6 @@ def placeholder_token_id(tokenizer, placeholder: str) -> int:
     return int(ids[0])
 
 
-def parse_layers(value: Sequence[int] | str) -> tuple[int, ...]:
-    """Token Prepending layers from a list or a spec like ``"1-7"`` / ``"1,3,5"`` (0-based, inclusive).
-
-    Inclusive as the QZhou-Embedding-Zh model card counts ("layer-1 to layer-7"); Fu et al.'s public
-    code passes an exclusive end index, so their ``(1, 8)`` is this ``"1-7"``.
-
-    Raises:
-        InvalidOptionError: for anything that is not a non-empty set of non-negative integers.
-    """
-    try:
-        if isinstance(value, str):
-            layers: list[int] = []
-            for part in (p.strip() for p in value.split(",") if p.strip()):
-                first, _, last = part.partition("-")
-                layers.extend(range(int(first), int(last or first) + 1))
-        else:
-            layers = [int(v) for v in value]
-    except (TypeError, ValueError):
-        raise InvalidOptionError(
-            f"token_prepending_layers must be layer indices like '1-7' or [1, 2, 3], got {value!r}") from None
-    if not layers or min(layers) < 0:
-        raise InvalidOptionError(f"token_prepending_layers must be non-negative layer indices, got {value!r}")
-    return tuple(sorted(set(layers)))
-
-
 class TokenPrepending:
     """Hooks that copy the last token's state into the placeholder slot at chosen layer inputs.
 

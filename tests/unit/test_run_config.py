@@ -8,7 +8,7 @@ from qzhou_eval.cli.main import build_parser, log_level
 from qzhou_eval.encoder.inputs import InputFormatter
 from qzhou_eval.errors import InstructionError, InvalidOptionError
 from qzhou_eval.instructions.registry import available_variants, load_benchmark_instructions, resolve_instructions
-from qzhou_eval.modeling.token_prepend import parse_layers
+from qzhou_eval.options import parse_layers
 from qzhou_eval.runs.config import RunConfig
 
 
