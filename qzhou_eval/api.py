@@ -141,6 +141,10 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
         raise InvalidOptionError(f"max_length must be positive, got {length}")
 
     remote = bool(resolved["trust_remote_code"])
+    choice = resolved.preset
+    if choice is not None and choice.how != "requested":
+        logger.info("%s is %s (%s); applying its published settings (--preset none turns this off)",
+                    info.source.name_or_path, choice.preset.model, choice.how)
     _explain_custom_code(info, resolved)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(resolved["dtype"], torch_device)

@@ -9,15 +9,12 @@ sentence-transformers files say), so the model cards' own commands reproduce the
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from qzhou_eval._paths import data_dir
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
-
-logger = logging.getLogger(__name__)
 
 # load_encoder keywords a preset may set.
 PRESET_OPTION_KEYS = frozenset({
@@ -151,6 +148,8 @@ def recognise(info: CheckpointInfo) -> PresetChoice | None:
 def select_preset(requested: str | Preset | PresetChoice | None, info: CheckpointInfo | None) -> PresetChoice | None:
     """The preset a load uses: the one asked for, ``none`` for no preset, or (None) the recognised one.
 
+    Pure selection, no logging: callers may ask more than once per run; ``build_encoder`` reports it.
+
     Raises:
         InvalidOptionError: for an unknown preset name, listing the valid ones.
     """
@@ -162,8 +161,4 @@ def select_preset(requested: str | Preset | PresetChoice | None, info: Checkpoin
         if str(requested).lower() == NO_PRESET:
             return None
         return PresetChoice(load_preset(str(requested)), "requested")
-    choice = recognise(info) if info is not None else None
-    if choice is not None:
-        logger.info("%s is %s (%s); applying its published settings (--preset none turns this off)",
-                    info.source.name_or_path, choice.preset.model, choice.how)
-    return choice
+    return recognise(info) if info is not None else None
