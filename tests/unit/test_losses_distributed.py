@@ -25,8 +25,12 @@ def _worker(rank, world, port, q, p, n, labels, out):
     local_q = q[part].clone().requires_grad_(True)
     loss = info_nce(local_q, p[part], n[part], temperature=0.05, labels=labels[part])
     loss.backward()
-    out[rank] = torch.tensor([float(loss), float(local_q.grad.abs().sum())], dtype=torch.float64)
+    out[rank] = torch.tensor([float(loss.detach()), float(local_q.grad.abs().sum())], dtype=torch.float64)
+    dist.barrier()  # neither rank tears gloo down while its peer still talks to it
     dist.destroy_process_group()
+    # The result is in shared memory. Leave without the interpreter's shutdown: gloo's background threads
+    # can still be joinable there and abort the process (SIGABRT, "terminate called without an active exception").
+    os._exit(0)
 
 
 def test_two_ranks_reproduce_the_full_batch_loss():
