@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import tempfile
+import threading
+import traceback
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 
 from qzhou_eval.cli import encode_cmd, instructions_cmd, mirror_cmd, report_cmd, run_cmd, train_cmd
 from qzhou_eval.errors import QZhouEvalError
@@ -43,22 +50,58 @@ def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
     logging.getLogger("qzhou_eval").setLevel(log_level(verbose, quiet))
 
 
-def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0) -> int:
-    """Run a command; expected errors become one clear line on stderr and exit code 2."""
+def _on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # a scheduler's SIGTERM stops a run exactly as Ctrl-C does
+
+
+def _bug_report(exc: BaseException) -> Path | None:
+    """Keep the traceback of an unexpected error in a log file; return its path."""
+    folder = Path(tempfile.gettempdir()) / "qzhou-eval-errors"
+    path = folder / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"qzhou-eval {' '.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(exc)),
+                        encoding="utf-8")
+    except OSError:
+        return None
+    return path
+
+
+def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0, internal_error_code: int = 1) -> int:
+    """Run a command with the CLI's error contract.
+
+    A failure the user can fix (every :class:`QZhouEvalError`, a bad flag value) is one line on stderr,
+    ``qzhou-eval: error: ...`` naming the fix, exit code 2. Anything else is a bug: one line saying
+    so, the traceback kept in a log file, exit code ``internal_error_code`` (1; compare uses 3, as its
+    1 means "a drop"). SIGTERM is handled like Ctrl-C.
+    """
     configure_logging(verbose, quiet)
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(action() or 0)
-    except (QZhouEvalError, TypeError, FileNotFoundError, argparse.ArgumentTypeError) as exc:
+    except (QZhouEvalError, argparse.ArgumentTypeError) as exc:
         print(f"qzhou-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("qzhou-eval: interrupted; finished tasks are saved, rerun to resume", file=sys.stderr)
+        print("qzhou-eval: interrupted; finished tasks are saved, rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a report
+        log = _bug_report(exc)
+        where = f"the traceback is in {log}" if log else "run with -v to see the traceback"
+        print(f"qzhou-eval: internal error (a bug in qzhou-eval, not in your input): {type(exc).__name__}: "
+              f"{str(exc)[:300]}; {where}; please report it with that file", file=sys.stderr)
+        return internal_error_code
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_handled(lambda: args.handler(args), args.verbose, args.quiet)
+    code = getattr(args, "internal_error_code", 1)
+    return run_handled(lambda: args.handler(args), args.verbose, args.quiet, internal_error_code=code)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,15 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing --out/--chart file")
     p.set_defaults(handler=run_report)
 
-    c = sub.add_parser("compare", help="per-task deltas NEW - BASE; exit 1 when a drop passes a threshold")
+    c = sub.add_parser("compare", help="per-task deltas NEW - BASE; exit 0 no drop, 1 a drop past a threshold, "
+                       "2 bad input (also: no task in common), 3 internal error")
     c.add_argument("base")
     c.add_argument("new")
     c.add_argument("--benchmark", default=None, help="default: the suite the tasks belong to")
     c.add_argument("--convention", default="leaderboard-2025-08")
     c.add_argument("--max-task-drop", type=float, default=1.0, help="points a single task may drop (default 1.0)")
     c.add_argument("--max-mean-drop", type=float, default=0.3, help="points the mean may drop (default 0.3)")
-    c.set_defaults(handler=run_compare)
+    c.set_defaults(handler=run_compare, internal_error_code=3)
 
     s = sub.add_parser("submit", help="write a run in the results-repository layout, validated with mteb")
     s.add_argument("run_dir")

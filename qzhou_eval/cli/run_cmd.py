@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from qzhou_eval.cli.options import parse_bool
+from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.suites import parse_list, parse_shard
 
@@ -21,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
                    help="checkpoint folder or hub id (default: the packaged all-MiniLM-L6-v2)")
     p.add_argument("--pooling_mode", default=None, help="mean | last | cls (reference default: mean)")
     p.add_argument("--normalize", type=parse_bool, default=None, help="true|false (default true)")
-    p.add_argument("--use_instruction", type=parse_bool, default=False, help="true|false (default false, as the reference)")
+    p.add_argument("--use_instruction", type=parse_bool, default=None,
+                   help="true|false (default false, as the reference; giving --instructions turns it on)")
     p.add_argument("--output_dir", default="results", help="results folder (mteb layout)")
     p.add_argument("--tasks", default=None,
                    help="comma list: only these tasks of the benchmark, or (no --benchmark) any mteb tasks")
@@ -37,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--device", default=None)
     p.add_argument("--instructions", default=None,
-                   help="instruction variant (reference | leaderboard-2025-08) or file (JSON/YAML); "
-                        "default: the preset's variant, else reference")
+                   help="instruction variant (reference | leaderboard-2025-08) or file (JSON/YAML); turns "
+                        "instructions on; default: the preset's variant, else reference")
     p.add_argument("--data_dir", default=None, help="local mirror of the datasets; the run never touches the network")
     p.add_argument("--cache_dir", default=None, help="embedding cache folder (default: inside --output_dir; 'none' = off)")
     p.add_argument("--overwrite", action="store_true", help="re-run finished tasks / replace another model's results")
@@ -81,6 +83,11 @@ def build_config(args, benchmark: str | None):
         from qzhou_eval.cli.encode_cmd import default_model_path
 
         model, model_name = default_model_path(), model_name or DEFAULT_MODEL_NAME
+    for flag in ("tasks", "task_types"):
+        value = getattr(args, flag)
+        if value is not None and not parse_list(value):
+            raise InvalidOptionError(f"--{flag} {value!r} names nothing; name at least one, or leave the flag out "
+                                     "to run the whole selection")
     tasks = parse_list(args.tasks)
     if benchmark is None and not tasks:
         raise argparse.ArgumentTypeError('pass --benchmark NAME (e.g. "MTEB(eng, v2)") or --tasks NAME[,NAME...]')
@@ -131,8 +138,8 @@ def print_summary(summary, suite: str) -> None:
         print(f"{name:<40} {100 * score:>10.2f}  {status}")
     for name, failure in summary.failed.items():
         print(f"{name:<40} {'':>10}  FAILED {failure.error_type}: {failure.message[:80]} (see {failure.traceback_file})")
-    if summary.cache_hit_rate is not None:
-        print(f"embedding cache hit rate: {100 * summary.cache_hit_rate:.1f}%")
+    if summary.encode_stats is not None:
+        print(f"embeddings: {summary.encode_stats.describe()}")
     if summary.failed:
         print(f"{len(summary.failed)} task(s) failed: {', '.join(summary.failed)}; rerun the same command to retry "
               "only what is missing")

@@ -1,8 +1,10 @@
-"""Content-addressed embedding cache in SQLite (WAL): a killed run resumes without re-encoding.
+"""Content-addressed embedding cache in SQLite (WAL) that verifies itself: never a wrong vector.
 
 A key hashes the model identity, every option that changes an embedding, and the exact model input
-(prefix, template and text). Each encoded batch is committed on its own, so a SIGKILL loses at most
-the batch in flight and never leaves the file unreadable (SQLite's journal guarantees that).
+(prefix, template and text). Each stored vector carries a BLAKE2b checksum of (key, dim, bytes),
+checked on every read: a damaged entry counts as a miss, is re-encoded and replaced. A file SQLite
+cannot read is moved aside (with a warning) and a fresh cache takes its place. Each encoded batch
+is committed on its own, so a SIGKILL loses at most the batch in flight.
 """
 
 from __future__ import annotations
@@ -10,15 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from qzhou_eval.encoder.stats import EncodeStats
+
 logger = logging.getLogger(__name__)
 
 _LOOKUP_CHUNK = 500
+TABLE = "embeddings_v2"  # v1 rows had no checksum; they are not trusted and not read
 
 
 def model_key(identity: dict) -> bytes:
@@ -26,8 +34,12 @@ def model_key(identity: dict) -> bytes:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).digest()
 
 
+def _checksum(key: bytes, dim: int, blob: bytes) -> bytes:
+    return hashlib.blake2b(key + dim.to_bytes(4, "little") + blob, digest_size=8).digest()
+
+
 class EmbeddingCache:
-    """Maps (model key, model input) -> float32 vector, shared across tasks and runs.
+    """Maps (model key, model input) -> float32 vector, shared across tasks, runs and shard processes.
 
     Example:
         >>> cache = EmbeddingCache(tmp / "emb.sqlite", model_key({"model": "x"}))  # doctest: +SKIP
@@ -35,43 +47,93 @@ class EmbeddingCache:
 
     def __init__(self, path: str | Path, model_digest: bytes) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._model_digest = model_digest
-        self._db = sqlite3.connect(str(self.path), timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, dim INTEGER, vec BLOB)")
-        self._db.commit()
-        self.hits = 0
-        self.misses = 0
+        self._session = uuid.uuid4().hex[:16]
+        if self.path.exists() and not self.path.is_file():
+            from qzhou_eval.errors import InvalidOptionError
+
+            raise InvalidOptionError(f"embedding cache {self.path} is not a file; pass another --cache_dir or 'none'")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self._move_aside(exc)
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=60)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                       "(key BLOB PRIMARY KEY, dim INTEGER, vec BLOB, checksum BLOB, session TEXT)")
+            db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} LIMIT 1)").fetchone()
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, exc: Exception) -> None:
+        """An unreadable cache file is kept for inspection, never deleted, and never read again."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.unreadable-{stamp}-{os.getpid()}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                os.replace(source, Path(f"{target}{suffix}"))
+        logger.warning("embedding cache %s is unreadable (%s); moved to %s, starting an empty cache "
+                       "(its embeddings are recomputed)", self.path, exc, target)
 
     def keys(self, inputs: Sequence[str]) -> list[bytes]:
         return [hashlib.sha256(self._model_digest + text.encode("utf-8")).digest() for text in inputs]
 
-    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+    def get_many(self, keys: Sequence[bytes], stats: EncodeStats) -> dict[bytes, np.ndarray]:
+        """Verified vectors for the keys found; damaged entries are counted in ``stats.repaired`` and left out."""
         found: dict[bytes, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _LOOKUP_CHUNK):
-            chunk = unique[start : start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for key, dim, blob in self._db.execute(f"SELECT key, dim, vec FROM embeddings WHERE key IN ({marks})", chunk):
-                found[key] = np.frombuffer(blob, dtype=np.float32, count=dim)
+        try:
+            for start in range(0, len(unique), _LOOKUP_CHUNK):
+                chunk = unique[start : start + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT key, dim, vec, checksum, session FROM {TABLE} WHERE key IN ({marks})"
+                for key, dim, blob, check, session in self._db.execute(query, chunk):
+                    if not _is_intact(key, dim, blob, check):
+                        stats.repaired += 1
+                        continue
+                    found[key] = np.frombuffer(blob, dtype=np.float32, count=dim)
+                    if session == self._session:
+                        stats.reused_this_run += 1
+                    else:
+                        stats.reused_earlier += 1
+        except sqlite3.DatabaseError as exc:  # damage found mid-run: set the file aside, recompute what is missing
+            self._recover(exc)
+            return {}
         return found
 
     def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
         """Store one batch and commit it (the unit a kill can lose)."""
-        rows = [(k, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)]
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO embeddings (key, dim, vec) VALUES (?, ?, ?)", rows)
+        rows = []
+        for key, vector in zip(keys, vectors):
+            blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+            dim = int(vector.shape[0])
+            rows.append((key, dim, blob, _checksum(key, dim, blob), self._session))
+        try:
+            with self._db:
+                self._db.executemany(
+                    f"INSERT OR REPLACE INTO {TABLE} (key, dim, vec, checksum, session) VALUES (?, ?, ?, ?, ?)", rows)
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
 
-    def record(self, hits: int, misses: int) -> None:
-        self.hits += hits
-        self.misses += misses
-
-    @property
-    def hit_rate(self) -> float | None:
-        total = self.hits + self.misses
-        return self.hits / total if total else None
+    def _recover(self, exc: Exception) -> None:
+        self._db.close()
+        self._move_aside(exc)
+        self._db = self._open()
 
     def close(self) -> None:
         self._db.close()
+
+
+def _is_intact(key: object, dim: object, blob: object, check: object) -> bool:
+    return (isinstance(key, bytes) and isinstance(dim, int) and isinstance(blob, bytes) and isinstance(check, bytes)
+            and dim > 0 and len(blob) == 4 * dim and _checksum(key, dim, blob) == check)

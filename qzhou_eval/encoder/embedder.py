@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
 from qzhou_eval.encoder.batching import collate, length_sorted_batches, tokenize
 from qzhou_eval.encoder.cache import EmbeddingCache, model_key
+from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.encoder.inputs import InputFormatter
 from qzhou_eval.errors import EmbeddingError, InvalidOptionError
 from qzhou_eval.instructions.registry import format_instruction
@@ -74,6 +75,7 @@ class Encoder:
         self._token_prepending = token_prepending
         self._device = next(loaded.model.parameters()).device
         self.cache: EmbeddingCache | None = None
+        self.stats = EncodeStats()  # where every vector came from (model, in-call repeat, cache)
 
     def identity(self) -> dict:
         """Model identity + embedding options: what a cached embedding depends on."""
@@ -162,14 +164,16 @@ class Encoder:
         for row, text in enumerate(inputs):
             first_row.setdefault(text, row)
         todo = list(first_row)
+        self.stats.inputs += len(inputs)
+        self.stats.duplicates += len(inputs) - len(todo)
         keys = self.cache.keys(todo) if self.cache else []
         if self.cache:
-            found = self.cache.get_many(keys)
-            self.cache.record(hits=len(found), misses=len(todo) - len(found))
+            found = self.cache.get_many(keys, self.stats)
             vectors = {t: found[k] for t, k in zip(todo, keys) if k in found}
             pending = [(t, k) for t, k in zip(todo, keys) if k not in found]
         else:
             vectors, pending = {}, [(t, None) for t in todo]
+        self.stats.encoded += len(pending)
         if pending:
             self._encode_pending(pending, vectors, batch_size, show_progress, first_row, progress_desc)
         for row, text in enumerate(inputs):

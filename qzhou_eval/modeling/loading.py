@@ -28,13 +28,33 @@ _DTYPES = {
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` picks CUDA when present, else CPU."""
+    """``None`` picks CUDA when present, else CPU.
+
+    Raises:
+        InvalidOptionError: a malformed device, or a CUDA/MPS device this machine does not have.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError as exc:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
         raise InvalidOptionError(f"{device!r} is not a valid device (use 'cpu', 'cuda' or 'cuda:N')") from exc
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InvalidOptionError(f"--device {device} was asked for, but torch {torch.__version__} sees no CUDA "
+                                     "device here; use --device cpu (or leave --device out)")
+        if resolved.index is not None and resolved.index >= count:
+            raise InvalidOptionError(f"--device {device}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidOptionError(f"--device {device} was asked for, but MPS is not available; use --device cpu")
+    return resolved
+
+
+def check_device(device: str | None) -> None:
+    """Fail fast on a device this machine cannot use (before data checks and model loading)."""
+    if device is not None:
+        resolve_device(device)
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

@@ -72,6 +72,10 @@ def compare_runs(
     scores = score_frame([base_model, new_model], conv).T
     has_base, has_new = scores["base"].notna(), scores["new"].notna()
     common = scores[has_base & has_new].copy()
+    if common.empty:
+        raise InvalidOptionError(
+            f"nothing to compare: no {benchmark} task has a score in both BASE ({sorted(scores.index[has_base])[:5]}) "
+            f"and NEW ({sorted(scores.index[has_new])[:5]}); point both at runs of the same suite")
     common["delta"] = common["new"] - common["base"]
     common["flag"] = ["DROP" if d < -max_task_drop else "" for d in common["delta"]]
     common = common.sort_values("delta")

@@ -6,13 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import InstructionSet, resolve_instructions
-from qzhou_eval.modeling.checkpoint_info import read_checkpoint
+from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.source import ModelSource, resolve_source
-from qzhou_eval.options import HARNESS_DEFAULTS
+from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, resolve_options
 from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.runs import manifest as manifests
+from qzhou_eval.runs.provenance import RunInputs, identity_options
 
 CACHE_DIRNAME = ".embedding_cache"
 # The suite label of a run that names tasks rather than a benchmark (its manifest: qzhou-run-tasks.json).
@@ -34,7 +36,7 @@ class RunConfig:
     output_dir: Path
     encoder_options: dict[str, Any] = field(default_factory=dict)  # explicit load_encoder keywords only
     preset: str | None = None
-    use_instruction: bool = False
+    use_instruction: bool | None = None  # None: on exactly when ``instructions`` is given
     instructions: str | Path | None = None
     tasks: list[str] = field(default_factory=list)
     exclude_tasks: list[str] = field(default_factory=list)
@@ -57,6 +59,11 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
                 raise InvalidOptionError(f"RunConfig.{name} must be a list of names, got {value!r}")
+        if self.use_instruction is None:
+            self.use_instruction = self.instructions is not None
+        elif self.use_instruction is False and self.instructions is not None:
+            raise InvalidOptionError(f"--instructions {self.instructions} was given with --use_instruction false; "
+                                     "drop one of them (--instructions alone turns instructions on)")
         for name in ("use_instruction", "overwrite", "fail_fast"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(f"RunConfig.{name} must be True or False, got {getattr(self, name)!r}")
@@ -75,6 +82,11 @@ class RunConfig:
                 raise InvalidOptionError(f"RunConfig.encoder_options[{name!r}] must be a positive integer, got {value!r}")
         if self.data_dir is not None:
             self.data_dir = Path(self.data_dir)
+        if isinstance(self.cache_dir, (str, Path)):
+            self.cache_dir = Path(self.cache_dir)
+            if self.cache_dir.exists() and not self.cache_dir.is_dir():
+                raise InvalidOptionError(f"--cache_dir {str(self.cache_dir)!r} is a file; pass a folder, or 'none' "
+                                         "to run without the embedding cache")
 
     @property
     def suite(self) -> str:
@@ -100,7 +112,7 @@ class RunSummary:
     scores: dict[str, float]
     ran: list[str]
     skipped: list[str]
-    cache_hit_rate: float | None
+    encode_stats: EncodeStats | None
     failed: dict[str, TaskFailure] = field(default_factory=dict)
 
 
@@ -113,8 +125,25 @@ def model_name_for(config: RunConfig, source: ModelSource) -> str:
     return source.default_model_name
 
 
-def resolve_model(config: RunConfig) -> tuple[ModelSource, str, PresetChoice | None]:
-    """The checkpoint location, the name its results are filed under, and its preset (no weights loaded)."""
+@dataclass(frozen=True)
+class ResolvedRequest:
+    """A run's request with every default decided, before any weights load: what its results are bound to."""
+
+    source: ModelSource
+    model_name: str
+    info: CheckpointInfo
+    choice: PresetChoice | None
+    options: ResolvedOptions
+    instructions: InstructionSet | None
+    inputs: RunInputs
+
+
+def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest:
+    """Resolve the checkpoint, preset, options and instruction set of ``config`` (torch only to ask about CUDA).
+
+    Raises:
+        InvalidOptionError, ModelNotFoundError, ModelFormatError, InstructionError: naming the fix.
+    """
     path = config.model_name_or_path
     if path is None:
         if config.preset is None or config.preset.lower() == "none":
@@ -123,27 +152,26 @@ def resolve_model(config: RunConfig) -> tuple[ModelSource, str, PresetChoice | N
 
         path = load_preset(config.preset).model
     source = resolve_source(path)
-    return source, model_name_for(config, source), select_preset(config.preset, read_checkpoint(source))
+    info = read_checkpoint(source)
+    choice = select_preset(config.preset, info)
+    options = resolve_options(config.encoder_options, choice, info)
+    instructions = instructions_for(config, choice, task_names)
+    model_name = model_name_for(config, source)
+    inputs = RunInputs(model_name, source.fingerprint(), identity_options(options, config.device),
+                       config.use_instruction, instructions.sha256() if instructions else None)
+    return ResolvedRequest(source, model_name, info, choice, options, instructions, inputs)
 
 
-def request_manifest(
-    config: RunConfig,
-    source: ModelSource,
-    model_name: str,
-    instructions: InstructionSet | None,
-    choice: PresetChoice | None,
-) -> dict[str, Any]:
-    """The manifest of this request: what must match for results to be shared or resumed."""
+def request_manifest(config: RunConfig, request: ResolvedRequest) -> dict[str, Any]:
+    """The manifest header of this request (task entries are merged in under the folder lock)."""
+    choice, instructions = request.choice, request.instructions
     return manifests.new_manifest(
         benchmark=config.suite,
-        model={"name": model_name, "path": source.name_or_path, "revision": source.fingerprint()},
-        # Batch size and device never change an embedding, so they may differ between resumed runs.
-        options={**{k: v for k, v in sorted(config.encoder_options.items()) if k != "batch_size"},
-                 "preset": choice.preset.name if choice else None, "use_instruction": config.use_instruction},
+        model={"name": request.model_name, "path": request.source.name_or_path, "revision": request.inputs.revision},
+        inputs=request.inputs.as_record(),
+        explicit_options=dict(sorted(config.encoder_options.items())),
         preset={"name": choice.preset.name, "how": choice.how} if choice else None,
-        batch_size=config.encoder_options.get("batch_size"),
         instructions={"origin": instructions.origin, "variant": instructions.variant} if instructions else None,
-        instructions_sha256=instructions.sha256() if instructions else None,
         data_dir=str(config.data_dir) if config.data_dir else None,
     )
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import platform
 import re
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.runs.provenance import RunInputs
 from qzhou_eval.runs.results_io import atomic_write_json
 
-# Fields a continued run keeps from the manifest it continues (a rerun may load no model at all).
-CARRIED_OVER = ("tasks", "created", "resolved_options", "device", "dtype", "cache_hit_rate")
+if TYPE_CHECKING:
+    from qzhou_eval.runs.folder_lock import OutputFolderLock
+
+logger = logging.getLogger(__name__)
 
 _PACKAGES = ("torch", "transformers", "mteb", "sentence-transformers", "datasets", "qzhou-eval")
 
@@ -49,42 +54,32 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def compatibility_key(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What must match for two runs to share an output folder."""
-    return {"model": manifest.get("model"), "options": manifest.get("options")}
-
-
-def check_output_dir(output_dir: Path, new: dict[str, Any], benchmark: str) -> list[Path]:
-    """Return manifests that conflict with ``new`` (other model/options, or other instructions for this suite)."""
-    conflicts = []
-    for path in sorted(output_dir.glob("qzhou-run-*.json")):
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            conflicts.append(path)
-            continue
-        same_suite = path == manifest_path(output_dir, benchmark)
-        if compatibility_key(old) != compatibility_key(new) or (
-            same_suite and old.get("instructions_sha256") != new.get("instructions_sha256")
-        ):
-            conflicts.append(path)
-    return conflicts
-
-
-def describe_conflict(path: Path, new: dict[str, Any]) -> str:
+def _inputs_of(manifest: dict[str, Any]) -> RunInputs | None:
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return f"{path.name} is unreadable"
-    diffs = []
-    for key in ("model", "options"):
-        for field in sorted(set(old.get(key) or {}) | set(new.get(key) or {})):
-            a, b = (old.get(key) or {}).get(field), (new.get(key) or {}).get(field)
-            if a != b:
-                diffs.append(f"{key}.{field}: {a!r} -> {b!r}")
-    if old.get("instructions_sha256") != new.get("instructions_sha256"):
-        diffs.append("instructions file differs")
-    return f"{path.name}: " + "; ".join(diffs[:6])
+        return RunInputs.from_record(manifest["inputs"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_output_dir(output_dir: Path, inputs: RunInputs, suite: str) -> dict[Path, str]:
+    """Manifests in ``output_dir`` whose run used other inputs: {manifest: what differs}.
+
+    Another suite's manifest may differ only in its instruction set (each suite has its own).
+    An unreadable manifest is not a conflict: it is moved aside, and the task records decide.
+    """
+    conflicts = {}
+    for path in sorted(output_dir.glob("qzhou-run-*.json")):
+        old = load(path)
+        if old is None:
+            continue
+        theirs = _inputs_of(old)
+        if theirs is None:
+            conflicts[path] = "written by an older qzhou-eval that did not record its resolved inputs"
+            continue
+        diffs = theirs.differences(inputs, instructions=path == manifest_path(output_dir, suite))
+        if diffs:
+            conflicts[path] = "; ".join(diffs[:6])
+    return conflicts
 
 
 def new_manifest(**fields: Any) -> dict[str, Any]:
@@ -96,9 +91,43 @@ def save(path: Path, manifest: dict[str, Any]) -> None:
     atomic_write_json(path, manifest)
 
 
+def update(path: Path, base: dict[str, Any], tasks: dict[str, dict[str, Any]], lock: OutputFolderLock) -> None:
+    """Read-modify-write under the folder lock: this run's fields and task entries over what is on disk.
+
+    Entries other processes (shards) wrote since this run started are kept.
+    """
+    with lock.exclusive():
+        merge_and_save(path, base, tasks)
+
+
+def merge_and_save(path: Path, base: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> None:
+    """The merge of :func:`update`, for a caller that already holds the folder lock."""
+    current = load(path) or {}
+    merged = {**current, **base, "created": current.get("created", base.get("created"))}
+    merged["tasks"] = {**current.get("tasks", {}), **tasks}
+    save(path, merged)
+
+
 def load(path: Path) -> dict[str, Any] | None:
-    """A manifest's content, or None when absent or unreadable."""
+    """A manifest's content; None when absent. An unreadable one is moved aside with a warning.
+
+    A manifest is a summary: the task records (provenance.RecordStore) decide what is finished, so
+    losing one never loses a result.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            return data
+        reason = f"it holds a JSON {type(data).__name__}, not an object"
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        reason = f"{type(exc).__name__}: {exc}"
+    target = path.with_name(f"{path.name}.unreadable-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, target)
+    except OSError:
+        target = path
+    logger.warning("run manifest %s is unreadable (%s); kept as %s. It is rebuilt from the task records; "
+                   "finished tasks are not re-run", path, str(reason)[:200], target)
+    return None

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qzhou_eval._atomic import TMP_SUFFIX, atomic_write_json, atomic_write_text
+from qzhou_eval._atomic import TMP_SUFFIX, atomic_write_json, atomic_write_text, owner_is_gone
 
 __all__ = ["atomic_write_json", "atomic_write_text", "read_task_result", "remove_stale_temp_files", "write_task_result"]
 
 
 def remove_stale_temp_files(folder: Path) -> int:
-    """Delete temp files a killed writer left behind (never a finished result)."""
+    """Delete temp files whose writer is dead (never a finished result, never a live run's temp file)."""
     removed = 0
     for tmp in folder.glob(f".*{TMP_SUFFIX}") if folder.is_dir() else []:
-        tmp.unlink(missing_ok=True)
-        removed += 1
+        if owner_is_gone(tmp):
+            tmp.unlink(missing_ok=True)
+            removed += 1
     return removed
 
 

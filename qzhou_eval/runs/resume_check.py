@@ -1,27 +1,20 @@
 """Recognise a run whose selected tasks are all finished, without importing mteb or torch.
 
 A resumed or repeated run then answers in well under a second instead of paying mteb's import and
-benchmark-registry start-up; any doubt (missing manifest entry, unreadable file, other options)
-returns None and the full runner takes over, with its own checks and errors.
+benchmark-registry start-up; any doubt (no record, other inputs, changed data, a result file that
+is not the recorded one) returns None and the full runner takes over, with its own checks and errors.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.runs import manifest as manifests
-from qzhou_eval.runs.config import RunConfig, RunSummary, instructions_for, request_manifest, resolve_model, results_dir_for
+from qzhou_eval.runs.config import RunConfig, RunSummary, resolve_request, results_dir_for
+from qzhou_eval.runs.provenance import RecordStore, Reuse, cuda_surely_absent, prefixes_sha256
 from qzhou_eval.runs.suites import bundled_task_names, shard_names
-
-
-def _is_result_of(path: Path, task_name: str) -> bool:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and data.get("task_name") == task_name and bool(data.get("scores"))
+from qzhou_eval.runs.task_data import folder_fingerprint
 
 
 def _selected_names(config: RunConfig) -> list[str] | None:
@@ -40,26 +33,33 @@ def _selected_names(config: RunConfig) -> list[str] | None:
 
 
 def finished_run_summary(config: RunConfig) -> RunSummary | None:
-    """The summary when every selected task already has this same run's result; else None."""
-    if config.overwrite or config.task_types:
+    """The summary when every selected task already has a result its record binds to this request; else None.
+
+    Only ``--data_dir`` runs qualify (a hub dataset's pinned revision is known only to mteb).
+    """
+    if config.overwrite or config.task_types or config.data_dir is None:
         return None
+    if config.device is None and config.encoder_options.get("dtype") is None and not cuda_surely_absent():
+        return None  # the dtype default depends on CUDA, which only torch can tell
     names = _selected_names(config)
     output_dir = Path(config.output_dir)
     if not names or not output_dir.is_dir():
         return None
     try:
-        source, model_name, choice = resolve_model(config)
-        request = request_manifest(config, source, model_name, instructions_for(config, choice, names), choice)
+        request = resolve_request(config, names)
     except (QZhouEvalError, OSError):
         return None
-    if manifests.check_output_dir(output_dir, request, config.suite):
+    if manifests.check_output_dir(output_dir, request.inputs, config.suite):
         return None
-    recorded = manifests.load(manifests.manifest_path(output_dir, config.suite)) or {}
-    results_dir = results_dir_for(output_dir, model_name, request["model"]["revision"])
+    results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
+    store = RecordStore(output_dir, request.model_name, request.inputs.revision)
     scores = {}
     for name in names:
-        entry = recorded.get("tasks", {}).get(name)
-        if not entry or "main_score" not in entry or not _is_result_of(results_dir / f"{name}.json", name):
+        fingerprint = folder_fingerprint(Path(config.data_dir) / name)
+        prefixes = prefixes_sha256(request.instructions, name, config.use_instruction)
+        if fingerprint is None:
             return None
-        scores[name] = float(entry["main_score"])
-    return RunSummary(results_dir, scores, ran=[], skipped=names, cache_hit_rate=None)
+        if store.verdict(name, request.inputs, prefixes, fingerprint, results_dir / f"{name}.json").reuse is not Reuse.FINISHED:
+            return None
+        scores[name] = store.read(name).main_score
+    return RunSummary(results_dir, scores, ran=[], skipped=names, encode_stats=None)

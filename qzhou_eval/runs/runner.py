@@ -1,35 +1,42 @@
 """run_suite: evaluate one checkpoint on (part of) a benchmark, or on named tasks, through mteb 2.x, resumably.
 
-Order of work, so bad input fails before any encoding: select and shard tasks, check the offline
-data, choose the preset, check instruction coverage, check the output folder (writable, same model
-and options), skip finished tasks, and only then load the model. A task that raises is recorded
-(manifest + traceback file) and the others still run, unless ``fail_fast``.
+Order of work, so bad input fails before any encoding: select and shard tasks, check and fingerprint
+the offline data (every split file opened), resolve the request (preset, options, instructions),
+check the output folder (writable; no live run with other inputs; no results of other inputs), decide
+per task from its record whether its result stands, and only then load the model. A task that raises
+is recorded (manifest + traceback file) and the others still run, unless ``fail_fast``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 import time
 import traceback
 from datetime import datetime
 from pathlib import Path
 
-from qzhou_eval.api import load_encoder
+from qzhou_eval.api import build_encoder
 from qzhou_eval.encoder.mteb_model import QZhouMtebModel
+from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.modeling.loading import check_device
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.config import (
     CACHE_DIRNAME,
+    ResolvedRequest,
     RunConfig,
     RunSummary,
     TaskFailure,
-    instructions_for,
     request_manifest,
-    resolve_model,
+    resolve_request,
     results_dir_for,
 )
+from qzhou_eval.runs.folder_lock import OutputFolderLock
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
+from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, Reuse, prefixes_sha256
 from qzhou_eval.runs.results_io import (
     atomic_write_json,
     atomic_write_text,
@@ -38,157 +45,192 @@ from qzhou_eval.runs.results_io import (
     write_task_result,
 )
 from qzhou_eval.runs.suites import run_tasks, shard
+from qzhou_eval.runs.task_data import TaskData, check_local_data, hub_data, prepared_in_content_cache
 
 logger = logging.getLogger(__name__)
 
 
 def _check_writable(output_dir: Path) -> None:
+    """A probe file with a unique name (concurrent runs never trip over each other's probe)."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".qzhou-write-probe"
-        probe.write_text("ok")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".qzhou-write-probe-", dir=output_dir)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise InvalidOptionError(f"--output_dir {str(output_dir)!r} is not writable ({exc}); choose another folder") from exc
 
 
 def _set_aside_previous(output_dir: Path) -> Path:
-    """--overwrite over another model/options: keep the old results, moved out of the way."""
+    """--overwrite over other inputs: keep the old results and their records, moved out of the way."""
     target = output_dir / f"replaced-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     target.mkdir()
     for item in output_dir.iterdir():
-        if item.name not in (CACHE_DIRNAME, target.name) and not item.name.startswith("replaced-"):
+        if item.name not in (CACHE_DIRNAME, STATE_DIRNAME, target.name) and not item.name.startswith("replaced-"):
             shutil.move(str(item), target / item.name)
-    logger.warning("previous results of another model/options moved to %s", target)
+    records = output_dir / STATE_DIRNAME / "records"
+    if records.is_dir():
+        (target / STATE_DIRNAME).mkdir()
+        shutil.move(str(records), target / STATE_DIRNAME / "records")
+    logger.warning("previous results of other inputs moved to %s", target)
     return target
+
+
+def _conflict_error(output_dir: Path, conflicts: dict[str, str]) -> manifests.OutputDirConflict:
+    details = "; ".join(f"{where}: {why}" for where, why in list(conflicts.items())[:4])
+    return manifests.OutputDirConflict(
+        f"{output_dir} holds results made with other inputs ({details}); pass --overwrite (old results are moved "
+        "to a replaced-<time>/ folder, not deleted) or choose another --output_dir"
+    )
 
 
 def run_suite(config: RunConfig) -> RunSummary:
     """Evaluate, write mteb-layout results atomically, and return the per-task main scores and failures.
 
     Raises:
-        InvalidOptionError, DataDirError, InstructionError, OutputDirConflict: before any encoding.
+        InvalidOptionError, DataDirError, InstructionError, OutputDirConflict, OutputDirBusy: before any encoding.
     """
     tasks = shard(run_tasks(config.benchmark, config.tasks, config.exclude_tasks, config.task_types), config.shard)
+    check_device(config.device)
     if config.data_dir is not None:
         go_offline()
         attach_data_dir(tasks, config.data_dir)
+        data = check_local_data(tasks, config.data_dir)
+    else:
+        data = hub_data(tasks)
     names = [t.metadata.name for t in tasks]
-    source, model_name, choice = resolve_model(config)
-    instructions = instructions_for(config, choice, names)
-    if instructions is not None:
-        instructions.check_coverage(names)
-
+    request = resolve_request(config, names)
+    if request.instructions is not None:
+        request.instructions.check_coverage(names)
     output_dir = Path(config.output_dir)
     _check_writable(output_dir)
-    manifest = request_manifest(config, source, model_name, instructions, choice)
-    revision = manifest["model"]["revision"]
-    conflicts = manifests.check_output_dir(output_dir, manifest, config.suite)
-    if conflicts and not config.overwrite:
-        details = "; ".join(manifests.describe_conflict(p, manifest) for p in conflicts)
-        raise manifests.OutputDirConflict(
-            f"{output_dir} holds results of a different model or options ({details}); pass --overwrite "
-            "(old results are moved to a replaced-<time>/ folder, not deleted) or choose another --output_dir"
-        )
-    if conflicts:
-        _set_aside_previous(output_dir)
+    with OutputFolderLock(output_dir, request.inputs, f"qzhou-eval run ({config.suite})") as lock:
+        return _run_admitted(config, tasks, data, request, lock)
 
-    results_dir = results_dir_for(output_dir, model_name, revision)
+
+def _run_admitted(config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest,
+                  lock: OutputFolderLock) -> RunSummary:
+    output_dir = Path(config.output_dir)
+    inputs = request.inputs
+    results_dir = results_dir_for(output_dir, request.model_name, inputs.revision)
+    store = RecordStore(output_dir, request.model_name, inputs.revision)
     manifest_file = manifests.manifest_path(output_dir, config.suite)
-    remove_stale_temp_files(results_dir)
-    remove_stale_temp_files(output_dir)
-    previous = manifests.load(manifest_file)
-    if previous and not conflicts:  # same run continued: keep what earlier sessions recorded
-        manifest.update({key: previous[key] for key in manifests.CARRIED_OVER if key in previous})
+    header = request_manifest(config, request)
+    prefixes = {t.metadata.name: prefixes_sha256(request.instructions, t.metadata.name, config.use_instruction)
+                for t in tasks}
+    with lock.exclusive():  # check and claim the folder in one step: a concurrent run sees our manifest
+        conflicts = {p.name: why for p, why in manifests.check_output_dir(output_dir, inputs, config.suite).items()}
+        conflicts.update({f"{name}.json": why for name, why in store.conflicting(inputs).items()})
+        verdicts = {n: store.verdict(n, inputs, prefixes[n], data[n].fingerprint, results_dir / f"{n}.json")
+                    for n in prefixes}
+        conflicts.update({f"{n}.json": v.detail for n, v in verdicts.items() if v.reuse is Reuse.CONFLICT})
+        if conflicts and not config.overwrite:
+            raise _conflict_error(output_dir, conflicts)
+        if conflicts:
+            _set_aside_previous(output_dir)
+            verdicts = {n: store.verdict(n, inputs, prefixes[n], data[n].fingerprint, results_dir / f"{n}.json")
+                        for n in prefixes}
+        for folder in (results_dir, output_dir, store.folder):
+            remove_stale_temp_files(folder)
+        manifests.merge_and_save(manifest_file, header, {})
 
-    done = {n for n in names if not config.overwrite and read_task_result(results_dir / f"{n}.json") is not None}
-    pending = [t for t in tasks if t.metadata.name not in done]
+    done = sorted(n for n, v in verdicts.items() if v.reuse is Reuse.FINISHED and not config.overwrite)
+    for name, verdict in sorted(verdicts.items()):
+        if verdict.reuse in (Reuse.UNRECORDED, Reuse.DATA_CHANGED, Reuse.RESULT_CHANGED) and not config.overwrite:
+            logger.warning("%s: %s; running it again", name, verdict.detail)
     if done:
-        logger.info("%d task(s) already finished, skipped: %s", len(done), sorted(done))
-    hit_rate, failed = None, {}
+        logger.info("%d task(s) already finished with these inputs, skipped: %s", len(done), done)
+    pending = [t for t in tasks if t.metadata.name not in done]
+    stats, failed = None, {}
     if pending:
-        run = _TaskLoop(config, manifest, manifest_file, results_dir)
-        hit_rate, failed = run.evaluate(source, model_name, revision, instructions, choice, pending)
-    manifests.save(manifest_file, manifest)
-    scores = {}
-    for name in names:
-        result = read_task_result(results_dir / f"{name}.json")
-        if result is not None:
-            scores[name] = float(result.get_score())
+        run = _TaskLoop(config, request, header, manifest_file, results_dir, lock, store, data, prefixes)
+        stats, failed = run.evaluate(pending)
     ran = [t.metadata.name for t in pending if t.metadata.name not in failed]
-    return RunSummary(results_dir, scores, ran, sorted(done), hit_rate, failed)
+    records = {name: store.read(name) for name in [*done, *ran]}
+    scores = {name: record.main_score for name, record in records.items() if record is not None}
+    return RunSummary(results_dir, scores, ran, done, stats, failed)
 
 
 class _TaskLoop:
     """Loads the model once and evaluates the pending tasks one by one, recording each outcome."""
 
-    def __init__(self, config: RunConfig, manifest: dict, manifest_file: Path, results_dir: Path) -> None:
+    def __init__(self, config: RunConfig, request: ResolvedRequest, header: dict, manifest_file: Path,
+                 results_dir: Path, lock: OutputFolderLock, store: RecordStore, data: dict[str, TaskData],
+                 prefixes: dict[str, str]) -> None:
         self.config = config
-        self.manifest = manifest
+        self.request = request
+        self.header = header
         self.manifest_file = manifest_file
         self.results_dir = results_dir
+        self.lock = lock
+        self.store = store
+        self.data = data
+        self.prefixes = prefixes
 
-    def evaluate(self, source, model_name, revision, instructions, choice, pending):
+    def evaluate(self, pending: list) -> tuple[EncodeStats, dict[str, TaskFailure]]:
         import mteb
 
-        config = self.config
-        encoder = load_encoder(
-            str(source.local_path) if source.is_local else source.name_or_path,
-            preset=choice if choice is not None else "none",
-            device=config.device,
-            **config.encoder_options,
-        )
-        logger.info("options for %s:\n  %s", model_name, "\n  ".join(encoder.resolution.describe()))
-        if instructions is not None:
-            logger.info("instructions: %s", instructions.origin)
+        config, request = self.config, self.request
+        encoder = build_encoder(request.info, request.options, config.device)
+        logger.info("options for %s:\n  %s", request.model_name, "\n  ".join(encoder.resolution.describe()))
+        if request.instructions is not None:
+            logger.info("instructions: %s", request.instructions.origin)
         cache = None
         if config.cache_dir:
             cache_root = Path(config.output_dir) / CACHE_DIRNAME if config.cache_dir is True else Path(config.cache_dir)
             cache = encoder.attach_cache(cache_root / "embeddings.sqlite")
-        model = QZhouMtebModel(encoder, instructions, use_instruction=config.use_instruction, model_name=model_name,
-                               revision=revision)
+        model = QZhouMtebModel(encoder, request.instructions, use_instruction=config.use_instruction,
+                               model_name=request.model_name, revision=request.inputs.revision)
         atomic_write_json(self.results_dir / "model_meta.json", model.mteb_model_meta.to_dict())
-        self.manifest.update(device=encoder.options.device, dtype=encoder.options.dtype,
-                             resolved_options=encoder.resolution.as_record())
+        self.header.update(device=encoder.options.device, dtype=encoder.options.dtype,
+                           resolved_options=encoder.resolution.as_record())
         failed: dict[str, TaskFailure] = {}
         started = time.monotonic()
-        for position, task in enumerate(pending, start=1):
-            name = task.metadata.name
-            hits0, misses0 = (cache.hits, cache.misses) if cache else (0, 0)
-            t0 = time.monotonic()
-            try:
-                result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
-                                       encode_kwargs={"batch_size": encoder.options.batch_size, "show_progress_bar": True})
-            except Exception as exc:  # one task's failure must not end a 20-hour suite
-                if config.fail_fast:
-                    raise
-                failed[name] = self._record_failure(name, exc)
-                continue
-            task_result = result.task_results[0]
-            write_task_result(task_result, self.results_dir / f"{name}.json")
-            wall = time.monotonic() - t0
-            entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": float(task_result.get_score())}
+        try:
+            for position, task in enumerate(pending, start=1):
+                name = task.metadata.name
+                before = encoder.stats.copy()
+                t0 = time.monotonic()
+                try:
+                    with prepared_in_content_cache(self.data[name]):
+                        result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
+                                               encode_kwargs={"batch_size": encoder.options.batch_size,
+                                                              "show_progress_bar": True})
+                except Exception as exc:  # one task's failure must not end a 20-hour suite
+                    if config.fail_fast:
+                        raise
+                    failed[name] = self._record_failure(name, exc)
+                    continue
+                entry = self._save_result(name, result.task_results[0], time.monotonic() - t0,
+                                          encoder.stats.minus(before), encoder.stats)
+                elapsed = time.monotonic() - started
+                remaining = len(pending) - position
+                logger.info("[%d/%d] %s main_score=%.4f in %.1fs; %d remaining, ETA %.0fs", position, len(pending),
+                            name, entry["main_score"], entry["wall_s"], remaining, elapsed / position * remaining)
+        finally:
             if cache:
-                entry.update(cache_hits=cache.hits - hits0, cache_misses=cache.misses - misses0)
-                self.manifest["cache_hit_rate"] = cache.hit_rate
-            self.manifest["tasks"][name] = entry
-            manifests.save(self.manifest_file, self.manifest)
-            elapsed = time.monotonic() - started
-            remaining = len(pending) - position
-            eta = elapsed / position * remaining
-            logger.info("[%d/%d] %s main_score=%.4f in %.1fs; %d remaining, ETA %.0fs",
-                        position, len(pending), name, entry["main_score"], wall, remaining, eta)
-        if cache:
-            cache.close()
-        return (cache.hit_rate if cache else None), failed
+                cache.close()
+        return encoder.stats, failed
+
+    def _save_result(self, name: str, task_result, wall: float, stats: EncodeStats, total: EncodeStats) -> dict:
+        """Result file, then its record, then the manifest entry: a kill between them only costs a re-run."""
+        result_file = self.results_dir / f"{name}.json"
+        write_task_result(task_result, result_file)
+        score = float(task_result.get_score())
+        self.store.write(name, self.request.inputs, self.prefixes[name], self.data[name].fingerprint, result_file, score)
+        entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": score,
+                 "data_fingerprint": self.data[name].fingerprint, "encode_stats": stats.as_record()}
+        self.header["encode_stats"] = total.as_record()
+        manifests.update(self.manifest_file, self.header, {name: entry}, self.lock)
+        return entry
 
     def _record_failure(self, name: str, exc: Exception) -> TaskFailure:
         """Traceback to <output_dir>/errors/<task>.txt, the error into the manifest, a log line; atomically."""
         trace_file = Path(self.config.output_dir) / "errors" / f"{name}.txt"
         atomic_write_text(trace_file, "".join(traceback.format_exception(exc)))
         failure = TaskFailure(type(exc).__name__, str(exc)[:2000], str(trace_file))
-        self.manifest["tasks"][name] = {"status": "failed", "error": failure.as_record()}
-        manifests.save(self.manifest_file, self.manifest)
+        manifests.update(self.manifest_file, self.header, {name: {"status": "failed", "error": failure.as_record()}},
+                         self.lock)
         logger.error("%s failed (%s: %s); traceback in %s; continuing with the other tasks",
                      name, failure.error_type, failure.message[:300], trace_file)
         return failure

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from qzhou_eval.encoder.cache import TABLE
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.runs.manifest import OutputDirConflict
 from qzhou_eval.runs.offline import DataDirError, attach_data_dir
@@ -97,14 +98,15 @@ def test_finished_run_check_imports_neither_mteb_nor_torch(finished_run, minilm_
     code = ("import sys; from pathlib import Path; from qzhou_eval.runs.resume_check import finished_run_summary;"
             "from qzhou_eval.runs.config import RunConfig;"
             f"s = finished_run_summary(RunConfig(model_name_or_path={minilm_path!r}, benchmark='MTEB(eng, v2)',"
-            f" output_dir=Path({str(out)!r}), tasks=['STSBenchmark'], model_name='sentence-transformers/all-MiniLM-L6-v2'));"
+            f" output_dir=Path({str(out)!r}), tasks=['STSBenchmark'], model_name='sentence-transformers/all-MiniLM-L6-v2',"
+            f" data_dir=Path({str(shared_dir / 'mteb-data')!r})));"
             "assert s is not None; assert 'mteb' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_other_options_are_refused_then_set_aside(finished_run, minilm_path, shared_dir, tmp_path):
     out, _, _ = finished_run
-    with pytest.raises(OutputDirConflict, match=r"options.normalize: None -> False.*pass --overwrite"):
+    with pytest.raises(OutputDirConflict, match=r"normalize: True -> False.*pass --overwrite"):
         run_suite(_config(minilm_path, shared_dir, out, encoder_options={"normalize": False}, tasks=["SICK-R"]))
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
@@ -135,7 +137,7 @@ def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, 
         if db.exists():
             try:
                 with sqlite3.connect(db) as con:
-                    rows = con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+                    rows = con.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
             except sqlite3.Error:
                 rows = 0
             if rows >= 400:
@@ -145,13 +147,14 @@ def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with sqlite3.connect(db) as con:
-        committed = con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+        committed = con.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
     assert not list(out.glob("*/*/STSBenchmark.json")), "a killed task must not leave a result file"
     summary = run_suite(_config(minilm_path, shared_dir, out, encoder_options={"batch_size": 8}))
     with sqlite3.connect(db) as con:
-        total = con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+        total = con.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
     manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
-    assert manifest["tasks"]["STSBenchmark"]["cache_misses"] == total - committed, "committed embeddings were re-encoded"
+    assert manifest["tasks"]["STSBenchmark"]["encode_stats"]["encoded"] == total - committed, \
+        "committed embeddings were re-encoded"
     reference = read_task_result(next(finished_run[0].glob("*/*/STSBenchmark.json"))).get_score()
     assert summary.scores["STSBenchmark"] == pytest.approx(reference, abs=1e-6)
 

@@ -1,0 +1,203 @@
+"""What produced a result, and whether it may be reused: the one owner of that decision.
+
+A run's :class:`RunInputs` (model identity, resolved embedding options, instruction set) plus a
+task's data fingerprint make the task's :class:`TaskRecord`, written after its result file to
+``<output_dir>/.qzhou/records/<org__model>/<revision>/<Task>.json`` (outside the folders mteb reads).
+A result counts as finished only when its record's inputs equal the request's, the data fingerprint
+equals the data's now, and the result file still has the digest the record names. Options compare
+by resolved value, so spelling out a default is not a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from qzhou_eval._atomic import atomic_write_json
+from qzhou_eval.instructions.registry import InstructionSet, route_prefix
+from qzhou_eval.options import ResolvedOptions
+
+STATE_DIRNAME = ".qzhou"
+# Resolved options that never change an embedding: not part of a result's identity.
+_NOT_IDENTITY = frozenset({"batch_size", "mrl_dims"})
+_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+
+
+def cuda_surely_absent() -> bool:
+    """True when no GPU device node exists (so torch would not find CUDA either), without importing torch."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return True
+    return not any(Path(node).exists() for node in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+
+
+def canonical_dtype(dtype: str | None, device: str | None) -> str:
+    """The dtype a run computes in: the explicit one, else bfloat16 on CUDA and float32 elsewhere.
+
+    Imports torch only when neither dtype nor device says and a GPU might be present.
+    """
+    if dtype is not None:
+        name = str(dtype).lower().removeprefix("torch.")
+        return _DTYPE_NAMES.get(name, name)
+    if device is None and cuda_surely_absent():
+        device = "cpu"
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "bfloat16" if str(device).startswith("cuda") else "float32"
+
+
+def identity_options(resolved: ResolvedOptions, device: str | None) -> dict[str, Any]:
+    """The resolved option values an embedding depends on, in comparable JSON form."""
+    record = {k: v["value"] for k, v in resolved.as_record().items() if k not in _NOT_IDENTITY}
+    record["dtype"] = canonical_dtype(record.get("dtype"), device)
+    if not record.get("token_prepending"):
+        record["token_prepending_layers"] = None  # unused, so never a difference
+    return record
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything besides the data that decides a run's scores."""
+
+    model_name: str
+    revision: str
+    options: dict[str, Any]
+    use_instruction: bool
+    instructions_sha256: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "revision": self.revision, "options": dict(sorted(self.options.items())),
+                "use_instruction": self.use_instruction, "instructions_sha256": self.instructions_sha256}
+
+    @classmethod
+    def from_record(cls, data: Any) -> RunInputs:
+        """Raises KeyError/TypeError on a malformed record (callers treat that as unreadable)."""
+        return cls(str(data["model_name"]), str(data["revision"]), dict(data["options"]), bool(data["use_instruction"]),
+                   data["instructions_sha256"])
+
+    def differences(self, other: RunInputs, instructions: bool = True) -> list[str]:
+        """``field: old -> new`` for each difference, ``self`` being the old side."""
+        diffs = []
+        for name in ("model_name", "revision", "use_instruction"):
+            if getattr(self, name) != getattr(other, name):
+                diffs.append(f"{name}: {getattr(self, name)!r} -> {getattr(other, name)!r}")
+        for key in sorted(set(self.options) | set(other.options)):
+            if self.options.get(key) != other.options.get(key):
+                diffs.append(f"{key}: {self.options.get(key)!r} -> {other.options.get(key)!r}")
+        if instructions and self.instructions_sha256 != other.instructions_sha256:
+            diffs.append("instruction set differs")
+        return diffs
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """What produced one task's result file."""
+
+    task: str
+    inputs: RunInputs
+    prefixes_sha256: str  # this task's own query/document prefixes (a suite's other tasks do not matter)
+    data_fingerprint: str
+    result_sha256: str
+    main_score: float
+    finished: str
+
+    def as_record(self) -> dict[str, Any]:
+        return {"task": self.task, "inputs": self.inputs.as_record(), "prefixes_sha256": self.prefixes_sha256,
+                "data_fingerprint": self.data_fingerprint, "result_sha256": self.result_sha256,
+                "main_score": self.main_score, "finished": self.finished}
+
+
+def prefixes_sha256(instructions: InstructionSet | None, task: str, use_instruction: bool) -> str:
+    """Digest of the exact prefixes ``task``'s queries and documents get."""
+    sides = [route_prefix(instructions, task, side, use_instruction) for side in ("query", "document")]
+    return hashlib.sha256(json.dumps(sides, ensure_ascii=False).encode()).hexdigest()
+
+
+class Reuse(Enum):
+    """Verdict on a task's existing result for the current request."""
+
+    FINISHED = "finished"            # reuse it
+    ABSENT = "absent"                # nothing there: run it
+    UNRECORDED = "unrecorded"        # a result with no record (killed before its record, or another tool): re-run
+    DATA_CHANGED = "data changed"    # the same request over other data: re-run
+    RESULT_CHANGED = "result changed"  # the file is not the one recorded (edited or damaged): re-run
+    CONFLICT = "conflict"            # made with other inputs: refuse unless --overwrite
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reuse: Reuse
+    detail: str = ""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RecordStore:
+    """The task records of one model revision in one output folder."""
+
+    def __init__(self, output_dir: Path, model_name: str, revision: str) -> None:
+        self.folder = Path(output_dir) / STATE_DIRNAME / "records" / model_name.replace("/", "__") / revision
+
+    def path(self, task: str) -> Path:
+        return self.folder / f"{task}.json"
+
+    def read(self, task: str) -> TaskRecord | None:
+        """The record, or None when absent or unreadable (then the task is simply run again)."""
+        try:
+            data = json.loads(self.path(task).read_text(encoding="utf-8"))
+            return TaskRecord(data["task"], RunInputs.from_record(data["inputs"]), data["prefixes_sha256"],
+                              data["data_fingerprint"], data["result_sha256"], float(data["main_score"]), data["finished"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path,
+              main_score: float) -> None:
+        """Written after the result file: a kill in between leaves a result without record, which is re-run."""
+        record = TaskRecord(task, inputs, prefixes, data_fingerprint, file_sha256(result_file), main_score,
+                            datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        atomic_write_json(self.path(task), record.as_record())
+
+    def verdict(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path) -> Verdict:
+        """May ``result_file`` stand for ``task`` under ``inputs`` and ``prefixes``, over data ``data_fingerprint``?"""
+        record = self.read(task)
+        if not result_file.is_file():
+            return Verdict(Reuse.ABSENT)
+        if record is None:
+            return Verdict(Reuse.UNRECORDED, f"{result_file.name} has no record of what produced it")
+        diffs = record.inputs.differences(inputs, instructions=False)
+        if record.prefixes_sha256 != prefixes:
+            diffs.append(f"{task}'s instruction prefixes differ")
+        if diffs:
+            return Verdict(Reuse.CONFLICT, "; ".join(diffs))
+        if record.data_fingerprint != data_fingerprint:
+            return Verdict(Reuse.DATA_CHANGED, "its data changed since the recorded result")
+        try:
+            same_file = file_sha256(result_file) == record.result_sha256
+        except OSError:
+            same_file = False
+        if not same_file:
+            return Verdict(Reuse.RESULT_CHANGED, f"{result_file.name} is not the file its record names")
+        return Verdict(Reuse.FINISHED)
+
+    def conflicting(self, inputs: RunInputs) -> dict[str, str]:
+        """Every recorded task of this revision made with other inputs: {task: differences}."""
+        out = {}
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            record = self.read(path.stem)
+            diffs = record.inputs.differences(inputs, instructions=False) if record is not None else []
+            if diffs:
+                out[path.stem] = "; ".join(diffs)
+        return out

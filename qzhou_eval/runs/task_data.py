@@ -1,0 +1,301 @@
+"""The data a task reads is the data that was named: checked before the model loads, fingerprinted by content.
+
+For a ``--data_dir`` task folder every split file its ``README.md`` lists is opened (gzip streams are
+read to the end, so a truncated or damaged file fails here, in seconds, with its name), the columns
+mteb will read are checked where the task uses mteb's standard columns, and the folder gets a content
+fingerprint. ``datasets`` then prepares that folder in a cache directory keyed by the fingerprint, so
+it can never serve another copy's data under the same folder name. File digests are memoised by
+(size, mtime) so a repeated run only stats its files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qzhou_eval._atomic import atomic_write_json
+from qzhou_eval.runs.offline import DataDirError
+
+_DATA_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".parquet", ".csv", ".csv.gz")
+_FORMAT_VERSION = 1  # bump when what a memo entry means changes
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Where a task's data comes from, and the fingerprint its results are bound to."""
+
+    task: str
+    folder: Path | None  # None: the hub dataset named in the task's metadata
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class _FileFacts:
+    sha256: str
+    columns: tuple[str, ...] | None  # None: not knowable without parsing the whole file
+
+
+def _memo_path() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "qzhou-eval" / "file-digests.json"
+
+
+class _DigestMemo:
+    """sha256 + columns per absolute path, valid while the file's (size, mtime_ns) are unchanged."""
+
+    def __init__(self) -> None:
+        self.path = _memo_path()
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self.entries = data["files"] if data.get("version") == _FORMAT_VERSION else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self.entries = {}
+        self.changed = False
+
+    def facts(self, path: Path) -> _FileFacts:
+        stat = path.stat()
+        key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+        entry = self.entries.get(key)
+        if isinstance(entry, dict) and entry.get("stamp") == stamp:
+            cols = entry.get("columns")
+            return _FileFacts(entry["sha256"], tuple(cols) if cols is not None else None)
+        facts = _read_file(path)
+        self.entries[key] = {"stamp": stamp, "sha256": facts.sha256,
+                             "columns": list(facts.columns) if facts.columns is not None else None}
+        self.changed = True
+        return facts
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        with contextlib.suppress(OSError):  # a memo that cannot be written only costs time
+            atomic_write_json(self.path, {"version": _FORMAT_VERSION, "files": self.entries})
+
+
+def _read_file(path: Path) -> _FileFacts:
+    """Hash the raw bytes and read the file to its end; the first record gives the columns.
+
+    Raises:
+        DataDirError: empty, truncated, not decompressible, or not in its declared format.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if path.stat().st_size == 0:
+        raise DataDirError(f"{path} is empty; copy the file again from its source")
+    name = path.name
+    try:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            columns: tuple[str, ...] | None = tuple(pq.read_schema(path).names)
+        elif name.endswith((".jsonl.gz", ".json.gz", ".csv.gz")):
+            with gzip.open(path, "rb") as fh:
+                first = fh.readline()
+                while fh.read(1 << 20):  # to the end: the gzip trailer's CRC catches damage anywhere
+                    pass
+            columns = _columns_of_first_line(first, csv=name.endswith(".csv.gz"))
+        else:
+            with path.open("rb") as fh:
+                first = fh.readline()
+            columns = _columns_of_first_line(first, csv=name.endswith(".csv"))
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
+        raise DataDirError(f"{path} is unreadable or damaged ({type(exc).__name__}: {exc}); "
+                           "copy the file again from its source (qzhou-eval mirror re-downloads a task)") from None
+    except Exception as exc:  # pyarrow raises its own types for a damaged parquet file
+        raise DataDirError(f"{path} is not a readable parquet file ({exc}); copy it again from its source") from None
+    return _FileFacts(digest.hexdigest(), columns)
+
+
+def _columns_of_first_line(line: bytes, csv: bool) -> tuple[str, ...] | None:
+    text = line.decode("utf-8").strip()
+    if not text:
+        raise ValueError("the first line is empty")
+    if csv:
+        return tuple(c.strip() for c in text.split(","))
+    if text.startswith("["):  # a JSON array file: columns need a full parse, leave them to datasets
+        return None
+    record = json.loads(text)
+    if not isinstance(record, dict):
+        raise ValueError(f"the first line is a JSON {type(record).__name__}, not an object (JSON lines)")
+    return tuple(record)
+
+
+def _configs(folder: Path) -> dict[str, dict[str, list[Path]]]:
+    """README.md's YAML ``configs:`` as {config: {split: [files]}} (globs expanded)."""
+    import yaml
+
+    readme = folder / "README.md"
+    text = readme.read_text(encoding="utf-8", errors="replace")
+    try:
+        header = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else None
+    except (yaml.YAMLError, IndexError) as exc:
+        raise DataDirError(f"{readme}: the YAML header does not parse ({exc}); fix its 'configs:' block") from None
+    configs = header.get("configs") if isinstance(header, dict) else None
+    if not isinstance(configs, list) or not configs:
+        raise DataDirError(f"{readme} has no YAML 'configs:' list; expected the layout in mteb-data/README.md")
+    out: dict[str, dict[str, list[Path]]] = {}
+    for config in configs:
+        if not isinstance(config, dict) or "data_files" not in config:
+            raise DataDirError(f"{readme}: a configs entry lacks data_files ({config!r})")
+        name = str(config.get("config_name", "default"))
+        files = config["data_files"]
+        if isinstance(files, (str, list)) and not (isinstance(files, list) and files and isinstance(files[0], dict)):
+            files = [{"split": "train", "path": files}]
+        elif isinstance(files, dict):
+            files = [{"split": split, "path": paths} for split, paths in files.items()]
+        splits: dict[str, list[Path]] = {}
+        for item in files:
+            patterns = item.get("path") if isinstance(item, dict) else None
+            if patterns is None:
+                raise DataDirError(f"{readme}: config {name!r} has a data_files entry without a path ({item!r})")
+            for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                matched = sorted(folder.glob(pattern)) if any(c in pattern for c in "*?[") else [folder / pattern]
+                if not matched or not all(p.is_file() for p in matched):
+                    raise DataDirError(f"{folder / pattern} (config {name!r}, split {item.get('split')!r}, listed in "
+                                       f"{readme.name}) does not exist; copy the task folder again")
+                splits.setdefault(str(item.get("split", "train")), []).extend(matched)
+        out[name] = splits
+    return out
+
+
+def _retrieval_columns(config: str) -> list[tuple[str, ...]]:
+    if config.endswith("corpus"):
+        return [("_id", "id"), ("text",)]
+    if config.endswith("queries"):
+        return [("_id", "id"), ("text",)]
+    if config.endswith("top_ranked"):
+        return [("query-id",), ("corpus-ids",)]
+    if config == "default" or config.endswith("qrels"):
+        return [("query-id",), ("corpus-id",), ("score",)]
+    return []
+
+
+def _standard_columns(task) -> list[tuple[str, ...]] | None:
+    """Columns every split file of a non-retrieval task needs, when the task reads mteb's standard ones."""
+    from mteb.abstasks.classification import AbsTaskClassification
+    from mteb.abstasks.pair_classification import AbsTaskPairClassification
+    from mteb.abstasks.sts import AbsTaskSTS
+
+    for base, names in (
+        (AbsTaskSTS, lambda t: [*t.column_names, "score"]),
+        (AbsTaskClassification, lambda t: [t.input_column_name, t.label_column_name]),
+        (AbsTaskPairClassification, lambda t: [t.input1_column_name, t.input2_column_name, t.label_column_name]),
+    ):
+        if isinstance(task, base):
+            if type(task).dataset_transform is not base.dataset_transform or type(task).load_data is not base.load_data:
+                return None  # the task renames or builds its columns itself
+            columns = names(task)
+            return [(c,) for c in columns] if all(isinstance(c, str) for c in columns) else None
+    return None
+
+
+@dataclass(frozen=True)
+class _ListedFile:
+    config: str
+    split: str
+    path: Path
+    facts: _FileFacts
+
+
+def _fingerprint_folder(folder: Path, memo: _DigestMemo) -> tuple[str, list[_ListedFile]]:
+    """Content fingerprint of a task folder (README + every listed file); no mteb needed."""
+    configs = _configs(folder)
+    digest = hashlib.sha256((folder / "README.md").read_bytes())
+    listed = []
+    for config, splits in sorted(configs.items()):
+        for split, files in sorted(splits.items()):
+            for path in files:
+                facts = memo.facts(path)
+                digest.update(f"{config}\0{split}\0{path.relative_to(folder).as_posix()}\0{facts.sha256}\0".encode())
+                listed.append(_ListedFile(config, split, path, facts))
+    return "sha256:" + digest.hexdigest(), listed
+
+
+def folder_fingerprint(folder: Path) -> str | None:
+    """The fingerprint :func:`check_local_data` gives ``folder``, or None when it cannot be read."""
+    memo = _DigestMemo()
+    try:
+        return _fingerprint_folder(folder, memo)[0]
+    except (DataDirError, OSError):
+        return None
+    finally:
+        memo.save()
+
+
+def check_task_folder(task, folder: Path, memo: _DigestMemo) -> TaskData:
+    """Open every file ``folder``'s README lists, check splits and columns, and fingerprint the content.
+
+    Raises:
+        DataDirError: naming the file and what is wrong with it.
+    """
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+
+    fingerprint, listed = _fingerprint_folder(folder, memo)
+    retrieval = isinstance(task, AbsTaskRetrieval) and type(task).load_data is AbsTaskRetrieval.load_data
+    standard = None if isinstance(task, AbsTaskRetrieval) else _standard_columns(task)
+    for item in listed:
+        needed = _retrieval_columns(item.config) if retrieval else (standard or [])
+        if item.facts.columns is None:
+            continue
+        missing = [" or ".join(alt) for alt in needed if not set(alt) & set(item.facts.columns)]
+        if missing:
+            raise DataDirError(f"{item.path} (config {item.config!r}, split {item.split!r}) lacks column(s) {missing} "
+                               f"that mteb reads for {task.metadata.name}; it has {list(item.facts.columns)}")
+    splits_by_config: dict[str, set[str]] = {}
+    for item in listed:
+        splits_by_config.setdefault(item.config, set()).add(item.split)
+    all_splits = set().union(*splits_by_config.values())
+    single_split = any(len(splits) == 1 for splits in splits_by_config.values())
+    missing_splits = [s for s in task.metadata.eval_splits if s not in all_splits]
+    if missing_splits and not (retrieval and single_split):
+        raise DataDirError(f"{folder / 'README.md'} lists no {missing_splits} split, which mteb evaluates for "
+                           f"{task.metadata.name}; it lists {sorted(all_splits)}")
+    return TaskData(task.metadata.name, folder, fingerprint)
+
+
+def check_local_data(tasks, root: Path) -> dict[str, TaskData]:
+    """Every task's folder under ``root``, checked and fingerprinted (the tasks already point at them)."""
+    memo = _DigestMemo()
+    try:
+        return {t.metadata.name: check_task_folder(t, root / t.metadata.name, memo) for t in tasks}
+    finally:
+        memo.save()
+
+
+def hub_data(tasks) -> dict[str, TaskData]:
+    """Tasks read from the hub: the dataset id and pinned revision are the fingerprint."""
+    out = {}
+    for task in tasks:
+        meta: dict[str, Any] = task.metadata.dataset
+        out[task.metadata.name] = TaskData(task.metadata.name, None, f"hub:{meta.get('path')}@{meta.get('revision')}")
+    return out
+
+
+@contextlib.contextmanager
+def prepared_in_content_cache(data: TaskData) -> Iterator[None]:
+    """Let ``datasets`` prepare a local folder in a cache directory named by its content fingerprint.
+
+    ``datasets`` keys its cache of a local folder by the folder's name, not its content, so a copy
+    replaced in place could be served from the old copy's cache.
+    """
+    if data.folder is None:
+        yield
+        return
+    import datasets.config
+
+    previous = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = Path(previous) / "qzhou-eval-by-content" / data.fingerprint.split(":")[-1][:32]
+    try:
+        yield
+    finally:
+        datasets.config.HF_DATASETS_CACHE = previous
