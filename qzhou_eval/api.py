@@ -10,7 +10,6 @@ import torch
 
 from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
 from qzhou_eval.encoder.embedder import Encoder, EncoderOptions
-from qzhou_eval.encoder.inputs import check_template
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
@@ -19,7 +18,7 @@ from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import resolve_source
 from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
-from qzhou_eval.options import EXPLICIT, HARNESS_DEFAULTS, ResolvedOptions, parse_layers, resolve_options
+from qzhou_eval.options import EXPLICIT, HARNESS_DEFAULTS, ResolvedOptions, check_values, parse_layers, resolve_options
 from qzhou_eval.presets import Preset, PresetChoice, load_preset, select_preset
 
 logger = logging.getLogger(__name__)
@@ -119,26 +118,14 @@ def load_encoder(
 
 def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str | torch.device | None = None) -> Encoder:
     """Validate the resolved options, load the weights and assemble the :class:`Encoder`."""
+    check_values(resolved)
     pooling_mode = Pooling.from_str(resolved["pooling"])
-    template = check_template(resolved["prompt_template"])
+    template = resolved["prompt_template"]
     use_tp = bool(resolved["token_prepending"])
     layers = parse_layers(resolved["token_prepending_layers"])
     bidi = resolved["bidirectional"]
-    if bidi not in (None, True, False):
-        raise InvalidOptionError(f"bidirectional must be True, False or None, got {bidi!r}")
-    if use_tp and (template is None or TOKEN_PREPENDING_PLACEHOLDER not in template):
-        raise InvalidOptionError(
-            f"token_prepending=True needs a prompt_template that contains the placeholder "
-            f"{TOKEN_PREPENDING_PLACEHOLDER!r} (e.g. qzhou_eval.constants.PROMPTEOL_TEMPLATE)"
-        )
-    if use_tp and bidi:
-        raise InvalidOptionError("token_prepending is meant for causal attention; do not combine it with bidirectional=True")
     size = int(resolved["batch_size"])
-    if size <= 0:
-        raise InvalidOptionError(f"batch_size must be positive, got {size}")
     length = int(resolved["max_length"])
-    if length <= 0:
-        raise InvalidOptionError(f"max_length must be positive, got {length}")
 
     remote = bool(resolved["trust_remote_code"])
     choice = resolved.preset

@@ -42,6 +42,10 @@ _LEFT_TO_CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
 # Options a user may set freely without contradicting a preset's protocol.
 _NEVER_CHANGES_AN_EMBEDDING = frozenset({"batch_size"})
 
+# Every dtype spelling accepted, and the name it stands for (the one owner; torch maps names to dtypes).
+DTYPE_NAMES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
+               "half": "float16", "float32": "float32", "fp32": "float32", "float": "float32"}
+
 EXPLICIT, DEFAULT = "explicit", "default"
 CHECKPOINT_CODE = "checkpoint's own code (trust_remote_code)"
 
@@ -151,3 +155,53 @@ def _parsed(options: dict[str, Any]) -> dict[str, Any]:
     if options.get("token_prepending_layers") is None:
         return options
     return {**options, "token_prepending_layers": parse_layers(options["token_prepending_layers"])}
+
+
+def canonical_dtype_name(dtype: Any) -> str | None:
+    """``'bf16'`` -> ``'bfloat16'``; None stays None (the device decides).
+
+    Raises:
+        InvalidOptionError: a dtype name not in :data:`DTYPE_NAMES`.
+    """
+    if dtype is None:
+        return None
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in DTYPE_NAMES:
+        raise InvalidOptionError.for_choice("dtype", dtype, sorted(set(DTYPE_NAMES.values())))
+    return DTYPE_NAMES[key]
+
+
+def check_values(resolved: ResolvedOptions) -> None:
+    """Reject values no encoder can take, before any data or weights load (build_encoder relies on it).
+
+    Raises:
+        InvalidOptionError: naming the option, the value and what it may be.
+    """
+    from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
+    from qzhou_eval.encoder.inputs import check_template
+    from qzhou_eval.modeling.pooling_mode import Pooling
+
+    Pooling.from_str(resolved["pooling"])
+    canonical_dtype_name(resolved["dtype"])
+    template = check_template(resolved["prompt_template"])
+    for key in ("batch_size", "max_length"):
+        value = resolved[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidOptionError(f"{key} must be a positive integer, got {value!r}")
+    dim = resolved["dim"]
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
+        raise InvalidOptionError(f"dim must be a positive integer, got {dim!r}")
+    for key in ("normalize", "lowercase", "token_prepending", "trust_remote_code"):
+        if not isinstance(resolved[key], bool):
+            raise InvalidOptionError(f"{key} must be True or False, got {resolved[key]!r}")
+    bidi = resolved["bidirectional"]
+    if bidi not in (None, True, False):
+        raise InvalidOptionError(f"bidirectional must be True, False or None, got {bidi!r}")
+    if resolved["token_prepending"]:
+        if template is None or TOKEN_PREPENDING_PLACEHOLDER not in template:
+            raise InvalidOptionError(
+                f"token_prepending=True needs a prompt_template that contains the placeholder "
+                f"{TOKEN_PREPENDING_PLACEHOLDER!r} (e.g. qzhou_eval.constants.PROMPTEOL_TEMPLATE)")
+        if bidi:
+            raise InvalidOptionError("token_prepending is meant for causal attention; do not combine it with "
+                                     "bidirectional=True")

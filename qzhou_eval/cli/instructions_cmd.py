@@ -39,12 +39,12 @@ def prefixes(benchmark: str, instructions: InstructionSet | None, use_instructio
 
 def run(args) -> int:
     from qzhou_eval.presets import select_preset
-    from qzhou_eval.runs.config import RunConfig, instructions_for, resolve_model
+    from qzhou_eval.runs.config import RunConfig, instructions_for, resolve_checkpoint
 
     config = RunConfig(model_name_or_path=args.model_name_or_path, benchmark=args.benchmark, output_dir=".",
                        preset=args.preset, use_instruction=args.use_instruction, instructions=args.instructions)
     if args.model_name_or_path:
-        _, _, choice = resolve_model(config)  # reads the checkpoint's JSON files only, as a run does
+        _, _, choice = resolve_checkpoint(config)  # reads the checkpoint's JSON files only, as a run does
     else:
         choice = select_preset(args.preset or "none", None)
     instructions = instructions_for(config, choice, []) if args.use_instruction else None

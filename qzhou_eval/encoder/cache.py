@@ -34,7 +34,7 @@ def model_key(identity: dict) -> bytes:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).digest()
 
 
-def _checksum(key: bytes, dim: int, blob: bytes) -> bytes:
+def checksum(key: bytes, dim: int, blob: bytes) -> bytes:
     return hashlib.blake2b(key + dim.to_bytes(4, "little") + blob, digest_size=8).digest()
 
 
@@ -117,7 +117,7 @@ class EmbeddingCache:
         for key, vector in zip(keys, vectors):
             blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
             dim = int(vector.shape[0])
-            rows.append((key, dim, blob, _checksum(key, dim, blob), self._session))
+            rows.append((key, dim, blob, checksum(key, dim, blob), self._session))
         try:
             with self._db:
                 self._db.executemany(
@@ -136,4 +136,4 @@ class EmbeddingCache:
 
 def _is_intact(key: object, dim: object, blob: object, check: object) -> bool:
     return (isinstance(key, bytes) and isinstance(dim, int) and isinstance(blob, bytes) and isinstance(check, bytes)
-            and dim > 0 and len(blob) == 4 * dim and _checksum(key, dim, blob) == check)
+            and dim > 0 and len(blob) == 4 * dim and checksum(key, dim, blob) == check)

@@ -12,19 +12,11 @@ from torch import nn
 from qzhou_eval.errors import InvalidOptionError, ModelFormatError
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.st_layout import SentenceTransformerLayout
+from qzhou_eval.options import canonical_dtype_name
 
 logger = logging.getLogger(__name__)
 
-_DTYPES = {
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-}
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -63,10 +55,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    key = str(dtype).lower().removeprefix("torch.")
-    if key not in _DTYPES:
-        raise InvalidOptionError.for_choice("dtype", dtype, sorted(_DTYPES))
-    return _DTYPES[key]
+    return _DTYPES[canonical_dtype_name(dtype)]
 
 
 @dataclass

@@ -40,8 +40,8 @@ class ModelSource:
             return None
         try:
             return json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ModelFormatError(f"{path} is not valid JSON ({exc}); re-download the checkpoint") from exc
+        except ValueError as exc:  # bad JSON or not UTF-8
+            raise ModelFormatError(f"{path} is not valid JSON ({exc}); re-download the checkpoint") from None
 
     def _file(self, relpath: str) -> Path | None:
         if self.local_path is not None:
@@ -54,6 +54,19 @@ class ModelSource:
             return Path(hf_hub_download(self.name_or_path, relpath, revision=self.revision))
         except RemoteEntryNotFoundError:  # the repo answered: no such file (offline misses are not this)
             return None
+
+    def check_weights(self) -> None:
+        """A local folder must hold weight files; an interrupted download often lacks them.
+
+        Raises:
+            ModelFormatError: naming the folder and the files looked for.
+        """
+        if self.local_path is None:
+            return
+        if not any(p.name.endswith(_WEIGHT_SUFFIXES) for p in self.local_path.rglob("*") if p.is_file()):
+            raise ModelFormatError(
+                f"{self.local_path} holds no weight files ({', '.join('*' + s for s in _WEIGHT_SUFFIXES)}); the "
+                "download or copy is incomplete — fetch the checkpoint again")
 
     def fingerprint(self) -> str:
         """A short, stable identity of the weights: the hub revision, or a hash of the local files.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from qzhou_eval.errors import QZhouEvalError
@@ -35,6 +36,7 @@ def submit(run_dir: str | Path, out_dir: str | Path, *, benchmark: str | None = 
     meta_file = source / "model_meta.json"
     if not meta_file.is_file():
         raise SubmissionError(f"{source} has no model_meta.json; the results repository requires it")
+    _check_model_meta(meta_file)
     benchmark = benchmark or detect_benchmark(model)
     missing = sorted(set(bundled_task_names(benchmark)) - set(model.tasks))
     if missing and not allow_partial:
@@ -51,6 +53,20 @@ def submit(run_dir: str | Path, out_dir: str | Path, *, benchmark: str | None = 
         atomic_write_text(target / f.name, f.read_text(encoding="utf-8"))
     _validate_with_mteb(Path(out_dir), model.name, sorted(model.tasks))
     return target
+
+
+def _check_model_meta(path: Path) -> None:
+    """model_meta.json must be a JSON object that mteb's ModelMeta accepts, before anything is written."""
+    from mteb.models.model_meta import ModelMeta
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
+        ModelMeta.model_validate(data)
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise SubmissionError(f"{path} is not a valid mteb model_meta.json ({str(exc)[:300]}); re-run any one task "
+                              "of the run with qzhou-eval (it rewrites the file) or restore it") from None
 
 
 def _validate_with_mteb(out_dir: Path, model_name: str, tasks: list[str]) -> None:

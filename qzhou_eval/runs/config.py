@@ -11,7 +11,7 @@ from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import InstructionSet, resolve_instructions
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.source import ModelSource, resolve_source
-from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, resolve_options
+from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, check_values, resolve_options
 from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.provenance import RunInputs, identity_options
@@ -138,12 +138,8 @@ class ResolvedRequest:
     inputs: RunInputs
 
 
-def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest:
-    """Resolve the checkpoint, preset, options and instruction set of ``config`` (torch only to ask about CUDA).
-
-    Raises:
-        InvalidOptionError, ModelNotFoundError, ModelFormatError, InstructionError: naming the fix.
-    """
+def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo, PresetChoice | None]:
+    """The checkpoint's location, its small files, and the preset that applies (no weights loaded)."""
     path = config.model_name_or_path
     if path is None:
         if config.preset is None or config.preset.lower() == "none":
@@ -152,9 +148,20 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
 
         path = load_preset(config.preset).model
     source = resolve_source(path)
+    source.check_weights()
     info = read_checkpoint(source)
-    choice = select_preset(config.preset, info)
+    return source, info, select_preset(config.preset, info)
+
+
+def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest:
+    """Resolve the checkpoint, preset, options and instruction set of ``config`` (torch only to ask about CUDA).
+
+    Raises:
+        InvalidOptionError, ModelNotFoundError, ModelFormatError, InstructionError: naming the fix.
+    """
+    source, info, choice = resolve_checkpoint(config)
     options = resolve_options(config.encoder_options, choice, info)
+    check_values(options)
     instructions = instructions_for(config, choice, task_names)
     model_name = model_name_for(config, source)
     inputs = RunInputs(model_name, source.fingerprint(), identity_options(options, config.device),

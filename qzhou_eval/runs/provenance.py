@@ -21,12 +21,11 @@ from typing import Any
 
 from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
-from qzhou_eval.options import ResolvedOptions
+from qzhou_eval.options import ResolvedOptions, canonical_dtype_name
 
 STATE_DIRNAME = ".qzhou"
 # Resolved options that never change an embedding: not part of a result's identity.
 _NOT_IDENTITY = frozenset({"batch_size", "mrl_dims"})
-_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
 def cuda_surely_absent() -> bool:
@@ -42,8 +41,7 @@ def canonical_dtype(dtype: str | None, device: str | None) -> str:
     Imports torch only when neither dtype nor device says and a GPU might be present.
     """
     if dtype is not None:
-        name = str(dtype).lower().removeprefix("torch.")
-        return _DTYPE_NAMES.get(name, name)
+        return canonical_dtype_name(dtype)
     if device is None and cuda_surely_absent():
         device = "cpu"
     if device is None:

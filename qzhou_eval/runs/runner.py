@@ -40,7 +40,6 @@ from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, Reuse, prefix
 from qzhou_eval.runs.results_io import (
     atomic_write_json,
     atomic_write_text,
-    read_task_result,
     remove_stale_temp_files,
     write_task_result,
 )
@@ -197,9 +196,10 @@ class _TaskLoop:
                                                encode_kwargs={"batch_size": encoder.options.batch_size,
                                                               "show_progress_bar": True})
                 except Exception as exc:  # one task's failure must not end a 20-hour suite
-                    if config.fail_fast:
-                        raise
                     failed[name] = self._record_failure(name, exc)
+                    if config.fail_fast:
+                        logger.error("--fail_fast: stopping after %s; %d task(s) not run", name, len(pending) - position)
+                        break
                     continue
                 entry = self._save_result(name, result.task_results[0], time.monotonic() - t0,
                                           encoder.stats.minus(before), encoder.stats)

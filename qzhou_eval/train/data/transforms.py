@@ -26,17 +26,34 @@ BINARY = {"yes": 1.0, "true": 1.0, "1": 1.0, "no": 0.0, "false": 0.0, "0": 0.0}
 NLI = {"entailment": 2.0, "neutral": 1.0, "contradiction": 0.0}
 
 
+def _rows(records: Iterable[Mapping[str, Any]], dataset: str, *fields: str) -> Iterable[Mapping[str, Any]]:
+    """The records, each checked to be a mapping holding ``fields`` (a missing one is named, with the fix).
+
+    Raises:
+        InvalidOptionError: e.g. "dataset 'x' row 3 lacks field 'title' (it has ['head', 'text'])".
+    """
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise InvalidOptionError(f"dataset {dataset!r} row {index} is a {type(record).__name__}, not a JSON object")
+        missing = [f for f in fields if f not in record]
+        if missing:
+            raise InvalidOptionError(
+                f"dataset {dataset!r} row {index} lacks field(s) {missing} (it has {sorted(record)}); map the transform "
+                f"to this data's columns with transform_args, e.g. {{{missing[0]}: <column>}}")
+        yield record
+
+
 def title_to_body(records: Iterable[Mapping[str, Any]], dataset: str, instruction: str, *,
                   title: str = "title", body: str = "body", max_chars: int = 2000) -> list[RetrievalRow]:
     return [RetrievalRow(r[title], r[body][:max_chars], [], instruction, dataset)
-            for r in records if r.get(title) and r.get(body)]
+            for r in _rows(records, dataset, title, body) if r.get(title) and r.get(body)]
 
 
 def claim_to_evidence(records: Iterable[Mapping[str, Any]], dataset: str, instruction: str, *,
                       claim: str = "claim", evidence: str = "evidence", label: str = "label") -> list[RetrievalRow]:
     supports: dict[str, list[str]] = defaultdict(list)
     refutes: dict[str, list[str]] = defaultdict(list)
-    for r in records:
+    for r in _rows(records, dataset, claim, evidence, label):
         verdict = str(r[label]).strip().lower()
         if verdict in ("supports", "support", "supported"):
             supports[r[claim]].append(r[evidence])
@@ -49,7 +66,7 @@ def claim_to_evidence(records: Iterable[Mapping[str, Any]], dataset: str, instru
 def qa_pairs(records: Iterable[Mapping[str, Any]], dataset: str, instruction: str, *,
              question: str = "question", answer: str = "answer") -> list[RetrievalRow]:
     return [RetrievalRow(r[question], r[answer], [], instruction, dataset)
-            for r in records if r.get(question) and r.get(answer)]
+            for r in _rows(records, dataset, question, answer) if r.get(question) and r.get(answer)]
 
 
 def _score(value: Any) -> float:
@@ -73,7 +90,7 @@ def _score(value: Any) -> float:
 def pair_scores(records: Iterable[Mapping[str, Any]], dataset: str, instruction: str, *,
                 text_a: str = "sentence1", text_b: str = "sentence2", label: str = "score") -> list[PairRow]:
     rows = []
-    for r in records:
+    for r in _rows(records, dataset, text_a, text_b, label):
         score = _score(r[label])
         rows.append(PairRow(r[text_a], r[text_b], score, dataset, instruction))
         rows.append(PairRow(r[text_b], r[text_a], score, dataset, instruction))
