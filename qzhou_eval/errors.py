@@ -18,7 +18,8 @@ class InvalidOptionError(QZhouEvalError, ValueError):
         """Build the standard "'x' is not a valid Y, must be one of [...]" error."""
         valid = list(valid)
         msg = f"{value!r} is not a valid {what}, must be one of {valid}"
-        close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3)
+        by_lower = {str(v).lower(): str(v) for v in valid}
+        close = [by_lower[c] for c in difflib.get_close_matches(str(value).lower(), list(by_lower), n=3)]
         if close:
             msg += f" (did you mean {', '.join(repr(c) for c in close)}?)"
         return cls(msg)

@@ -36,6 +36,28 @@ def read_jsonl_gz(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def copy_task(shared_dir):
+    """copy_task(task, dst_root, rows=None): a writable copy of a real task folder; ``rows`` keeps each split's first rows."""
+    import shutil
+    import stat
+
+    def copy(task: str, dst_root: Path, rows: int | None = None) -> Path:
+        dst = dst_root / task
+        shutil.copytree(shared_dir / "mteb-data" / task, dst)
+        for path in [dst, *dst.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        if rows is not None:
+            for split_file in dst.rglob("*.jsonl.gz"):
+                with gzip.open(split_file, "rt", encoding="utf-8") as fh:
+                    kept = [line for _, line in zip(range(rows), fh)]
+                with gzip.open(split_file, "wt", encoding="utf-8") as fh:
+                    fh.writelines(kept)
+        return dst
+
+    return copy
+
+
+@pytest.fixture(scope="session")
 def sts_sentences(shared_dir) -> list[str]:
     """Real English sentences from the STSBenchmark test split."""
     rows = read_jsonl_gz(shared_dir / "mteb-data" / "STSBenchmark" / "test.jsonl.gz")

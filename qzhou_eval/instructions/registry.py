@@ -189,7 +189,8 @@ def _read_file(path: Path) -> Any:
             return yaml.safe_load(text)
         return json.loads(text)
     except Exception as exc:
-        raise InstructionError(f"instruction file {str(path)!r} cannot be parsed: {exc}") from exc
+        raise InstructionError(f"instruction file {str(path)!r} cannot be parsed ({exc}); fix the file, or pass a "
+                               f"bundled variant name ({', '.join(available_variants())})") from exc
 
 
 def _bundled_index() -> dict[tuple[str, str], dict[str, Any]]:

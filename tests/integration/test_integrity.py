@@ -5,7 +5,6 @@ import json
 import shutil
 import signal
 import sqlite3
-import stat
 import subprocess
 import sys
 import time
@@ -21,21 +20,6 @@ from qzhou_eval.runs.runner import RunConfig, run_suite
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def _copy_task(shared_dir: Path, task: str, dst_root: Path, rows: int | None = None) -> Path:
-    """A writable copy of a task folder; with ``rows``, every split file keeps only its first rows."""
-    dst = dst_root / task
-    shutil.copytree(shared_dir / "mteb-data" / task, dst)
-    for path in [dst, *dst.rglob("*")]:
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    if rows is not None:
-        for split_file in dst.rglob("*.jsonl.gz"):
-            with gzip.open(split_file, "rt", encoding="utf-8") as fh:
-                kept = [line for _, line in zip(range(rows), fh)]
-            with gzip.open(split_file, "wt", encoding="utf-8") as fh:
-                fh.writelines(kept)
-    return dst
 
 
 def _config(model, data_dir, out, **kw):
@@ -56,15 +40,15 @@ def _reference_score(finished_run) -> float:
     return read_task_result(next(finished_run[0].glob("*/*/STSBenchmark.json"))).get_score()
 
 
-def test_replaced_data_is_read_and_rerun_never_served_from_a_stale_cache(finished_run, minilm_path, shared_dir,
+def test_replaced_data_is_read_and_rerun_never_served_from_a_stale_cache(finished_run, minilm_path, copy_task,
                                                                          tmp_path):
     """Campaign: a partial copy, then the real folder at the same path, reported the partial copy's score."""
     data = tmp_path / "data"
-    _copy_task(shared_dir, "STSBenchmark", data, rows=60)
+    copy_task("STSBenchmark", data, rows=60)
     out = tmp_path / "out"
     partial = run_suite(_config(minilm_path, data, out, cache_dir=False))
     shutil.rmtree(data / "STSBenchmark")
-    _copy_task(shared_dir, "STSBenchmark", data)  # the real data, same folder name and path
+    copy_task("STSBenchmark", data)  # the real data, same folder name and path
     real = run_suite(_config(minilm_path, data, out, cache_dir=False))
     assert real.ran == ["STSBenchmark"], "a result over other data must not count as finished"
     assert real.scores["STSBenchmark"] == pytest.approx(_reference_score(finished_run), abs=1e-6)
@@ -189,13 +173,13 @@ def test_sigkill_during_cache_recovery_then_resume(finished_run, minilm_path, sh
     assert _intact_rows(db) == total
 
 
-def test_bad_split_file_fails_before_the_model_loads(minilm_path, shared_dir, tmp_path, monkeypatch):
+def test_bad_split_file_fails_before_the_model_loads(minilm_path, copy_task, tmp_path, monkeypatch):
     """Campaign: a corrupt split file surfaced as a traceback, and only after the model was loaded."""
     import qzhou_eval.runs.runner as runner
 
     monkeypatch.setattr(runner, "build_encoder", lambda *a, **k: pytest.fail("the model was loaded"))
     data = tmp_path / "data"
-    folder = _copy_task(shared_dir, "STSBenchmark", data)
+    folder = copy_task("STSBenchmark", data)
     test_file = folder / "test.jsonl.gz"
     test_file.write_bytes(test_file.read_bytes()[:-200])  # truncated: gzip's trailer is gone
     with pytest.raises(DataDirError, match=r"test.jsonl.gz is unreadable or damaged.*copy the file again"):
