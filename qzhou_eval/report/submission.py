@@ -56,15 +56,16 @@ def submit(run_dir: str | Path, out_dir: str | Path, *, benchmark: str | None = 
 
 
 def _check_model_meta(path: Path) -> None:
-    """model_meta.json must be a JSON object that mteb's ModelMeta accepts, before anything is written."""
-    from mteb.models.model_meta import ModelMeta
+    """model_meta.json must be a JSON object naming the model, before anything is written.
 
+    (mteb's loader validates the rest when the submission is read back; older mteb versions wrote
+    fields in shapes today's ModelMeta rejects, so a stricter check here would refuse real files.)
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
-        ModelMeta.model_validate(data)
-    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ValueError("it is not a JSON object with a 'name'")
+    except (OSError, ValueError) as exc:
         raise SubmissionError(f"{path} is not a valid mteb model_meta.json ({str(exc)[:300]}); re-run any one task "
                               "of the run with qzhou-eval (it rewrites the file) or restore it") from None
 

@@ -42,6 +42,12 @@ def check_field_types(obj: Any, where: str) -> None:
         alternatives = [a.strip() for a in str(f.type).split("|")]
         if value is None and "None" in alternatives:
             continue
+        if "float" in alternatives and isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+            try:
+                value = float(value)
+                setattr(obj, f.name, value)
+            except ValueError:
+                pass
         checks = [_TYPE_CHECKS[a] for a in alternatives if a in _TYPE_CHECKS]
         if checks and not any(ok(value) for ok, _ in checks):
             wanted = " or ".join(what for _, what in checks) + (" or null" if "None" in alternatives else "")

@@ -30,7 +30,7 @@ def test_folder_without_config(tmp_path):
         ({"dim": 1024}, "larger than the model's output width 384"),
         ({"prompt_template": "no slot"}, "exactly one \\{text\\} slot"),
         ({"token_prepending": True}, "needs a prompt_template that contains the placeholder"),
-        ({"batch_size": 0}, "batch_size must be positive"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"bidirectional": True}, "bidirectional=True supports model types \\['qwen2', 'qwen3'\\], got 'bert'"),
     ],
 )

@@ -100,7 +100,7 @@ def test_bad_inputs(baselines, tmp_path):
     broken = tmp_path / "org__m" / "rev1"
     broken.mkdir(parents=True)
     (broken / "STS12.json").write_text('{"task_name": "STS12", "scores": {"test": [{"main_score"')
-    with pytest.raises(ResultFileError, match=r"STS12.json: not valid JSON .* truncated or corrupt"):
+    with pytest.raises(ResultFileError, match=r"STS12.json: not valid UTF-8 JSON .* truncated or corrupt"):
         build_report([tmp_path], ENG)
     (broken / "STS12.json").write_text('{"task_name": "STS12"}')
     with pytest.raises(ResultFileError, match="STS12.json: has no 'scores' mapping"):
