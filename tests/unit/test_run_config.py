@@ -78,3 +78,24 @@ def test_bad_token_prepending_layers(spec):
 
 def test_lowercase_applies_to_the_whole_input_like_do_lower_case():
     assert InputFormatter(None, lowercase=True)(["Hello World"], "Instruct: X\nQuery: ") == ["instruct: x\nquery: hello world"]
+
+
+def test_instructions_flag_turns_instructions_on_and_an_explicit_false_is_refused():
+    """Campaign: --instructions FILE was silently ignored without --use_instruction true."""
+    base = dict(model_name_or_path="m", benchmark="MTEB(eng, v2)", output_dir="out")
+    assert RunConfig(**base, instructions="reference").use_instruction is True
+    assert RunConfig(**base).use_instruction is False, "the reference scripts' default stays off"
+    assert RunConfig(**base, use_instruction=True).use_instruction is True
+    with pytest.raises(InvalidOptionError, match="drop one of them"):
+        RunConfig(**base, instructions="reference", use_instruction=False)
+
+
+def test_resolved_values_decide_identity_not_spelling():
+    from qzhou_eval.options import resolve_options
+    from qzhou_eval.runs.provenance import identity_options
+
+    implicit = identity_options(resolve_options({}, None, None), "cpu")
+    spelled = identity_options(resolve_options({"pooling": "mean", "normalize": True, "dtype": "fp32",
+                                                "batch_size": 7, "token_prepending_layers": "2-3"}, None, None), "cpu")
+    assert implicit == spelled, "defaults spelled out, batch size and unused layers are not a change"
+    assert identity_options(resolve_options({}, None, None), "cuda")["dtype"] == "bfloat16"
