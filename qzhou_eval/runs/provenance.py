@@ -190,6 +190,12 @@ class RecordStore:
             return Verdict(Reuse.RESULT_CHANGED, f"{result_file.name} is not the file its record names")
         return Verdict(Reuse.FINISHED)
 
+    def verdicts(self, inputs: RunInputs, prefixes: dict[str, str], fingerprints: dict[str, str],
+                 results_dir: Path) -> dict[str, Verdict]:
+        """:meth:`verdict` for every task in ``prefixes`` (results in mteb's ``<results_dir>/<Task>.json``)."""
+        return {name: self.verdict(name, inputs, prefix, fingerprints[name], results_dir / f"{name}.json")
+                for name, prefix in prefixes.items()}
+
     def conflicting(self, inputs: RunInputs) -> dict[str, str]:
         """Every recorded task of this revision made with other inputs: {task: differences}."""
         out = {}

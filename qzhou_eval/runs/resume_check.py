@@ -14,7 +14,7 @@ from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.config import RunConfig, RunSummary, resolve_request, results_dir_for
 from qzhou_eval.runs.provenance import RecordStore, Reuse, cuda_surely_absent, prefixes_sha256
 from qzhou_eval.runs.suites import bundled_task_names, shard_names
-from qzhou_eval.runs.task_data import folder_fingerprint
+from qzhou_eval.runs.task_data import folder_fingerprints
 
 
 def _selected_names(config: RunConfig) -> list[str] | None:
@@ -53,13 +53,12 @@ def finished_run_summary(config: RunConfig) -> RunSummary | None:
         return None
     results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
     store = RecordStore(output_dir, request.model_name, request.inputs.revision)
-    scores = {}
-    for name in names:
-        fingerprint = folder_fingerprint(Path(config.data_dir) / name)
-        prefixes = prefixes_sha256(request.instructions, name, config.use_instruction)
-        if fingerprint is None:
-            return None
-        if store.verdict(name, request.inputs, prefixes, fingerprint, results_dir / f"{name}.json").reuse is not Reuse.FINISHED:
-            return None
-        scores[name] = store.read(name).main_score
+    fingerprints = folder_fingerprints(Path(config.data_dir), names)
+    if None in fingerprints.values():
+        return None
+    prefixes = {name: prefixes_sha256(request.instructions, name, config.use_instruction) for name in names}
+    verdicts = store.verdicts(request.inputs, prefixes, fingerprints, results_dir)
+    if any(verdict.reuse is not Reuse.FINISHED for verdict in verdicts.values()):
+        return None
+    scores = {name: store.read(name).main_score for name in names}
     return RunSummary(results_dir, scores, ran=[], skipped=names, encode_stats=None)

@@ -117,18 +117,17 @@ def _run_admitted(config: RunConfig, tasks: list, data: dict[str, TaskData], req
     header = request_manifest(config, request)
     prefixes = {t.metadata.name: prefixes_sha256(request.instructions, t.metadata.name, config.use_instruction)
                 for t in tasks}
+    fingerprints = {name: source.fingerprint for name, source in data.items()}
     with lock.exclusive():  # check and claim the folder in one step: a concurrent run sees our manifest
         conflicts = {p.name: why for p, why in manifests.check_output_dir(output_dir, inputs, config.suite).items()}
         conflicts.update({f"{name}.json": why for name, why in store.conflicting(inputs).items()})
-        verdicts = {n: store.verdict(n, inputs, prefixes[n], data[n].fingerprint, results_dir / f"{n}.json")
-                    for n in prefixes}
+        verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir)
         conflicts.update({f"{n}.json": v.detail for n, v in verdicts.items() if v.reuse is Reuse.CONFLICT})
         if conflicts and not config.overwrite:
             raise _conflict_error(output_dir, conflicts)
         if conflicts:
             _set_aside_previous(output_dir)
-            verdicts = {n: store.verdict(n, inputs, prefixes[n], data[n].fingerprint, results_dir / f"{n}.json")
-                        for n in prefixes}
+            verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir)
         for folder in (results_dir, output_dir, store.folder):
             remove_stale_temp_files(folder)
         manifests.merge_and_save(manifest_file, header, {})

@@ -221,15 +221,19 @@ def _fingerprint_folder(folder: Path, memo: _DigestMemo) -> tuple[str, list[_Lis
     return "sha256:" + digest.hexdigest(), listed
 
 
-def folder_fingerprint(folder: Path) -> str | None:
-    """The fingerprint :func:`check_local_data` gives ``folder``, or None when it cannot be read."""
+def folder_fingerprints(root: Path, names: list[str]) -> dict[str, str | None]:
+    """The fingerprint :func:`check_local_data` gives each ``root/<name>`` (None when it cannot be read)."""
     memo = _DigestMemo()
+    out: dict[str, str | None] = {}
     try:
-        return _fingerprint_folder(folder, memo)[0]
-    except (DataDirError, OSError):
-        return None
+        for name in names:
+            try:
+                out[name] = _fingerprint_folder(root / name, memo)[0]
+            except (DataDirError, OSError):
+                out[name] = None
     finally:
         memo.save()
+    return out
 
 
 def check_task_folder(task, folder: Path, memo: _DigestMemo) -> TaskData:
