@@ -18,7 +18,15 @@ from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import resolve_source
 from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
-from qzhou_eval.options import EXPLICIT, HARNESS_DEFAULTS, ResolvedOptions, check_values, parse_layers, resolve_options
+from qzhou_eval.options import (
+    EXPLICIT,
+    HARNESS_DEFAULTS,
+    ResolvedOptions,
+    check_values,
+    parse_layers,
+    resolve_batching,
+    resolve_options,
+)
 from qzhou_eval.presets import Preset, PresetChoice, load_preset, select_preset
 
 logger = logging.getLogger(__name__)
@@ -51,7 +59,8 @@ def load_encoder(
     lowercase: bool = _Default("lowercase"),
     dtype: str | torch.dtype | None = _Default("dtype"),
     device: str | torch.device | None = None,
-    batch_size: int = _Default("batch_size"),
+    batch_size: int | None = _Default("batch_size"),
+    max_tokens_per_batch: int = _Default("max_tokens_per_batch"),
     preset: str | Preset | PresetChoice | None = None,
     trust_remote_code: bool = _Default("trust_remote_code"),
     mrl_dims: Sequence[int] | None = _Default("mrl_dims"),
@@ -78,7 +87,12 @@ def load_encoder(
         lowercase: lowercase every input (sentence-transformers' ``do_lower_case``).
         dtype: ``None`` = bfloat16 on CUDA, float32 on CPU.
         device: ``None`` = CUDA when present.
-        batch_size: texts per forward pass; results do not depend on it.
+        batch_size: at most this many texts per forward pass (default 1024 under a token budget; with
+            ``max_tokens_per_batch=0``, the preset's reference batch size, else 32).
+        max_tokens_per_batch: fill batches longest first up to this many padded tokens (default 16384,
+            raised to ``max_length`` if smaller); 0 = the reference's fixed batches of ``batch_size``
+            texts in descending character length. In float32 the embeddings do not depend on it beyond
+            rounding noise; in bf16 the last bits may, so use 0 for bit-level parity with the reference.
         preset: a preset name, ``"none"`` (no preset, no recognition), or ``None``: the preset of a
             published checkpoint recognised from its files or hub id (logged), else none.
         trust_remote_code: run the checkpoint's own model code.
@@ -102,7 +116,7 @@ def load_encoder(
         "pooling": pooling, "normalize": normalize, "dim": dim, "max_length": max_length,
         "bidirectional": bidirectional, "prompt_template": prompt_template, "token_prepending": token_prepending,
         "token_prepending_layers": token_prepending_layers, "lowercase": lowercase, "dtype": dtype,
-        "batch_size": batch_size, "trust_remote_code": trust_remote_code, "mrl_dims": mrl_dims,
+        "batch_size": batch_size, "max_tokens_per_batch": max_tokens_per_batch, "trust_remote_code": trust_remote_code, "mrl_dims": mrl_dims,
     }
     explicit = {k: v for k, v in passed.items() if not isinstance(v, _Default)}
     if model_name_or_path is None:
@@ -124,7 +138,7 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
     use_tp = bool(resolved["token_prepending"])
     layers = parse_layers(resolved["token_prepending_layers"])
     bidi = resolved["bidirectional"]
-    size = int(resolved["batch_size"])
+    batching = resolve_batching(resolved)
     length = int(resolved["max_length"])
 
     remote = bool(resolved["trust_remote_code"])
@@ -156,7 +170,8 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
         token_prepending=use_tp,
         token_prepending_layers=layers if use_tp else None,
         lowercase=bool(resolved["lowercase"]),
-        batch_size=size,
+        batch_size=batching.max_rows,
+        max_tokens_per_batch=batching.max_tokens,
         dtype=str(torch_dtype).removeprefix("torch."),
         device=str(torch_device),
     )

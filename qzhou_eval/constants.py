@@ -25,8 +25,14 @@ EMPTY_TEXT_REPLACEMENT = "Null"
 # run_mteb_all_v2.py / run_cmteb_all.py: General_Embedder.from_pretrained(max_length=1024).
 DEFAULT_MAX_LENGTH = 1024
 
-# embedder.py, _encode(batch_size=32); the Zh embedder overrides it with 128.
+# embedder.py, _encode(batch_size=32); the Zh embedder overrides it with 128. Used by the
+# reference batching (--max_tokens_per_batch 0): fixed batches in the reference's character-length order.
 DEFAULT_BATCH_SIZE = 32
+
+# The harness's own batching: batches filled longest first up to this many (padded) tokens, with at
+# most DEFAULT_MAX_ROWS_PER_BATCH texts, so short texts come in large batches. Not from the reference.
+DEFAULT_MAX_TOKENS_PER_BATCH = 16384
+DEFAULT_MAX_ROWS_PER_BATCH = 1024
 
 # QZhou-Embedding-Zh model card / run_cmteb_all.py --dim choices.
 QZHOU_ZH_MRL_DIMS = (128, 256, 512, 768, 1024, 1280, 1536, 1792)

@@ -39,3 +39,7 @@ class EmbeddingError(QZhouEvalError, RuntimeError):
 
 class InstructionError(QZhouEvalError, ValueError):
     """An instruction file that is malformed or does not cover the tasks asked for."""
+
+
+class DistributedError(QZhouEvalError, RuntimeError):
+    """A multi-process run that cannot go on: a rank stopped, or the ranks disagree on the work."""

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from qzhou_eval.constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, TOKEN_PREPENDING_LAYERS
+from qzhou_eval.constants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_MAX_ROWS_PER_BATCH,
+    DEFAULT_MAX_TOKENS_PER_BATCH,
+    TOKEN_PREPENDING_LAYERS,
+)
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
 from qzhou_eval.presets import PresetChoice
@@ -33,14 +39,16 @@ HARNESS_DEFAULTS: dict[str, Any] = {
     "token_prepending": False,
     "token_prepending_layers": TOKEN_PREPENDING_LAYERS,
     "dtype": None,
-    "batch_size": DEFAULT_BATCH_SIZE,
+    "batch_size": None,  # a row cap: DEFAULT_MAX_ROWS_PER_BATCH under a token budget, else the reference's 32
+    "max_tokens_per_batch": DEFAULT_MAX_TOKENS_PER_BATCH,  # 0 = the reference's fixed batches of batch_size
     "trust_remote_code": False,
 }
 # What an option becomes when the checkpoint's own code (trust_remote_code) already performs it.
 _LEFT_TO_CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
 
-# Options a user may set freely without contradicting a preset's protocol.
-_NEVER_CHANGES_AN_EMBEDDING = frozenset({"batch_size"})
+# How texts are cut into forward passes: never changes an embedding beyond rounding noise, so a user
+# may set these freely without contradicting a preset, and they are not part of a result's identity.
+BATCHING_OPTIONS = frozenset({"batch_size", "max_tokens_per_batch"})
 
 # Every dtype spelling accepted, and the name it stands for (the one owner; torch maps names to dtypes).
 DTYPE_NAMES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
@@ -135,7 +143,7 @@ def resolve_options(
         if key in explicit:
             resolved[key] = ResolvedOption(explicit[key], EXPLICIT)
             contradicts = preset_options.get(key) is not None and _plain(preset_options[key]) != _plain(explicit[key])
-            if contradicts and key not in _NEVER_CHANGES_AN_EMBEDDING:
+            if contradicts and key not in BATCHING_OPTIONS:
                 logger.warning("explicit %s=%r overrides %s's %r", key, explicit[key], choice.label, preset_options[key])
         elif key in preset_options:
             resolved[key] = ResolvedOption(preset_options[key], choice.label)
@@ -171,6 +179,39 @@ def canonical_dtype_name(dtype: Any) -> str | None:
     return DTYPE_NAMES[key]
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How the encoder cuts a call's texts into forward passes (never part of an embedding's identity).
+
+    ``max_tokens`` > 0: longest first, each batch holds at most ``max_tokens`` padded tokens and
+    ``max_rows`` texts. ``max_tokens`` == 0: the reference's batching, ``max_rows`` texts per batch in
+    descending character length. In float32 both give the same embeddings up to rounding noise; in
+    bf16 the last bits may differ, so the reference batching is the one to use for bit-level parity.
+    """
+
+    max_rows: int
+    max_tokens: int
+
+    @property
+    def reference(self) -> bool:
+        return self.max_tokens == 0
+
+
+def resolve_batching(resolved: ResolvedOptions) -> Batching:
+    """The one owner of batching defaults: the row cap follows the mode, the budget covers max_length.
+
+    A default budget smaller than ``max_length`` grows to it; an explicit one is refused by :func:`check_values`.
+    """
+    budget = resolved["max_tokens_per_batch"]
+    rows = resolved["batch_size"]
+    if budget == 0:
+        reference = resolved.preset.preset.reference_batch_size if resolved.preset else None
+        return Batching(rows or reference or DEFAULT_BATCH_SIZE, 0)
+    if resolved.source("max_tokens_per_batch") != EXPLICIT:
+        budget = max(budget, resolved["max_length"])
+    return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget)
+
+
 def check_values(resolved: ResolvedOptions) -> None:
     """Reject values no encoder can take, before any data or weights load (build_encoder relies on it).
 
@@ -186,8 +227,19 @@ def check_values(resolved: ResolvedOptions) -> None:
     template = check_template(resolved["prompt_template"])
     for key in ("batch_size", "max_length"):
         value = resolved[key]
+        if value is None and key == "batch_size":
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidOptionError(f"{key} must be a positive integer, got {value!r}")
+    budget = resolved["max_tokens_per_batch"]
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise InvalidOptionError(f"max_tokens_per_batch must be a non-negative integer (0 = the reference's fixed "
+                                 f"batches of batch_size texts), got {budget!r}")
+    if 0 < budget < resolved["max_length"] and resolved.source("max_tokens_per_batch") == EXPLICIT:
+        raise InvalidOptionError(
+            f"max_tokens_per_batch={budget} is smaller than the longest allowed input, max_length="
+            f"{resolved['max_length']} tokens; raise the budget to at least {resolved['max_length']}, lower "
+            "max_length, or pass max_tokens_per_batch=0 for fixed batches of batch_size texts")
     dim = resolved["dim"]
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
         raise InvalidOptionError(f"dim must be a positive integer, got {dim!r}")

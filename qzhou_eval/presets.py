@@ -19,7 +19,8 @@ from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
 # load_encoder keywords a preset may set.
 PRESET_OPTION_KEYS = frozenset({
     "pooling", "normalize", "dim", "mrl_dims", "max_length", "bidirectional", "prompt_template",
-    "token_prepending", "token_prepending_layers", "lowercase", "dtype", "batch_size", "trust_remote_code",
+    "token_prepending", "token_prepending_layers", "lowercase", "dtype", "batch_size", "max_tokens_per_batch",
+    "trust_remote_code",
 })
 # What the user passes to turn recognition off.
 NO_PRESET = "none"
@@ -71,6 +72,7 @@ class Preset:
     hub_ids: tuple[str, ...] = ()
     signatures: tuple[Signature, ...] = ()
     checkpoint_code_does: tuple[str, ...] = ()
+    reference_batch_size: int | None = None  # texts per batch in the published run (reference batching)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def recognises(self, info: CheckpointInfo) -> str | None:
@@ -120,7 +122,8 @@ def load_preset(name: str) -> Preset:
     for signature in recognize.get("signatures", []):
         if set(signature) - _SIGNATURE_KEYS:
             raise InvalidOptionError(f"preset file {path}: unknown signature keys {sorted(set(signature) - _SIGNATURE_KEYS)}")
-    known = {"model", "options", "description", "benchmarks", "instructions", "recognize", "checkpoint_code_does"}
+    known = {"model", "options", "description", "benchmarks", "instructions", "recognize", "checkpoint_code_does",
+             "reference_batch_size"}
     return Preset(
         name=name,
         model=data["model"],
@@ -131,6 +134,7 @@ def load_preset(name: str) -> Preset:
         hub_ids=tuple(recognize.get("hub_ids", ())),
         signatures=tuple(Signature(**s) for s in recognize.get("signatures", [])),
         checkpoint_code_does=tuple(data.get("checkpoint_code_does", ())),
+        reference_batch_size=data.get("reference_batch_size"),
         extra={k: v for k, v in data.items() if k not in known},
     )
 

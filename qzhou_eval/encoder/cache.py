@@ -61,7 +61,8 @@ class EmbeddingCache:
             self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=60)
+        # The encoder stores each batch from its results thread, never while it reads in its own.
+        db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
-from qzhou_eval.encoder.batching import collate, length_sorted_batches, tokenize
+from qzhou_eval.encoder.batching import BatchPlan, prefetched, token_lengths
 from qzhou_eval.encoder.cache import EmbeddingCache, model_key
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.encoder.inputs import InputFormatter
@@ -23,7 +25,10 @@ from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.token_prepend import TokenPrepending
-from qzhou_eval.options import ResolvedOptions
+from qzhou_eval.options import Batching, ResolvedOptions
+
+if TYPE_CHECKING:
+    from qzhou_eval.encoder.data_parallel import DataParallel
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class EncoderOptions:
     device: str
     token_prepending_layers: tuple[int, ...] | None = None
     lowercase: bool = False
+    max_tokens_per_batch: int = 0  # 0: fixed batches of batch_size texts (the reference's batching)
 
     def embedding_options(self) -> dict:
         """The options an embedding depends on (for cache keys and manifests)."""
@@ -51,7 +57,7 @@ class EncoderOptions:
         out["pooling"] = self.pooling.value
         if self.token_prepending_layers is not None:
             out["token_prepending_layers"] = list(self.token_prepending_layers)
-        for key in ("batch_size", "device"):
+        for key in ("batch_size", "max_tokens_per_batch", "device"):
             out.pop(key)
         return out
 
@@ -74,6 +80,8 @@ class Encoder:
         self._formatter = InputFormatter(options.prompt_template, options.lowercase)
         self._token_prepending = token_prepending
         self._device = next(loaded.model.parameters()).device
+        self.batching = Batching(options.batch_size, options.max_tokens_per_batch)
+        self.data_parallel: DataParallel | None = None  # set by the runner under torchrun
         self.cache: EmbeddingCache | None = None
         self.stats = EncodeStats()  # where every vector came from (model, in-call repeat, cache)
 
@@ -89,6 +97,10 @@ class Encoder:
         """Serve repeated inputs from (and store new ones in) an on-disk cache at ``path``."""
         self.cache = EmbeddingCache(path, model_key(self.identity()))
         return self.cache
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
     @property
     def model(self) -> torch.nn.Module:
@@ -133,7 +145,7 @@ class Encoder:
             texts: strings; an empty string becomes ``"Null"`` as in the reference encoder.
             instruction: task instruction, applied as ``"Instruct: {instruction}\\nQuery: "``.
             prefix: a ready-made prefix (what the mteb adapter passes); exclusive with ``instruction``.
-            batch_size: overrides the encoder's batch size; results do not depend on it.
+            batch_size: overrides the encoder's row cap per batch; results do not depend on it.
             show_progress: a progress bar; ``None`` shows one when logging is at INFO or lower.
             progress_desc: the progress bar's label (the runner names the task and side).
 
@@ -156,9 +168,11 @@ class Encoder:
         out = np.empty((len(inputs), self.embedding_dim), dtype=np.float32)
         if not inputs:
             return out
-        batch_size = batch_size or self.options.batch_size
-        if batch_size <= 0:
-            raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
+        batching = self.batching
+        if batch_size is not None:
+            if batch_size <= 0:
+                raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
+            batching = replace(batching, max_rows=batch_size)
         # Identical inputs are encoded once; with a cache, known ones are not encoded at all.
         first_row: dict[str, int] = {}
         for row, text in enumerate(inputs):
@@ -166,59 +180,45 @@ class Encoder:
         todo = list(first_row)
         self.stats.inputs += len(inputs)
         self.stats.duplicates += len(inputs) - len(todo)
-        keys = self.cache.keys(todo) if self.cache else []
-        if self.cache:
-            found = self.cache.get_many(keys, self.stats)
-            vectors = {t: found[k] for t, k in zip(todo, keys) if k in found}
-            pending = [(t, k) for t, k in zip(todo, keys) if k not in found]
-        else:
-            vectors, pending = {}, [(t, None) for t in todo]
+        vectors = self._cached(todo)
+        pending = [t for t in todo if t not in vectors]
         self.stats.encoded += len(pending)
         if pending:
-            self._encode_pending(pending, vectors, batch_size, show_progress, first_row, progress_desc)
+            if show_progress is None:
+                show_progress = len(pending) > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(
+                    logging.INFO)
+            run = _Pass(self, batching, first_row, progress_desc if show_progress else None)
+            computed = self.data_parallel.embed(pending, run) if self.data_parallel else run(pending)
+            if self.data_parallel and self._writes_cache:
+                self.cache.put_many(self.cache.keys(pending), computed)
+            vectors.update(zip(pending, computed))
         for row, text in enumerate(inputs):
             out[row] = vectors[text]
         return out
 
-    def _encode_pending(
-        self,
-        pending,
-        vectors: dict,
-        batch_size: int,
-        show_progress: bool | None,
-        first_row: dict[str, int],
-        desc: str,
-    ) -> None:
-        texts = [t for t, _ in pending]
-        tokens = tokenize(self.tokenizer, texts, self.options.max_length)
-        if tokens.truncated:
-            logger.warning(
-                "%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
-                tokens.truncated,
-                len(texts),
-                self.options.max_length,
-            )
-        batches = list(length_sorted_batches([len(ids) for ids in tokens.input_ids], batch_size))
-        if show_progress is None:
-            show_progress = len(batches) > 1 and logging.getLogger("qzhou_eval").isEnabledFor(logging.INFO)
-        for rows in tqdm(batches, desc=desc, unit="batch", disable=not show_progress):
-            embeddings = self._embed_batch(collate(self.tokenizer, tokens, rows))
-            finite = torch.isfinite(embeddings).all(dim=1)
-            if not finite.all():
-                bad = sorted(first_row[texts[rows[i]]] for i in (~finite).nonzero().flatten().tolist())
-                raise EmbeddingError(
-                    f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try dtype='float32' "
-                    "or check the checkpoint's weights"
-                )
-            batch = embeddings.cpu().numpy()
-            for i, row in enumerate(rows):
-                vectors[texts[row]] = batch[i]
-            if self.cache:
-                self.cache.put_many([pending[row][1] for row in rows], batch)
+    @property
+    def _writes_cache(self) -> bool:
+        return self.cache is not None and (self.data_parallel is None or self.data_parallel.is_writer)
+
+    def _cached(self, todo: list[str]) -> dict[str, np.ndarray]:
+        """The vectors the cache holds for ``todo`` (under data parallelism, the writer's view, shared)."""
+        found: dict[str, np.ndarray] = {}
+        before = self.stats.copy()
+        if self._writes_cache:
+            keys = self.cache.keys(todo)
+            hits = self.cache.get_many(keys, self.stats)
+            found = {t: hits[k] for t, k in zip(todo, keys) if k in hits}
+        if self.data_parallel:
+            counts = self.stats.minus(before)
+            found = self.data_parallel.share_cached(
+                todo, found, self.embedding_dim, self.stats,
+                (counts.reused_this_run, counts.reused_earlier, counts.repaired))
+        return found
 
     @torch.inference_mode()
-    def _embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        batch = {k: v.to(self._device) for k, v in batch.items()}
+    def embed_batch(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled, projected, normalised float32 vectors of one collated batch, on the model's device."""
+        batch = {k: v.to(self._device, non_blocking=True) for k, v in features.items()}
         pooled = pooled_states(self.loaded, batch, self.options.pooling, self._token_prepending)
         return self._head(pooled)
 
@@ -232,6 +232,63 @@ class Encoder:
         if not self.loaded.dense and self.options.dim is None:
             return truncate_and_normalize(pooled, None, self.options.normalize).float()
         return truncate_and_normalize(project(pooled, self.loaded.dense), self.options.dim, self.options.normalize)
+
+
+class _Pass:
+    """One call's distinct texts through the model: batches prepared ahead in a thread, results copied
+    back, checked and cached in another, so the device never waits on Python."""
+
+    def __init__(self, encoder: Encoder, batching: Batching, first_row: dict[str, int], progress: str | None) -> None:
+        self.encoder = encoder
+        self.batching = batching
+        self.first_row = first_row
+        self.progress = progress
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        return token_lengths(self.encoder.tokenizer, texts, self.encoder.options.max_length)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        encoder = self.encoder
+        out = np.empty((len(texts), encoder.embedding_dim), dtype=np.float32)
+        if not texts:
+            return out
+        plan = BatchPlan(encoder.tokenizer, texts, encoder.options.max_length, self.batching)
+        cache = encoder.cache if encoder.cache is not None and encoder.data_parallel is None else None
+        keys = cache.keys(texts) if cache else None
+        pin = encoder.device.type == "cuda"
+        bar = tqdm(total=len(texts), desc=self.progress, unit="text", disable=self.progress is None)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qzhou-eval-results") as sink, bar:
+            finished: list[Future] = []
+            for batch in prefetched(_pinned(plan) if pin else plan):
+                embeddings = encoder.embed_batch(batch.features)
+                finished.append(sink.submit(self._store, texts, batch.rows, embeddings, out, cache, keys))
+                bar.update(len(batch.rows))
+                while finished and finished[0].done():
+                    finished.pop(0).result()  # raises a failed batch's error now, not at the end
+            for future in finished:
+                future.result()
+        if plan.truncated:
+            logger.warning("%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
+                           plan.truncated, len(texts), encoder.options.max_length)
+        return out
+
+    def _store(self, texts, rows, embeddings: torch.Tensor, out: np.ndarray, cache, keys) -> None:
+        batch = embeddings.cpu().numpy()
+        finite = np.isfinite(batch).all(axis=1)
+        if not finite.all():
+            bad = sorted(self.first_row[texts[rows[i]]] for i in np.flatnonzero(~finite))
+            raise EmbeddingError(f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try "
+                                 "dtype='float32' or check the checkpoint's weights")
+        out[rows] = batch
+        if cache is not None:
+            cache.put_many([keys[r] for r in rows], batch)
+
+
+def _pinned(plan: BatchPlan):
+    """Page-locked host tensors, so the copy to the GPU overlaps with its work."""
+    for batch in plan:
+        batch.features = {k: v.pin_memory() for k, v in batch.features.items()}
+        yield batch
 
 
 def project(pooled: torch.Tensor, dense: Sequence[torch.nn.Module]) -> torch.Tensor:

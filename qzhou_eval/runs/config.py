@@ -19,7 +19,7 @@ from qzhou_eval.runs.provenance import RunInputs, identity_options
 CACHE_DIRNAME = ".embedding_cache"
 # The suite label of a run that names tasks rather than a benchmark (its manifest: qzhou-run-tasks.json).
 TASKS_SUITE = "tasks"
-_POSITIVE_INT_OPTIONS = ("batch_size", "max_length", "dim")
+_POSITIVE_INT_OPTIONS = ("batch_size", "max_length", "dim")  # max_tokens_per_batch may be 0: options.check_values
 
 
 @dataclass

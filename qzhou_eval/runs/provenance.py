@@ -21,11 +21,11 @@ from typing import Any
 
 from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
-from qzhou_eval.options import ResolvedOptions, canonical_dtype_name
+from qzhou_eval.options import BATCHING_OPTIONS, ResolvedOptions, canonical_dtype_name
 
 STATE_DIRNAME = ".qzhou"
 # Resolved options that never change an embedding: not part of a result's identity.
-_NOT_IDENTITY = frozenset({"batch_size", "mrl_dims"})
+_NOT_IDENTITY = BATCHING_OPTIONS | {"mrl_dims"}
 
 
 def cuda_surely_absent() -> bool:

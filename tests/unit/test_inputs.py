@@ -3,7 +3,7 @@ import logging
 import pytest
 
 from qzhou_eval.constants import PROMPTEOL_TEMPLATE
-from qzhou_eval.encoder.batching import length_sorted_batches
+from qzhou_eval.encoder.batching import cut_by_budget
 from qzhou_eval.encoder.inputs import InputFormatter
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.presets import available_presets, load_preset
@@ -39,8 +39,8 @@ def test_template_needs_one_slot(template):
         InputFormatter(template)
 
 
-def test_length_sort_longest_first_and_stable():
-    assert list(length_sorted_batches([3, 5, 3, 1, 5], 2)) == [[1, 4], [0, 2], [3]]
+def test_budget_cut_fills_batches_up_to_the_padded_token_budget():
+    assert cut_by_budget([5, 5, 3, 3, 1], max_rows=4, max_tokens=10) == [[0, 1], [2, 3, 4]]
 
 
 def test_presets_hold_the_published_settings():
