@@ -13,7 +13,8 @@ from qzhou_eval.encoder.embedder import Encoder, EncoderOptions
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
-from qzhou_eval.modeling.loading import load_model, resolve_device, resolve_dtype
+from qzhou_eval.encoder.vllm_backend import check_backend, check_vllm_options
+from qzhou_eval.modeling.loading import LoadedModel, load_model, load_tokenizer, resolve_device, resolve_dtype
 from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import resolve_source
@@ -65,6 +66,7 @@ def load_encoder(
     trust_remote_code: bool = _Default("trust_remote_code"),
     mrl_dims: Sequence[int] | None = _Default("mrl_dims"),
     revision: str | None = None,
+    backend: str = "hf",
 ) -> Encoder:
     """Load a checkpoint and return an :class:`Encoder` that follows the QZhou protocol.
 
@@ -98,6 +100,8 @@ def load_encoder(
         trust_remote_code: run the checkpoint's own model code.
         mrl_dims: the dimensions ``dim`` may take (else those the checkpoint declares, else 1..width).
         revision: hub revision to load.
+        backend: ``"hf"`` runs transformers in this process; ``"vllm"`` runs vLLM's engine (same inputs,
+            cache and head; no Token Prepending).
 
     Returns:
         A ready :class:`Encoder` in eval mode.
@@ -127,12 +131,16 @@ def load_encoder(
     source = resolve_source(model_name_or_path, revision)
     info = read_checkpoint(source)
     resolved = resolve_options(explicit, select_preset(preset, info), info)
-    return build_encoder(info, resolved, device)
+    return build_encoder(info, resolved, device, backend)
 
 
-def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str | torch.device | None = None) -> Encoder:
-    """Validate the resolved options, load the weights and assemble the :class:`Encoder`."""
+def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str | torch.device | None = None,
+                  backend: str = "hf") -> Encoder:
+    """Validate the resolved options, load the weights (HF or vLLM engine) and assemble the :class:`Encoder`."""
     check_values(resolved)
+    if check_backend(backend) == "vllm":
+        check_vllm_options(resolved, info, None if device is None else str(device))
+        return _build_vllm_encoder(info, resolved)
     pooling_mode = Pooling.from_str(resolved["pooling"])
     template = resolved["prompt_template"]
     use_tp = bool(resolved["token_prepending"])
@@ -178,6 +186,48 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
     logger.info("loaded %s (%s, %s, attention=%s)", info.source.name_or_path, options.dtype, options.device,
                 loaded.attn_implementation)
     return Encoder(loaded, options, info.source, hooks, resolution=resolved)
+
+
+def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Encoder:
+    """The vLLM engine plus the harness's tokenizer and head; options resolved exactly as for the HF backend."""
+    from transformers import AutoConfig
+
+    from qzhou_eval.encoder.vllm_backend import VllmEngine
+
+    _explain_custom_code(info, resolved)
+    remote = bool(resolved["trust_remote_code"])
+    torch_device = resolve_device(None)
+    torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
+    source, layout = info.source, info.layout
+    where = str(source.local_path / layout.transformer_subfolder) if source.is_local and layout and \
+        layout.transformer_subfolder else (str(source.local_path) if source.is_local else source.name_or_path)
+    config = AutoConfig.from_pretrained(where, trust_remote_code=remote)
+    hidden = int(getattr(config, "hidden_size", 0) or info.hidden_size or 0)
+    width = layout.dense_out_features[-1] if layout and layout.dense_out_features else hidden
+    out_dim = check_dim(resolved["dim"], width, resolved["mrl_dims"])
+    length = int(resolved["max_length"])
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions and length > positions:
+        logger.info("max_length %d capped at the model's %d positions", length, positions)
+        length = int(positions)
+    batching = resolve_batching(resolved)
+    pooling_mode = Pooling.from_str(resolved["pooling"])
+    engine = VllmEngine(str(source.local_path) if source.is_local else source.name_or_path, pooling=pooling_mode,
+                        bidirectional=resolved["bidirectional"], dtype=torch_dtype, max_length=length,
+                        max_tokens_per_batch=batching.max_tokens, max_rows=batching.max_rows,
+                        trust_remote_code=remote, revision=source.revision,
+                        projects=bool(layout and layout.dense_out_features))
+    loaded = LoadedModel(model=None, tokenizer=load_tokenizer(source, layout, remote), width=width, hidden_size=hidden,
+                         max_positions=positions)
+    options = EncoderOptions(
+        pooling=pooling_mode, normalize=bool(resolved["normalize"]), dim=out_dim, max_length=length,
+        bidirectional=resolved["bidirectional"], prompt_template=resolved["prompt_template"], token_prepending=False,
+        lowercase=bool(resolved["lowercase"]), batch_size=batching.max_rows,
+        max_tokens_per_batch=batching.max_tokens, dtype=str(torch_dtype).removeprefix("torch."),
+        device=str(torch_device),
+    )
+    logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, options.dtype, options.device)
+    return Encoder(loaded, options, source, None, resolution=resolved, vllm=engine)
 
 
 def _explain_custom_code(info: CheckpointInfo, resolved: ResolvedOptions) -> None:

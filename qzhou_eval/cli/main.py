@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from qzhou_eval._ranks import launched_by_torchrun, process_rank
 from qzhou_eval.cli import encode_cmd, instructions_cmd, mirror_cmd, report_cmd, run_cmd, train_cmd
 from qzhou_eval.errors import QZhouEvalError
 
@@ -67,6 +68,11 @@ def _bug_report(exc: BaseException) -> Path | None:
     return path
 
 
+def _rank_label() -> str:
+    """' (rank N)' under torchrun, so each rank's last line says whose it is."""
+    return f" (rank {process_rank()})" if launched_by_torchrun() else ""
+
+
 def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0, internal_error_code: int = 1) -> int:
     """Run a command with the CLI's error contract.
 
@@ -82,7 +88,7 @@ def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0, int
     try:
         return int(action() or 0)
     except (QZhouEvalError, argparse.ArgumentTypeError) as exc:
-        print(f"qzhou-eval: error: {exc}", file=sys.stderr)
+        print(f"qzhou-eval{_rank_label()}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qzhou-eval: interrupted; finished tasks are saved, rerun the same command to resume", file=sys.stderr)
@@ -90,7 +96,7 @@ def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0, int
     except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a report
         log = _bug_report(exc)
         where = f"the traceback is in {log}" if log else "run with -v to see the traceback"
-        print(f"qzhou-eval: internal error (a bug in qzhou-eval, not in your input): {type(exc).__name__}: "
+        print(f"qzhou-eval{_rank_label()}: internal error (a bug in qzhou-eval, not in your input): {type(exc).__name__}: "
               f"{str(exc)[:300]}; {where}; please report it with that file", file=sys.stderr)
         return internal_error_code
     finally:

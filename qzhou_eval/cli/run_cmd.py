@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qzhou_eval._ranks import process_rank
 from qzhou_eval.cli.options import parse_bool
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.runs.resume_check import finished_run_summary
@@ -35,7 +36,11 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     p.add_argument("--dim", type=int, default=None, help="MRL dimension")
     p.add_argument("--max_length", type=int, default=None,
                    help="truncation length in tokens (default: the preset's, the checkpoint's max_seq_length, else 1024)")
-    p.add_argument("--batch_size", type=int, default=None)
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="most texts per forward pass (default 1024 under the token budget; 32 with --max_tokens_per_batch 0)")
+    p.add_argument("--max_tokens_per_batch", type=int, default=None,
+                   help="fill batches longest first up to this many padded tokens (default 16384); 0 = the "
+                        "reference's fixed batches of --batch_size texts (bit-level bf16 parity with the reference)")
     p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--device", default=None)
     p.add_argument("--instructions", default=None,
@@ -54,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
                    help="true|false: lowercase inputs (default: the checkpoint's do_lower_case)")
     p.add_argument("--trust_remote_code", type=parse_bool, default=None, help="true|false")
     p.add_argument("--model_name", default=None, help="org/name to file results under (default: hub id or local/<folder>)")
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm"],
+                   help="hf: transformers in this process (default; every option); vllm: vLLM's engine "
+                        "(pip install 'qzhou-eval[vllm]'; no Token Prepending)")
     p.add_argument("--fail_fast", action="store_true", help="stop at the first task that fails (default: record it, go on)")
 
 
@@ -66,7 +74,7 @@ def add_parser(sub) -> None:
 def _encoder_options(args) -> dict:
     pairs = {
         "pooling": args.pooling_mode, "normalize": args.normalize, "dim": args.dim, "max_length": args.max_length,
-        "batch_size": args.batch_size, "dtype": args.dtype, "bidirectional": args.bidirectional,
+        "batch_size": args.batch_size, "max_tokens_per_batch": args.max_tokens_per_batch, "dtype": args.dtype, "bidirectional": args.bidirectional,
         "prompt_template": args.prompt_template, "token_prepending": args.token_prepending,
         "token_prepending_layers": args.token_prepending_layers, "lowercase": args.lowercase,
         "trust_remote_code": args.trust_remote_code,
@@ -112,6 +120,7 @@ def build_config(args, benchmark: str | None):
         model_name=model_name,
         device=args.device,
         fail_fast=args.fail_fast,
+        backend=args.backend,
     )
 
 
@@ -153,7 +162,8 @@ def run(args, benchmark: str | None = None) -> int:
         from qzhou_eval.runs.runner import run_suite  # mteb and torch load only when there is work
 
         summary = run_suite(config)
-    print_summary(summary, config.suite)
+    if process_rank() == 0:  # under torchrun every rank holds the same scores; one prints them
+        print_summary(summary, config.suite)
     return 1 if summary.failed else 0
 
 

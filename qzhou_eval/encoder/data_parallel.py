@@ -32,11 +32,6 @@ WRITER = 0
 DEFAULT_TIMEOUT = timedelta(minutes=int(os.environ.get("QZHOU_EVAL_DIST_TIMEOUT_MIN", "30")))
 
 
-def launched_by_torchrun() -> bool:
-    """True in a process that torchrun (or another launcher) started as one of several ranks."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def rank_device(requested: str | None) -> str | None:
     """This rank's device: ``cuda:<LOCAL_RANK>`` when CUDA is there and no other device was asked for."""
     if requested not in (None, "cuda") or not torch.cuda.is_available():

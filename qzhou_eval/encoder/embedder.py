@@ -29,6 +29,7 @@ from qzhou_eval.options import Batching, ResolvedOptions
 
 if TYPE_CHECKING:
     from qzhou_eval.encoder.data_parallel import DataParallel
+    from qzhou_eval.encoder.vllm_backend import VllmEngine
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Encoder:
         source: ModelSource,
         token_prepending: TokenPrepending | None = None,
         resolution: ResolvedOptions | None = None,
+        vllm: VllmEngine | None = None,
     ) -> None:
         self.loaded = loaded
         self.options = options
@@ -79,7 +81,8 @@ class Encoder:
         self.resolution = resolution  # each option's value and source (explicit/preset/checkpoint/default)
         self._formatter = InputFormatter(options.prompt_template, options.lowercase)
         self._token_prepending = token_prepending
-        self._device = next(loaded.model.parameters()).device
+        self.vllm = vllm  # the vLLM engine that runs the model (backend "vllm"); None: loaded.model runs it
+        self._device = next(loaded.model.parameters()).device if vllm is None else torch.device(options.device)
         self.batching = Batching(options.batch_size, options.max_tokens_per_batch)
         self.data_parallel: DataParallel | None = None  # set by the runner under torchrun
         self.cache: EmbeddingCache | None = None
@@ -187,7 +190,12 @@ class Encoder:
             if show_progress is None:
                 show_progress = len(pending) > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(
                     logging.INFO)
-            run = _Pass(self, batching, first_row, progress_desc if show_progress else None)
+            if self.vllm is not None:
+                from qzhou_eval.encoder.vllm_backend import VllmPass
+
+                run = VllmPass(self, first_row, progress_desc if show_progress else None)
+            else:
+                run = _Pass(self, batching, first_row, progress_desc if show_progress else None)
             computed = self.data_parallel.embed(pending, run) if self.data_parallel else run(pending)
             if self.data_parallel and self._writes_cache:
                 self.cache.put_many(self.cache.keys(pending), computed)
@@ -229,9 +237,13 @@ class Encoder:
         QZhou-Embedding-Zh runs its Dense head in the model's dtype (sentence-transformers in bf16),
         casts to float32, slices to ``dim``, then normalises.
         """
-        if not self.loaded.dense and self.options.dim is None:
-            return truncate_and_normalize(pooled, None, self.options.normalize).float()
-        return truncate_and_normalize(project(pooled, self.loaded.dense), self.options.dim, self.options.normalize)
+        projected = project(pooled, self.loaded.dense) if self.loaded.dense else pooled
+        return finish(projected, bool(self.loaded.dense), self.options.dim, self.options.normalize)
+
+    @property
+    def n_parameters(self) -> int | None:
+        """Parameters of the model this process holds (None when vLLM holds it)."""
+        return None if self.vllm is not None else sum(p.numel() for p in self.loaded.model.parameters())
 
 
 class _Pass:
@@ -289,6 +301,17 @@ def _pinned(plan: BatchPlan):
     for batch in plan:
         batch.features = {k: v.pin_memory() for k, v in batch.features.items()}
         yield batch
+
+
+def finish(embeddings: torch.Tensor, projected: bool, dim: int | None, normalize: bool) -> torch.Tensor:
+    """Float32 vectors from pooled (model dtype) or projected states, in the protocol's order.
+
+    Unprojected and untruncated (QZhou-Embedding): normalised in the model's dtype, then cast to float32.
+    Otherwise (QZhou-Embedding-Zh: Dense head, MRL): cast to float32, keep the first ``dim`` values, normalise.
+    """
+    if not projected and dim is None:
+        return truncate_and_normalize(embeddings, None, normalize).float()
+    return truncate_and_normalize(embeddings.float(), dim, normalize)
 
 
 def project(pooled: torch.Tensor, dense: Sequence[torch.nn.Module]) -> torch.Tensor:

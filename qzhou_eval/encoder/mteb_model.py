@@ -52,7 +52,7 @@ class QZhouMtebModel(AbsEncoder):
 
     def _model_meta(self, name: str, revision: str | None) -> ModelMeta:
         encoder = self.model
-        n_params = sum(p.numel() for p in encoder.model.parameters())
+        n_params = encoder.n_parameters
         return ModelMeta(
             loader=None,
             name=name,

@@ -62,7 +62,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 class LoadedModel:
     """Everything the encoder needs to run one checkpoint."""
 
-    model: nn.Module
+    model: nn.Module | None  # None under the vLLM backend: vLLM holds the weights in its own engine
     tokenizer: object
     dense: list[nn.Module] = field(default_factory=list)
     width: int = 0

@@ -48,6 +48,7 @@ class RunConfig:
     model_name: str | None = None
     device: str | None = None
     fail_fast: bool = False
+    backend: str = "hf"  # "hf" (transformers) or "vllm"; never changes a result's identity
 
     def __post_init__(self) -> None:
         if not self.benchmark and not self.tasks:
@@ -72,6 +73,8 @@ class RunConfig:
                   and self.shard[1] >= 1 and 0 <= self.shard[0] < self.shard[1])
             if not ok:
                 raise InvalidOptionError(f"RunConfig.shard must be (I, N) with 0 <= I < N, got {self.shard!r}")
+        if self.backend not in ("hf", "vllm"):
+            raise InvalidOptionError.for_choice("backend", self.backend, ["hf", "vllm"])
         unknown = sorted(set(self.encoder_options) - set(HARNESS_DEFAULTS))
         if unknown:
             raise InvalidOptionError(f"RunConfig.encoder_options has unknown option(s) {unknown}; valid: "
@@ -162,6 +165,11 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
     source, info, choice = resolve_checkpoint(config)
     options = resolve_options(config.encoder_options, choice, info)
     check_values(options)
+    if config.backend == "vllm":
+        from qzhou_eval.encoder.vllm_backend import check_vllm_installed, check_vllm_options
+
+        check_vllm_options(options, info, config.device)
+        check_vllm_installed()
     instructions = instructions_for(config, choice, task_names)
     model_name = model_name_for(config, source)
     inputs = RunInputs(model_name, source.fingerprint(), identity_options(options, config.device),
@@ -180,6 +188,7 @@ def request_manifest(config: RunConfig, request: ResolvedRequest) -> dict[str, A
         preset={"name": choice.preset.name, "how": choice.how} if choice else None,
         instructions={"origin": instructions.origin, "variant": instructions.variant} if instructions else None,
         data_dir=str(config.data_dir) if config.data_dir else None,
+        backend=config.backend,
     )
 
 

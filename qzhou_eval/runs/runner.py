@@ -15,14 +15,17 @@ import shutil
 import tempfile
 import time
 import traceback
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qzhou_eval.api import build_encoder
 from qzhou_eval.encoder.mteb_model import QZhouMtebModel
 from qzhou_eval.encoder.stats import EncodeStats
-from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.modeling.loading import check_device
+from qzhou_eval._ranks import launched_by_torchrun
+from qzhou_eval.errors import DistributedError, InvalidOptionError, QZhouEvalError
+from qzhou_eval.modeling.loading import check_device, resolve_device
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.config import (
     CACHE_DIRNAME,
@@ -45,6 +48,9 @@ from qzhou_eval.runs.results_io import (
 )
 from qzhou_eval.runs.suites import run_tasks, shard
 from qzhou_eval.runs.task_data import TaskData, check_local_data, hub_data, prepared_in_content_cache
+
+if TYPE_CHECKING:
+    from qzhou_eval.encoder.data_parallel import DataParallel
 
 logger = logging.getLogger(__name__)
 
@@ -101,22 +107,65 @@ def run_suite(config: RunConfig) -> RunSummary:
     request = resolve_request(config, names)
     if request.instructions is not None:
         request.instructions.check_coverage(names)
-    output_dir = Path(config.output_dir)
-    _check_writable(output_dir)
-    with OutputFolderLock(output_dir, request.inputs, f"qzhou-eval run ({config.suite})") as lock:
-        return _run_admitted(config, tasks, data, request, lock)
+    data_parallel = join_ranks(config)
+    try:
+        with ExitStack() as stack:
+            if data_parallel is None or data_parallel.is_writer:
+                lock, done = _admit_as_writer(config, tasks, data, request, stack, data_parallel)
+            else:
+                lock, done = None, _admitted_by_writer(data_parallel)
+            return _run_admitted(config, tasks, data, request, lock, done, data_parallel)
+    finally:
+        if data_parallel is not None:
+            data_parallel.close()
 
 
-def _run_admitted(config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest,
-                  lock: OutputFolderLock) -> RunSummary:
+def join_ranks(config: RunConfig) -> DataParallel | None:
+    """Under torchrun: join the process group (this rank's GPU, or gloo on CPU); else None."""
+    if not launched_by_torchrun():
+        return None
+    if config.backend == "vllm":
+        raise InvalidOptionError("--backend vllm under torchrun is not supported yet: start one process and let vLLM "
+                                 "use the GPUs it sees, split the suite with --shard I/N (one process per GPU), or use "
+                                 "--backend hf under torchrun")
+    from qzhou_eval.encoder.data_parallel import DataParallel, rank_device
+
+    config.device = rank_device(config.device)
+    return DataParallel(resolve_device(config.device))
+
+
+def _admit_as_writer(config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest,
+                     stack: ExitStack, data_parallel: DataParallel | None) -> tuple[OutputFolderLock, list[str]]:
+    """Check and claim the output folder; tell the other ranks (if any) the finished tasks, or why none run."""
+    try:
+        output_dir = Path(config.output_dir)
+        _check_writable(output_dir)
+        lock = stack.enter_context(OutputFolderLock(output_dir, request.inputs, f"qzhou-eval run ({config.suite})"))
+        done = _admit(config, tasks, data, request, lock)
+    except QZhouEvalError as exc:
+        if data_parallel is not None:
+            data_parallel.broadcast_object(("refused", f"{type(exc).__name__}: {exc}"))
+        raise
+    if data_parallel is not None:
+        data_parallel.broadcast_object(("admitted", done))
+    return lock, done
+
+
+def _admitted_by_writer(data_parallel: DataParallel) -> list[str]:
+    verdict, detail = data_parallel.broadcast_object()
+    if verdict == "refused":
+        raise DistributedError(f"rank 0 refused the run, so this rank stops too: {detail}")
+    return detail
+
+
+def _admit(config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest,
+           lock: OutputFolderLock) -> list[str]:
+    """Under the folder lock: refuse results of other inputs, claim the manifest; return the finished tasks."""
     output_dir = Path(config.output_dir)
     inputs = request.inputs
     results_dir = results_dir_for(output_dir, request.model_name, inputs.revision)
     store = RecordStore(output_dir, request.model_name, inputs.revision)
-    manifest_file = manifests.manifest_path(output_dir, config.suite)
-    header = request_manifest(config, request)
-    prefixes = {t.metadata.name: prefixes_sha256(request.instructions, t.metadata.name, config.use_instruction)
-                for t in tasks}
+    prefixes = _prefixes(config, request, tasks)
     fingerprints = {name: source.fingerprint for name, source in data.items()}
     with lock.exclusive():  # check and claim the folder in one step: a concurrent run sees our manifest
         conflicts = {p.name: why for p, why in manifests.check_output_dir(output_dir, inputs, config.suite).items()}
@@ -130,31 +179,52 @@ def _run_admitted(config: RunConfig, tasks: list, data: dict[str, TaskData], req
             verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir)
         for folder in (results_dir, output_dir, store.folder):
             remove_stale_temp_files(folder)
-        manifests.merge_and_save(manifest_file, header, {})
-
+        manifests.merge_and_save(manifests.manifest_path(output_dir, config.suite), request_manifest(config, request), {})
     done = sorted(n for n, v in verdicts.items() if v.reuse is Reuse.FINISHED and not config.overwrite)
     for name, verdict in sorted(verdicts.items()):
         if verdict.reuse in (Reuse.UNRECORDED, Reuse.DATA_CHANGED, Reuse.RESULT_CHANGED) and not config.overwrite:
             logger.warning("%s: %s; running it again", name, verdict.detail)
     if done:
         logger.info("%d task(s) already finished with these inputs, skipped: %s", len(done), done)
+    return done
+
+
+def _prefixes(config: RunConfig, request: ResolvedRequest, tasks: list) -> dict[str, str]:
+    return {t.metadata.name: prefixes_sha256(request.instructions, t.metadata.name, config.use_instruction)
+            for t in tasks}
+
+
+def _run_admitted(config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest,
+                  lock: OutputFolderLock | None, done: list[str], data_parallel: DataParallel | None) -> RunSummary:
+    output_dir = Path(config.output_dir)
+    results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
+    store = RecordStore(output_dir, request.model_name, request.inputs.revision)
     pending = [t for t in tasks if t.metadata.name not in done]
-    stats, failed = None, {}
+    stats, failed, scores = None, {}, {}
     if pending:
-        run = _TaskLoop(config, request, header, manifest_file, results_dir, lock, store, data, prefixes)
+        run = _TaskLoop(config, request, request_manifest(config, request),
+                        manifests.manifest_path(output_dir, config.suite), results_dir, lock, store, data,
+                        _prefixes(config, request, tasks), data_parallel)
         stats, failed = run.evaluate(pending)
+        scores.update(run.scores)
     ran = [t.metadata.name for t in pending if t.metadata.name not in failed]
-    records = {name: store.read(name) for name in [*done, *ran]}
-    scores = {name: record.main_score for name, record in records.items() if record is not None}
-    return RunSummary(results_dir, scores, ran, done, stats, failed)
+    for name in done:
+        record = store.read(name)
+        if record is not None:
+            scores[name] = record.main_score
+    return RunSummary(results_dir, {n: scores[n] for n in [*done, *ran] if n in scores}, ran, done, stats, failed)
 
 
 class _TaskLoop:
-    """Loads the model once and evaluates the pending tasks one by one, recording each outcome."""
+    """Loads the model once and evaluates the pending tasks one by one, recording each outcome.
+
+    Under data parallelism every rank runs this loop (each encode call is split across them) and
+    computes the same scores; only the writer (rank 0) writes results, records, manifest and cache.
+    """
 
     def __init__(self, config: RunConfig, request: ResolvedRequest, header: dict, manifest_file: Path,
-                 results_dir: Path, lock: OutputFolderLock, store: RecordStore, data: dict[str, TaskData],
-                 prefixes: dict[str, str]) -> None:
+                 results_dir: Path, lock: OutputFolderLock | None, store: RecordStore, data: dict[str, TaskData],
+                 prefixes: dict[str, str], data_parallel: DataParallel | None = None) -> None:
         self.config = config
         self.request = request
         self.header = header
@@ -164,24 +234,31 @@ class _TaskLoop:
         self.store = store
         self.data = data
         self.prefixes = prefixes
+        self.data_parallel = data_parallel
+        self.writes = data_parallel is None or data_parallel.is_writer
+        self.scores: dict[str, float] = {}
 
     def evaluate(self, pending: list) -> tuple[EncodeStats, dict[str, TaskFailure]]:
         import mteb
 
         config, request = self.config, self.request
-        encoder = build_encoder(request.info, request.options, config.device)
+        encoder = build_encoder(request.info, request.options, config.device, backend=config.backend)
+        encoder.data_parallel = self.data_parallel
         logger.info("options for %s:\n  %s", request.model_name, "\n  ".join(encoder.resolution.describe()))
         if request.instructions is not None:
             logger.info("instructions: %s", request.instructions.origin)
         cache = None
-        if config.cache_dir:
+        if config.cache_dir and self.writes:
             cache_root = Path(config.output_dir) / CACHE_DIRNAME if config.cache_dir is True else Path(config.cache_dir)
             cache = encoder.attach_cache(cache_root / "embeddings.sqlite")
         model = QZhouMtebModel(encoder, request.instructions, use_instruction=config.use_instruction,
                                model_name=request.model_name, revision=request.inputs.revision)
-        atomic_write_json(self.results_dir / "model_meta.json", model.mteb_model_meta.to_dict())
+        if self.writes:
+            atomic_write_json(self.results_dir / "model_meta.json", model.mteb_model_meta.to_dict())
         self.header.update(device=encoder.options.device, dtype=encoder.options.dtype,
                            resolved_options=encoder.resolution.as_record())
+        if self.data_parallel is not None:
+            self.header["data_parallel"] = {"world_size": self.data_parallel.world_size}
         failed: dict[str, TaskFailure] = {}
         started = time.monotonic()
         try:
@@ -189,13 +266,21 @@ class _TaskLoop:
                 name = task.metadata.name
                 before = encoder.stats.copy()
                 t0 = time.monotonic()
+                error = None
                 try:
                     with prepared_in_content_cache(self.data[name]):
                         result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
                                                encode_kwargs={"batch_size": encoder.options.batch_size,
                                                               "show_progress_bar": True})
+                except DistributedError:
+                    raise  # a rank is gone: no task can finish, and the others must not wait for it
                 except Exception as exc:  # one task's failure must not end a 20-hour suite
-                    failed[name] = self._record_failure(name, exc)
+                    error = exc
+                if self.data_parallel is not None:
+                    self.data_parallel.agree(f"the outcome of {name}",
+                                             "finished" if error is None else f"failed ({type(error).__name__})")
+                if error is not None:
+                    failed[name] = self._record_failure(name, error)
                     if config.fail_fast:
                         logger.error("--fail_fast: stopping after %s; %d task(s) not run", name, len(pending) - position)
                         break
@@ -213,12 +298,15 @@ class _TaskLoop:
 
     def _save_result(self, name: str, task_result, wall: float, stats: EncodeStats, total: EncodeStats) -> dict:
         """Result file, then its record, then the manifest entry: a kill between them only costs a re-run."""
+        score = float(task_result.get_score())
+        self.scores[name] = score
+        entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": score}
+        if not self.writes:
+            return entry
         result_file = self.results_dir / f"{name}.json"
         write_task_result(task_result, result_file)
-        score = float(task_result.get_score())
         self.store.write(name, self.request.inputs, self.prefixes[name], self.data[name].fingerprint, result_file, score)
-        entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": score,
-                 "data_fingerprint": self.data[name].fingerprint, "encode_stats": stats.as_record()}
+        entry.update(data_fingerprint=self.data[name].fingerprint, encode_stats=stats.as_record())
         self.header["encode_stats"] = total.as_record()
         manifests.update(self.manifest_file, self.header, {name: entry}, self.lock)
         return entry
@@ -226,8 +314,10 @@ class _TaskLoop:
     def _record_failure(self, name: str, exc: Exception) -> TaskFailure:
         """Traceback to <output_dir>/errors/<task>.txt, the error into the manifest, a log line; atomically."""
         trace_file = Path(self.config.output_dir) / "errors" / f"{name}.txt"
-        atomic_write_text(trace_file, "".join(traceback.format_exception(exc)))
         failure = TaskFailure(type(exc).__name__, str(exc)[:2000], str(trace_file))
+        if not self.writes:
+            return failure
+        atomic_write_text(trace_file, "".join(traceback.format_exception(exc)))
         manifests.update(self.manifest_file, self.header, {name: {"status": "failed", "error": failure.as_record()}},
                          self.lock)
         logger.error("%s failed (%s: %s); traceback in %s; continuing with the other tasks",

