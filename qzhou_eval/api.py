@@ -91,8 +91,8 @@ def load_encoder(
         device: ``None`` = CUDA when present.
         batch_size: at most this many texts per forward pass (default 1024 under a token budget; with
             ``max_tokens_per_batch=0``, the preset's reference batch size, else 32).
-        max_tokens_per_batch: fill batches longest first up to this many padded tokens (default 16384,
-            raised to ``max_length`` if smaller); 0 = the reference's fixed batches of ``batch_size``
+        max_tokens_per_batch: fill batches longest first up to this many padded tokens (default 16384 on
+            CUDA, 4096 on CPU, raised to ``max_length`` if smaller); 0 = the reference's fixed batches of ``batch_size``
             texts in descending character length. In float32 the embeddings do not depend on it beyond
             rounding noise; in bf16 the last bits may, so use 0 for bit-level parity with the reference.
         preset: a preset name, ``"none"`` (no preset, no recognition), or ``None``: the preset of a
@@ -146,7 +146,6 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
     use_tp = bool(resolved["token_prepending"])
     layers = parse_layers(resolved["token_prepending_layers"])
     bidi = resolved["bidirectional"]
-    batching = resolve_batching(resolved)
     length = int(resolved["max_length"])
 
     remote = bool(resolved["trust_remote_code"])
@@ -157,6 +156,7 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
     _explain_custom_code(info, resolved)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
+    batching = resolve_batching(resolved, torch_device.type)
     loaded = load_model(info.source, info.layout, dtype=torch_dtype, device=torch_device, trust_remote_code=remote)
 
     out_dim = check_dim(resolved["dim"], loaded.width, resolved["mrl_dims"])
@@ -210,7 +210,7 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
     if positions and length > positions:
         logger.info("max_length %d capped at the model's %d positions", length, positions)
         length = int(positions)
-    batching = resolve_batching(resolved)
+    batching = resolve_batching(resolved, torch_device.type)
     pooling_mode = Pooling.from_str(resolved["pooling"])
     engine = VllmEngine(str(source.local_path) if source.is_local else source.name_or_path, pooling=pooling_mode,
                         bidirectional=resolved["bidirectional"], dtype=torch_dtype, max_length=length,

@@ -40,7 +40,7 @@ HARNESS_DEFAULTS: dict[str, Any] = {
     "token_prepending_layers": TOKEN_PREPENDING_LAYERS,
     "dtype": None,
     "batch_size": None,  # a row cap: DEFAULT_MAX_ROWS_PER_BATCH under a token budget, else the reference's 32
-    "max_tokens_per_batch": DEFAULT_MAX_TOKENS_PER_BATCH,  # 0 = the reference's fixed batches of batch_size
+    "max_tokens_per_batch": None,  # None: DEFAULT_MAX_TOKENS_PER_BATCH for the device; 0: fixed batches of batch_size
     "trust_remote_code": False,
 }
 # What an option becomes when the checkpoint's own code (trust_remote_code) already performs it.
@@ -197,8 +197,8 @@ class Batching:
         return self.max_tokens == 0
 
 
-def resolve_batching(resolved: ResolvedOptions) -> Batching:
-    """The one owner of batching defaults: the row cap follows the mode, the budget covers max_length.
+def resolve_batching(resolved: ResolvedOptions, device_type: str) -> Batching:
+    """The one owner of batching defaults: the row cap follows the mode, the budget the device and max_length.
 
     A default budget smaller than ``max_length`` grows to it; an explicit one is refused by :func:`check_values`.
     """
@@ -207,8 +207,8 @@ def resolve_batching(resolved: ResolvedOptions) -> Batching:
     if budget == 0:
         reference = resolved.preset.preset.reference_batch_size if resolved.preset else None
         return Batching(rows or reference or DEFAULT_BATCH_SIZE, 0)
-    if resolved.source("max_tokens_per_batch") != EXPLICIT:
-        budget = max(budget, resolved["max_length"])
+    if budget is None:
+        budget = max(DEFAULT_MAX_TOKENS_PER_BATCH["cuda" if device_type == "cuda" else "cpu"], resolved["max_length"])
     return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget)
 
 
@@ -232,10 +232,10 @@ def check_values(resolved: ResolvedOptions) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidOptionError(f"{key} must be a positive integer, got {value!r}")
     budget = resolved["max_tokens_per_batch"]
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
         raise InvalidOptionError(f"max_tokens_per_batch must be a non-negative integer (0 = the reference's fixed "
                                  f"batches of batch_size texts), got {budget!r}")
-    if 0 < budget < resolved["max_length"] and resolved.source("max_tokens_per_batch") == EXPLICIT:
+    if budget is not None and 0 < budget < resolved["max_length"]:
         raise InvalidOptionError(
             f"max_tokens_per_batch={budget} is smaller than the longest allowed input, max_length="
             f"{resolved['max_length']} tokens; raise the budget to at least {resolved['max_length']}, lower "

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     p.add_argument("--batch_size", type=int, default=None,
                    help="most texts per forward pass (default 1024 under the token budget; 32 with --max_tokens_per_batch 0)")
     p.add_argument("--max_tokens_per_batch", type=int, default=None,
-                   help="fill batches longest first up to this many padded tokens (default 16384); 0 = the "
+                   help="fill batches longest first up to this many padded tokens (default 16384 on CUDA, 4096 on CPU); 0 = the "
                         "reference's fixed batches of --batch_size texts (bit-level bf16 parity with the reference)")
     p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--device", default=None)
