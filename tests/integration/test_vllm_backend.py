@@ -71,11 +71,12 @@ def test_unknown_backend_is_refused(tiny_qwen2):
 
 
 @pytest.mark.skipif(HAS_VLLM, reason="checks the message a machine without vLLM gets")
-def test_missing_vllm_names_the_install_command(tmp_path, minilm_path, shared_dir):
+def test_missing_vllm_names_the_install_command(tmp_path, minilm_path, shared_dir, capsys):
     from qzhou_eval.cli.run_cmd import main_for_benchmark
 
     code = main_for_benchmark("MTEB(eng, v2)", ["--model_name_or_path", minilm_path, "--backend", "vllm",
                                                  "--data_dir", str(shared_dir / "mteb-data"), "--tasks",
                                                  "STSBenchmark", "--output_dir", str(tmp_path / "out")])
     assert code == 2, "a missing vLLM is the user's to fix: exit 2"
+    assert 'pip install "qzhou-eval[vllm]"' in capsys.readouterr().err, "the error names the install command"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json")), "nothing written"
