@@ -14,7 +14,14 @@ from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.encoder.vllm_backend import check_backend, check_vllm_options
-from qzhou_eval.modeling.loading import LoadedModel, load_model, load_tokenizer, resolve_device, resolve_dtype
+from qzhou_eval.modeling.loading import (
+    LoadedModel,
+    load_backbone_config,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+)
 from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import resolve_source
@@ -190,8 +197,6 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
 
 def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Encoder:
     """The vLLM engine plus the harness's tokenizer and head; options resolved exactly as for the HF backend."""
-    from transformers import AutoConfig
-
     from qzhou_eval.encoder.vllm_backend import VllmEngine
 
     _explain_custom_code(info, resolved)
@@ -199,9 +204,7 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
     torch_device = resolve_device(None)
     torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
     source, layout = info.source, info.layout
-    where = str(source.local_path / layout.transformer_subfolder) if source.is_local and layout and \
-        layout.transformer_subfolder else (str(source.local_path) if source.is_local else source.name_or_path)
-    config = AutoConfig.from_pretrained(where, trust_remote_code=remote)
+    config = load_backbone_config(source, layout, remote)
     hidden = int(getattr(config, "hidden_size", 0) or info.hidden_size or 0)
     width = layout.dense_out_features[-1] if layout and layout.dense_out_features else hidden
     out_dim = check_dim(resolved["dim"], width, resolved["mrl_dims"])

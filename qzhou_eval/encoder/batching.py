@@ -147,8 +147,7 @@ class BatchPlan:
 
 
 def _concat(a: TokenizedTexts, b: TokenizedTexts) -> TokenizedTexts:
-    keys = set(a.extra) | set(b.extra) if a.input_ids else set(b.extra)
-    return TokenizedTexts(a.input_ids + b.input_ids, {k: a.extra.get(k, []) + b.extra[k] for k in keys}, 0)
+    return TokenizedTexts(a.input_ids + b.input_ids, {k: a.extra.get(k, []) + v for k, v in b.extra.items()}, 0)
 
 
 def _select(tokens: TokenizedTexts, picked: Sequence[int]) -> TokenizedTexts:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
@@ -286,14 +286,23 @@ class _Pass:
 
     def _store(self, texts, rows, embeddings: torch.Tensor, out: np.ndarray, cache, keys) -> None:
         batch = embeddings.cpu().numpy()
-        finite = np.isfinite(batch).all(axis=1)
-        if not finite.all():
-            bad = sorted(self.first_row[texts[rows[i]]] for i in np.flatnonzero(~finite))
-            raise EmbeddingError(f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try "
-                                 "dtype='float32' or check the checkpoint's weights")
+        check_finite(batch, lambda i: self.first_row[texts[rows[i]]])
         out[rows] = batch
         if cache is not None:
             cache.put_many([keys[r] for r in rows], batch)
+
+
+def check_finite(vectors: np.ndarray, input_index: Callable[[int], int]) -> None:
+    """Never return NaN/inf as an embedding; name the inputs (``input_index(i)``: row ``i``'s input position).
+
+    Raises:
+        EmbeddingError: naming up to 10 inputs and the usual fix.
+    """
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        bad = sorted(input_index(int(i)) for i in np.flatnonzero(~finite))
+        raise EmbeddingError(f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try "
+                             "dtype='float32' or check the checkpoint's weights")
 
 
 def _pinned(plan: BatchPlan):

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from qzhou_eval.encoder.batching import tokenize
-from qzhou_eval.errors import EmbeddingError, InvalidOptionError
+from qzhou_eval.encoder.batching import token_lengths, tokenize
+from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.pooling import Pooling
 
 if TYPE_CHECKING:
@@ -129,10 +129,10 @@ class VllmPass:
         self.progress = progress
 
     def token_lengths(self, texts: list[str]) -> list[int]:
-        return [len(ids) for ids in tokenize(self.encoder.tokenizer, texts, self.encoder.options.max_length).input_ids]
+        return token_lengths(self.encoder.tokenizer, texts, self.encoder.options.max_length)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        from qzhou_eval.encoder.embedder import finish
+        from qzhou_eval.encoder.embedder import check_finite, finish
 
         encoder = self.encoder
         tokens = tokenize(encoder.tokenizer, texts, encoder.options.max_length)
@@ -142,10 +142,7 @@ class VllmPass:
         pooled = encoder.vllm.pooled(tokens.input_ids, progress=self.progress is not None)
         out = finish(pooled, encoder.vllm.projects, encoder.options.dim, encoder.options.normalize)
         out = out.numpy()
-        finite = np.isfinite(out).all(axis=1)
-        if not finite.all():
-            bad = sorted(self.first_row[texts[i]] for i in np.flatnonzero(~finite))
-            raise EmbeddingError(f"vLLM produced NaN/inf embeddings for input(s) {bad[:10]}; try dtype='float32'")
+        check_finite(out, lambda i: self.first_row[texts[i]])
         if encoder.cache is not None and encoder.data_parallel is None:
             encoder.cache.put_many(encoder.cache.keys(texts), out)
         return out

@@ -97,6 +97,14 @@ def load_tokenizer(source: ModelSource, layout: SentenceTransformerLayout | None
     return tokenizer
 
 
+def load_backbone_config(source: ModelSource, layout: SentenceTransformerLayout | None, trust_remote_code: bool):
+    """The transformer's config (for engines that load the weights themselves, as vLLM does)."""
+    from transformers import AutoConfig
+
+    where, extra = _subpath(source, layout.transformer_subfolder if layout else "")
+    return AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code, **extra)
+
+
 def _load_backbone(where: str, extra: dict, dtype: torch.dtype, trust_remote_code: bool) -> tuple[nn.Module, str]:
     from transformers import AutoModel
 
