@@ -27,6 +27,7 @@ from qzhou_eval._ranks import launched_by_torchrun
 from qzhou_eval.errors import DistributedError, InvalidOptionError, QZhouEvalError
 from qzhou_eval.modeling.loading import check_device, resolve_device
 from qzhou_eval.runs import manifest as manifests
+from qzhou_eval.runs.column_lists import columns_as_lists
 from qzhou_eval.runs.config import (
     CACHE_DIRNAME,
     ResolvedRequest,
@@ -268,7 +269,7 @@ class _TaskLoop:
                 t0 = time.monotonic()
                 error = None
                 try:
-                    with prepared_in_content_cache(self.data[name]):
+                    with prepared_in_content_cache(self.data[name]), columns_as_lists():
                         result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
                                                encode_kwargs={"batch_size": encoder.options.batch_size,
                                                               "show_progress_bar": True})
