@@ -197,6 +197,7 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
 
 def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Encoder:
     """The vLLM engine plus the harness's tokenizer and head; options resolved exactly as for the HF backend."""
+    from qzhou_eval._ranks import world_size
     from qzhou_eval.encoder.vllm_backend import VllmEngine
 
     _explain_custom_code(info, resolved)
@@ -219,7 +220,7 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
                         bidirectional=resolved["bidirectional"], dtype=torch_dtype, max_length=length,
                         max_tokens_per_batch=batching.max_tokens, max_rows=batching.max_rows,
                         trust_remote_code=remote, revision=source.revision,
-                        projects=bool(layout and layout.dense_out_features))
+                        projects=bool(layout and layout.dense_out_features), data_parallel_size=world_size())
     loaded = LoadedModel(model=None, tokenizer=load_tokenizer(source, layout, remote), width=width, hidden_size=hidden,
                          max_positions=positions)
     options = EncoderOptions(

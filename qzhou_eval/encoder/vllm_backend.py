@@ -39,6 +39,7 @@ _VLLM_POOLING = {Pooling.MEAN: "MEAN", Pooling.LAST: "LAST", Pooling.CLS: "CLS"}
 _BIDIRECTIONAL_MODEL_TYPES = ("qwen2", "qwen3")
 # Fraction of memory vLLM may reserve: of the GPU on CUDA, of the NUMA node's RAM on the CPU build.
 _MEMORY_FRACTION = {"cuda": 0.9, "cpu": 0.1}
+_FILLER_TOKEN_ID = 0  # the one-token prompt an empty share runs (its result is dropped)
 
 
 def check_backend(backend: str) -> str:
@@ -85,7 +86,7 @@ class VllmEngine:
 
     def __init__(self, model_path: str, *, pooling: Pooling, bidirectional: bool | None, dtype: torch.dtype,
                  max_length: int, max_tokens_per_batch: int, max_rows: int, trust_remote_code: bool,
-                 revision: str | None = None, projects: bool = False) -> None:
+                 revision: str | None = None, projects: bool = False, data_parallel_size: int = 1) -> None:
         vllm = import_vllm()
         from vllm.config import PoolerConfig
 
@@ -109,14 +110,24 @@ class VllmEngine:
             # CUDA graphs and compilation pay off on a GPU; on the CPU build they cost minutes of start-up.
             enforce_eager=kind == "cpu",
             seed=0,
+            # Under torchrun: vLLM's own data parallelism, one engine per rank in the launcher's process group.
+            # The harness deals each rank its share (vLLM balances nothing in this mode); the engines step
+            # together until every rank is done.
+            **({"data_parallel_size": data_parallel_size, "distributed_executor_backend": "external_launcher"}
+               if data_parallel_size > 1 else {}),
         )
         self.dtype = dtype
         self.projects = projects  # vLLM applies the checkpoint's sentence-transformers Dense head itself
 
     def pooled(self, token_ids: list[list[int]], progress: bool) -> torch.Tensor:
-        """Pooled (and Dense-projected) states in the model's dtype, one row per input."""
-        outputs = self.llm.embed([{"prompt_token_ids": ids} for ids in token_ids], use_tqdm=progress)
-        rows = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)
+        """Pooled (and Dense-projected) states in the model's dtype, one row per input.
+
+        An empty share still runs one throw-away prompt: vLLM refuses an empty list, and under data
+        parallelism every rank's engine must step with the others.
+        """
+        prompts = [{"prompt_token_ids": ids} for ids in token_ids] or [{"prompt_token_ids": [_FILLER_TOKEN_ID]}]
+        outputs = self.llm.embed(prompts, use_tqdm=progress)
+        rows = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)[: len(token_ids)]
         return torch.from_numpy(rows).to(self.dtype)
 
 

