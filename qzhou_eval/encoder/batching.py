@@ -56,6 +56,8 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> TokenizedTexts
 
     Only the long texts go through the tokenizer twice, so the truncation count is exact and cheap.
     """
+    if not texts:  # a data-parallel rank's share can be empty; fast tokenizers fail on an empty list
+        return TokenizedTexts([], {}, 0)
     full = tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
     keys = [k for k in full.keys() if k not in ("input_ids", "attention_mask")]
     input_ids = list(full["input_ids"])
@@ -72,6 +74,8 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> TokenizedTexts
 
 def token_lengths(tokenizer, texts: Sequence[str], max_length: int) -> list[int]:
     """Each text's token count after truncation (what a batch of it costs)."""
+    if not texts:
+        return []
     return [min(len(ids), max_length) for ids in tokenizer(list(texts), add_special_tokens=True,
                                                            truncation=False, verbose=False)["input_ids"]]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -59,6 +60,11 @@ class DataParallel:
         return self.rank == WRITER
 
     def close(self) -> None:
+        """Leave the group; vLLM's groups (``--backend vllm``) go first, or its own shutdown fails on them later."""
+        vllm_groups = sys.modules.get("vllm.distributed.parallel_state")
+        if vllm_groups is not None and vllm_groups.model_parallel_is_initialized():
+            vllm_groups.destroy_model_parallel()
+            vllm_groups.destroy_distributed_environment()  # its world group, then the default one
         if dist.is_initialized():
             dist.destroy_process_group()
 

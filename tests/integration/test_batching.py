@@ -41,6 +41,13 @@ def test_reference_plan_is_the_reference_order_in_fixed_batches(minilm_tokenizer
     assert [len(b.rows) for b in batches][:-1] == [4] * (len(batches) - 1)
 
 
+def test_an_empty_share_tokenises_to_nothing(minilm_tokenizer):
+    """A data-parallel rank can get no texts in a short call (fast tokenizers fail on an empty list)."""
+    assert batching.token_lengths(minilm_tokenizer, [], 16) == []
+    empty = batching.tokenize(minilm_tokenizer, [], 16)
+    assert empty.input_ids == [] and empty.truncated == 0
+
+
 def test_background_errors_reach_the_consumer():
     def broken():
         yield 1
