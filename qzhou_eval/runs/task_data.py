@@ -130,7 +130,7 @@ def _columns_of_first_line(line: bytes, csv: bool) -> tuple[str, ...] | None:
     return tuple(record)
 
 
-def _configs(folder: Path) -> dict[str, dict[str, list[Path]]]:
+def readme_configs(folder: Path) -> dict[str, dict[str, list[Path]]]:
     """README.md's YAML ``configs:`` as {config: {split: [files]}} (globs expanded)."""
     import yaml
 
@@ -209,7 +209,7 @@ class _ListedFile:
 
 def _fingerprint_folder(folder: Path, memo: _DigestMemo) -> tuple[str, list[_ListedFile]]:
     """Content fingerprint of a task folder (README + every listed file); no mteb needed."""
-    configs = _configs(folder)
+    configs = readme_configs(folder)
     digest = hashlib.sha256((folder / "README.md").read_bytes())
     listed = []
     for config, splits in sorted(configs.items()):
