@@ -166,22 +166,5 @@ def mine(data: RetrievalData, embed_queries: Callable[[list[str]], np.ndarray],
     return rows, report
 
 
-def brute_force_windows(data: RetrievalData, query_vectors: np.ndarray, doc_vectors: np.ndarray,
-                        config: MiningConfig) -> dict[tuple[str, str], list[str]]:
-    """The rule on a full score matrix (tests' reference): (query id, positive id) -> kept negative ids."""
-    q, d = _unit(query_vectors), _unit(doc_vectors)
-    scores = (q @ d.T).numpy()
-    doc_ids, out = list(data.corpus), {}
-    for row, qid in enumerate(data.queries):
-        order = np.argsort(-scores[row], kind="stable")
-        window = [i for i in order if doc_ids[i] not in set(data.relevant[qid])][config.range_min:config.range_max]
-        for pid in data.relevant[qid]:
-            ceiling = config.margin * scores[row, doc_ids.index(pid)]
-            kept = [doc_ids[i] for i in window if config.margin == 0 or scores[row, i] < ceiling]
-            if len(kept) >= config.num_negatives:
-                out[(qid, pid)] = kept[:config.num_negatives]
-    return out
-
-
 def rows_as_records(rows: Sequence[MinedRow]) -> list[dict]:
     return [dataclasses.asdict(r) for r in rows]
