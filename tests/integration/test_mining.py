@@ -110,3 +110,20 @@ def test_missing_qrels_name_the_layouts(tmp_path, scifact_test):
     folder, _ = _beir_folder(tmp_path / "beir", scifact_test)
     with pytest.raises(InvalidOptionError, match="qrels/dev.jsonl"):
         read_retrieval_folder(folder, "dev")
+
+
+def test_score_floor_drops_mismatched_pairs_under_a_real_model(minilm_path, shared_dir):
+    """SciFact claims with their evidence, 5 of 20 given another claim's evidence: the floor finds those 5."""
+    from qzhou_eval.api import load_encoder
+    from qzhou_eval.train.cleaning import clean
+    from qzhou_eval.train.data.schema import RetrievalRow
+
+    data = read_retrieval_folder(shared_dir / "mteb-data" / "SciFact", "train")
+    claims = list(data.queries)[:20]
+    evidence = [data.corpus[data.relevant[q][0]][:600] for q in claims]
+    swapped = evidence[5:10] + evidence[:5] + evidence[10:]  # rows 0-4 and 5-9 get each other's evidence
+    rows = [RetrievalRow(data.queries[q], e) for q, e in zip(claims, swapped)]
+    encoder = load_encoder(minilm_path)
+    kept, report = clean(rows, encoder.encode, drop_percentile=50)
+    assert report.below_score == 10 and report.rows_out == 10
+    assert sum(r.query in {data.queries[q] for q in claims[10:]} for r in kept) >= 9, "true pairs survive the floor"
