@@ -15,10 +15,19 @@ from datetime import datetime
 from pathlib import Path
 
 from qzhou_eval._ranks import launched_by_torchrun, process_rank
-from qzhou_eval.cli import encode_cmd, instructions_cmd, mine_cmd, mirror_cmd, report_cmd, run_cmd, train_cmd
+from qzhou_eval.cli import (
+    encode_cmd,
+    instructions_cmd,
+    mine_cmd,
+    mirror_cmd,
+    report_cmd,
+    run_cmd,
+    synth_cmd,
+    train_cmd,
+)
 from qzhou_eval.errors import QZhouEvalError
 
-_COMMANDS = (run_cmd, report_cmd, train_cmd, mine_cmd, instructions_cmd, mirror_cmd, encode_cmd)
+_COMMANDS = (run_cmd, report_cmd, train_cmd, mine_cmd, synth_cmd, instructions_cmd, mirror_cmd, encode_cmd)
 
 
 def add_verbosity(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
