@@ -16,6 +16,7 @@ from pathlib import Path
 
 from qzhou_eval._ranks import launched_by_torchrun, process_rank
 from qzhou_eval.cli import (
+    clean_cmd,
     encode_cmd,
     instructions_cmd,
     mine_cmd,
@@ -27,7 +28,7 @@ from qzhou_eval.cli import (
 )
 from qzhou_eval.errors import QZhouEvalError
 
-_COMMANDS = (run_cmd, report_cmd, train_cmd, mine_cmd, synth_cmd, instructions_cmd, mirror_cmd, encode_cmd)
+_COMMANDS = (run_cmd, report_cmd, train_cmd, mine_cmd, clean_cmd, synth_cmd, instructions_cmd, mirror_cmd, encode_cmd)
 
 
 def add_verbosity(parser: argparse.ArgumentParser, *, top: bool = True) -> None:

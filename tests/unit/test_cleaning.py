@@ -51,3 +51,21 @@ def test_floor_errors_name_the_fix():
         clean(rows, min_score=0.1)
     with pytest.raises(InvalidOptionError, match="two sides"):
         clean([ClassificationRow("t", 1)], _lookup({"t": [1.0]}), min_score=0.1)
+
+
+def test_clean_command_writes_rows_and_a_report(tmp_path):
+    import json
+
+    from qzhou_eval.cli.main import main
+    from qzhou_eval.train.data.readers import read_rows
+
+    source = tmp_path / "rows.jsonl"
+    rows = [{"text_a": "A man plays a guitar.", "text_b": "Someone plays music.", "score": 3.2},
+            {"text_a": "Someone plays music.", "text_b": "A man plays a guitar.", "score": 3.2},
+            {"text_a": "A dog runs.", "text_b": "A cat sleeps.", "score": 0.4}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "clean.jsonl"
+    assert main(["clean", "--input", str(source), "--kind", "pair", "--out", str(out), "-q"]) == 0
+    assert [r.text_a for r in read_rows(out, "pair")] == ["A man plays a guitar.", "A dog runs."]
+    report = json.loads((tmp_path / "clean.jsonl.report.json").read_text())
+    assert report["exact_duplicates"] == 1 and report["rows_out"] == 2  # a swapped pair is the same pair
