@@ -85,10 +85,10 @@ class ScriptedChat(BaseHTTPRequestHandler):
         if isinstance(script, tuple):
             failure, script = script
             if cls.attempts[key] == 1:
-                if failure == "slow":
+                if failure == "slow":  # past the client's timeout: it has given up, so this is no answer
                     time.sleep(2.0)
-                else:
-                    return self._send(int(failure), {"error": {"message": "scripted failure"}})
+                    return None
+                return self._send(int(failure), {"error": {"message": "scripted failure"}})
         if cls.hold_after is not None and sum(cls.answered.values()) >= cls.hold_after:
             time.sleep(60)
             return None
