@@ -246,18 +246,25 @@ class Encoder:
         return None if self.vllm is not None else sum(p.numel() for p in self.loaded.model.parameters())
 
 
-class _Pass:
-    """One call's distinct texts through the model: batches prepared ahead in a thread, results copied
-    back, checked and cached in another, so the device never waits on Python."""
+class PassBase:
+    """What every backend's pass over one call's distinct texts holds; data parallelism asks it for token lengths."""
 
-    def __init__(self, encoder: Encoder, batching: Batching, first_row: dict[str, int], progress: str | None) -> None:
+    def __init__(self, encoder: Encoder, first_row: dict[str, int], progress: str | None) -> None:
         self.encoder = encoder
-        self.batching = batching
         self.first_row = first_row
         self.progress = progress
 
     def token_lengths(self, texts: list[str]) -> list[int]:
         return token_lengths(self.encoder.tokenizer, texts, self.encoder.options.max_length)
+
+
+class _Pass(PassBase):
+    """One call's distinct texts through the model: batches prepared ahead in a thread, results copied
+    back, checked and cached in another, so the device never waits on Python."""
+
+    def __init__(self, encoder: Encoder, batching: Batching, first_row: dict[str, int], progress: str | None) -> None:
+        super().__init__(encoder, first_row, progress)
+        self.batching = batching
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         encoder = self.encoder

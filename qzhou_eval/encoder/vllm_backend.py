@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from qzhou_eval.encoder.batching import token_lengths, tokenize
+from qzhou_eval.encoder.batching import tokenize
+from qzhou_eval.encoder.embedder import PassBase
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.pooling import Pooling
 
 if TYPE_CHECKING:
-    from qzhou_eval.encoder.embedder import Encoder
     from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
     from qzhou_eval.options import ResolvedOptions
 
@@ -131,16 +131,8 @@ class VllmEngine:
         return torch.from_numpy(rows).to(self.dtype)
 
 
-class VllmPass:
+class VllmPass(PassBase):
     """One call's distinct texts through vLLM (it schedules the batches itself), then the protocol's head."""
-
-    def __init__(self, encoder: Encoder, first_row: dict[str, int], progress: str | None) -> None:
-        self.encoder = encoder
-        self.first_row = first_row
-        self.progress = progress
-
-    def token_lengths(self, texts: list[str]) -> list[int]:
-        return token_lengths(self.encoder.tokenizer, texts, self.encoder.options.max_length)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         from qzhou_eval.encoder.embedder import check_finite, finish

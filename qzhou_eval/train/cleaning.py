@@ -80,11 +80,14 @@ def pair_scores(rows: Sequence, embed: Callable[[list[str]], np.ndarray],
                 embed_queries: Callable[[list[str]], np.ndarray] | None = None) -> np.ndarray:
     """Cosine of each row's two sides (the first side through ``embed_queries`` when given, e.g. instructed)."""
     firsts, seconds = zip(*(_sides(r) for r in rows)) if rows else ((), ())
-    a = (embed_queries or embed)(list(firsts))
-    b = embed(list(seconds))
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return np.einsum("ij,ij->i", a, b)
+    return paired_cosines((embed_queries or embed)(list(firsts)), embed(list(seconds)))
+
+
+def paired_cosines(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of two equally long embedding arrays."""
+    first = first / np.linalg.norm(first, axis=1, keepdims=True)
+    second = second / np.linalg.norm(second, axis=1, keepdims=True)
+    return np.einsum("ij,ij->i", first, second)
 
 
 def clean(rows: Sequence, embed: Callable[[list[str]], np.ndarray] | None = None, *, min_score: float | None = None,

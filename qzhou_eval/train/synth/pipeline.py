@@ -21,6 +21,7 @@ import numpy as np
 
 from qzhou_eval._atomic import atomic_write_json, atomic_write_text
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.train.cleaning import paired_cosines
 from qzhou_eval.train.data.readers import read_rows
 from qzhou_eval.train.synth.checks import parse_answer, surface_reason
 from qzhou_eval.train.synth.client import BudgetReached, ChatClient, RequestFailed
@@ -65,12 +66,7 @@ def _request_id(config: SynthConfig, op: str, row: dict) -> str:
 
 
 def _cosines(embed: Embed, a: list[str], b: list[str]) -> np.ndarray:
-    if not a:
-        return np.zeros(0)
-    x, y = embed(a), embed(b)
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    y = y / np.linalg.norm(y, axis=1, keepdims=True)
-    return np.einsum("ij,ij->i", x, y)
+    return paired_cosines(embed(a), embed(b)) if a else np.zeros(0)
 
 
 def _ask(client: ChatClient, record: RequestRecord, config: SynthConfig, rows: list[dict],
