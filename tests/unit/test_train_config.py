@@ -85,3 +85,15 @@ def test_loss_per_kind(tmp_path):
         TrainConfig.from_file(_write(tmp_path, BASE.replace("kind: pair}", "kind: pair, loss: info_nce}")))
     with pytest.raises(InvalidOptionError, match="'triplet' is not a valid loss"):
         TrainConfig.from_file(_write(tmp_path, BASE.replace("kind: pair}", "kind: pair, loss: triplet}")))
+
+
+def test_trained_folder_declares_the_base_models_evaluation_length(minilm_path, tiny_qwen2, tmp_path):
+    """Training truncation (passage_max_length) must not become the evaluation length of the saved folder."""
+    from qzhou_eval.train.checkpoint import evaluation_max_length
+
+    data = {"name": "d", "path": "x.jsonl", "kind": "retrieval"}
+    minilm = TrainConfig(model=minilm_path, output_dir=str(tmp_path), datasets=[data], passage_max_length=128,
+                         max_steps=1)
+    assert evaluation_max_length(minilm) == 256, "MiniLM's sentence_bert_config says 256"
+    bare = TrainConfig(model=str(tiny_qwen2), output_dir=str(tmp_path), datasets=[data], passage_max_length=96, max_steps=1)
+    assert evaluation_max_length(bare) == 96, "a base without a declared length keeps the training length"
