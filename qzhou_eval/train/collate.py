@@ -10,6 +10,11 @@ from qzhou_eval.constants import INSTRUCTION_TEMPLATE
 from qzhou_eval.encoder.inputs import InputFormatter
 from qzhou_eval.instructions.registry import format_instruction
 from qzhou_eval.train.data.schema import DataKind
+from qzhou_eval.train.losses import TextKeys, text_key
+
+
+def _keys(texts: list[str]) -> torch.Tensor:
+    return torch.tensor([text_key(t) for t in texts], dtype=torch.int64)
 
 
 def _prefix(instruction: str) -> str:
@@ -59,7 +64,8 @@ class Collator:
         if negatives:
             groups.append((negatives, d_prefix, self.passage_max_length))
         out = {"kind": kind, "features": self._encode(groups), "counts": [len(queries), len(positives), len(negatives)],
-               "hard_negatives": k}
+               "hard_negatives": k,
+               "keys": TextKeys(_keys(queries), _keys(positives), _keys(negatives) if negatives else None)}
         if symmetric and rows[0].get("loss", "info_nce_label_mask") == "info_nce_label_mask":
             labels = {lab: i for i, lab in enumerate(dict.fromkeys(str(r["label"]) for r in rows))}
             out["labels"] = torch.tensor([labels[str(r["label"])] for r in rows])

@@ -118,6 +118,8 @@ class TrainConfig:
     warmup_steps: int = 300
     weight_decay: float = 0.01
     temperature: float = 0.02
+    mask_in_batch_copies: bool = True  # a copy of a row's own positive / query is not its negative (losses.py)
+    shuffle_rows: bool = True  # read each dataset in a seeded random order, new each pass (sampling.py)
     cosent_scale: float = 20.0
     query_max_length: int = 256
     passage_max_length: int = 1536

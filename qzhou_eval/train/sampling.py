@@ -2,7 +2,10 @@
 
 Stage 2 of the recipe fixes the retrieval group's total share (0.72 published) and shares the rest
 among the other datasets, each group weighted by n^alpha inside. Each dataset is read sequentially
-with a remembered position, so a run resumed from a checkpoint continues where it stopped.
+with a remembered position, so a run resumed from a checkpoint continues where it stopped. With
+``shuffle`` (the trainer's default) "sequentially" means through a seeded permutation of the rows, a new
+one on each pass: files written in source order (qrels order, one row per relevant document) otherwise
+put a query's rows, and the claims written from one abstract, into the same batch.
 """
 
 from __future__ import annotations
@@ -83,14 +86,16 @@ class GroupedBatches:
     """Yields (dataset name, row indices) batches: one dataset per batch, read sequentially.
 
     A dataset is drawn by ``weights``; its next ``batch_size`` rows are taken from its remembered
-    position, wrapping to the start when it runs out. ``state_dict``/``load_state_dict`` resume exactly.
+    position, wrapping to the start when it runs out (with ``shuffle``, positions index a permutation
+    seeded by (seed, dataset, pass)). ``state_dict``/``load_state_dict`` resume exactly.
 
     Raises:
         InvalidOptionError: a batch larger than a dataset (grouped mode needs whole batches).
     """
 
     def __init__(
-        self, sizes: Mapping[str, int], weights: Mapping[str, float], batch_size: int | Mapping[str, int], seed: int = 0
+        self, sizes: Mapping[str, int], weights: Mapping[str, float], batch_size: int | Mapping[str, int], seed: int = 0,
+        shuffle: bool = False,
     ) -> None:
         self.batch_sizes = (
             {n: int(batch_size[n]) for n in sizes} if isinstance(batch_size, Mapping) else {n: int(batch_size) for n in sizes}
@@ -113,15 +118,27 @@ class GroupedBatches:
         self.probabilities /= self.probabilities.sum()
         self.batch_size = batch_size if not isinstance(batch_size, Mapping) else dict(self.batch_sizes)
         self.rng = np.random.default_rng(seed)
+        self.seed, self.shuffle = seed, shuffle
+        self._orders: dict[tuple[str, int], np.ndarray] = {}
         self.state = GroupedSamplerState(positions={n: 0 for n in self.names})
 
     def next_batch(self) -> tuple[str, list[int]]:
         name = self.names[int(self.rng.choice(len(self.names), p=self.probabilities))]
-        start, size, count = self.state.positions[name], self.sizes[name], self.batch_sizes[name]
-        rows = [(start + i) % size for i in range(count)]
-        self.state.positions[name] = (start + count) % size
+        start, count = self.state.positions[name], self.batch_sizes[name]
+        rows = [self._row(name, start + i) for i in range(count)]
+        self.state.positions[name] = start + count  # rows read so far; the pass is position // size
         self.state.step += 1
         return name, rows
+
+    def _row(self, name: str, position: int) -> int:
+        size = self.sizes[name]
+        if not self.shuffle:
+            return position % size
+        key = (name, position // size)
+        if key not in self._orders:
+            self._orders = {k: v for k, v in self._orders.items() if k[0] != name}  # one pass per dataset kept
+            self._orders[key] = np.random.default_rng([self.seed, self.names.index(name), key[1]]).permutation(size)
+        return int(self._orders[key][position % size])
 
     def take(self, steps: int) -> Iterator[tuple[str, list[int]]]:
         for _ in range(steps):
@@ -129,7 +146,8 @@ class GroupedBatches:
 
     def state_dict(self) -> dict:
         return {"positions": dict(self.state.positions), "step": self.state.step,
-                "rng": self.rng.bit_generator.state, "names": list(self.names), "batch_size": self.batch_size}
+                "rng": self.rng.bit_generator.state, "names": list(self.names), "batch_size": self.batch_size,
+                "seed": self.seed, "shuffle": self.shuffle}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("names") != self.names or state.get("batch_size") != self.batch_size:
@@ -139,3 +157,5 @@ class GroupedBatches:
             )
         self.state = GroupedSamplerState(positions=dict(state["positions"]), step=int(state["step"]))
         self.rng.bit_generator.state = state["rng"]
+        self.seed, self.shuffle = state.get("seed", self.seed), state.get("shuffle", False)
+        self._orders = {}

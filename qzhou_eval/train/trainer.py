@@ -83,7 +83,9 @@ class EmbeddingTrainer(Trainer):
         queries, positives = parts[0], parts[1]
         k = inputs["hard_negatives"]
         negatives = parts[2].reshape(len(queries), k, -1) if k else None
-        return info_nce(queries, positives, negatives, temperature=self.qzhou.temperature, labels=inputs.get("labels"))
+        keys = inputs["keys"].to(emb.device) if self.qzhou.mask_in_batch_copies and "keys" in inputs else None
+        return info_nce(queries, positives, negatives, temperature=self.qzhou.temperature, labels=inputs.get("labels"),
+                        keys=keys)
 
 
 def _world() -> tuple[int, int]:
@@ -132,7 +134,7 @@ def train(config: TrainConfig) -> Path:
     bad = {n: b for n, b in batch_sizes.items() if b % world}
     if bad:
         raise InvalidOptionError(f"global batch sizes {bad} are not divisible by the {world} processes")
-    grouped = GroupedBatches(sizes, weights, batch_sizes, seed=config.seed)
+    grouped = GroupedBatches(sizes, weights, batch_sizes, seed=config.seed, shuffle=config.shuffle_rows)
     steps = config.max_steps or math.ceil(config.num_epochs * sum(math.ceil(n / batch_sizes[k]) for k, n in sizes.items()))
     flat, offsets = [], {}
     for name, rows in data.items():

@@ -90,3 +90,34 @@ def test_gradients_flow():
     p = torch.randn(4, 8, requires_grad=True)
     info_nce(q, p, torch.randn(4, 2, 8)).backward()
     assert q.grad is not None and p.grad is not None and torch.isfinite(q.grad).all()
+
+
+def test_info_nce_masks_in_batch_copies_like_a_loop():
+    """Rows 0 and 2 share a positive, rows 1 and 3 ask the same query, row 4's negative is row 0's positive."""
+    from qzhou_eval.train.losses import TextKeys
+
+    torch.manual_seed(3)
+    q, p = torch.randn(5, 8, dtype=torch.float64), torch.randn(5, 8, dtype=torch.float64)
+    n = torch.randn(5, 2, 8, dtype=torch.float64)
+    qk, pk = [10, 11, 12, 11, 14], [20, 21, 20, 23, 24]
+    nk = [30, 31, 32, 33, 34, 35, 36, 37, 20, 39]
+    got = info_nce(q, p, n, temperature=0.4,
+                   keys=TextKeys(torch.tensor(qk), torch.tensor(pk), torch.tensor(nk)))
+    total = 0.0
+    for i in range(5):
+        relevant = {pk[r] for r in range(5) if qk[r] == qk[i]}
+        pos = math.exp(_cos(q[i], p[i]) / 0.4)
+        denom = pos + sum(math.exp(_cos(q[i], p[j]) / 0.4) for j in range(5) if j != i and pk[j] not in relevant)
+        flat = n.reshape(10, 8)
+        denom += sum(math.exp(_cos(q[i], flat[m]) / 0.4) for m in range(10) if nk[m] not in relevant)
+        denom += sum(math.exp(_cos(q[i], q[j]) / 0.4) for j in range(5) if qk[j] != qk[i])
+        total += -math.log(pos / denom)
+    assert float(got) == pytest.approx(total / 5, rel=1e-9)
+    assert float(got) != pytest.approx(float(info_nce(q, p, n, temperature=0.4))), "the copies must change the loss"
+
+
+def test_text_keys_equal_for_texts_that_normalise_alike():
+    from qzhou_eval.train.losses import text_key
+
+    assert text_key("Aspirin  lowers risk.") == text_key("aspirin lowers risk")
+    assert text_key("aspirin lowers risk") != text_key("aspirin raises risk")

@@ -57,14 +57,27 @@ def test_each_batch_is_one_dataset_read_sequentially():
         assert seen[name] == [i % size for i in range(len(seen[name]))], "rows must continue where the last batch stopped"
 
 
-def test_resume_continues_exactly():
+def test_shuffled_reading_is_a_new_permutation_each_pass():
+    batches = GroupedBatches({"a": 12, "b": 8}, {"a": 0.5, "b": 0.5}, batch_size=4, seed=3, shuffle=True)
+    seen = {"a": [], "b": []}
+    for name, rows in batches.take(30):
+        seen[name].extend(rows)
+    for name, size in (("a", 12), ("b", 8)):
+        passes = [seen[name][i:i + size] for i in range(0, len(seen[name]) - size + 1, size)]
+        assert len(passes) >= 2
+        assert all(sorted(p) == list(range(size)) for p in passes), "each pass reads every row once"
+        assert passes[0] != list(range(size)) and passes[0] != passes[1], "passes are shuffled, differently"
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_resume_continues_exactly(shuffle):
     sizes, weights = {"a": 50, "b": 30}, {"a": 0.6, "b": 0.4}
-    full = GroupedBatches(sizes, weights, batch_size=5, seed=7)
+    full = GroupedBatches(sizes, weights, batch_size=5, seed=7, shuffle=shuffle)
     expected = list(full.take(40))
-    first = GroupedBatches(sizes, weights, batch_size=5, seed=7)
+    first = GroupedBatches(sizes, weights, batch_size=5, seed=7, shuffle=shuffle)
     head = list(first.take(15))
     state = first.state_dict()
-    resumed = GroupedBatches(sizes, weights, batch_size=5, seed=123)  # seed is overridden by the state
+    resumed = GroupedBatches(sizes, weights, batch_size=5, seed=123, shuffle=shuffle)  # the state's seed wins
     resumed.load_state_dict(state)
     assert head + list(resumed.take(25)) == expected
     with pytest.raises(InvalidOptionError, match="resume with the same config"):
