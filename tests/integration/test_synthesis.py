@@ -12,16 +12,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.train.synth.config import SynthConfig
+from qzhou_eval.train.synth.loopback import ChatRequest, Fail, LoopbackChat, Reply, Stall
 from qzhou_eval.train.synth.pipeline import run_synthesis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,58 +55,28 @@ AUGMENTATION = {
 NEGATIVE = {4: None}  # filled in by the fixture: the claim repeated (it beats the positive)
 
 
-class ScriptedChat(BaseHTTPRequestHandler):
-    """POST /v1/chat/completions answering from the tables above; counts answers per request."""
+class Script:
+    """Answers from the tables above by source row; ``hold_after``: answer this many, then hang (to be killed)."""
 
-    answered: Counter = Counter()
-    attempts: Counter = Counter()
-    rows: list[dict] = []
-    hold_after: int | None = None  # answer this many, then hang (to be killed)
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows, self.hold_after = rows, None
 
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        system, user = body["messages"][0]["content"], json.loads(body["messages"][1]["content"])
-        op = "paraphrase" if system.startswith("Rewrite") else "augmentation" if system.startswith("Write a NEW") \
-            else "hard_negative"
-        key = (op, json.dumps(user, sort_keys=True))
-        cls = type(self)
-        cls.attempts[key] += 1
-        row = next(i for i, r in enumerate(cls.rows) if r["query"] == user.get("query", user.get("text")))
-        script = {"paraphrase": PARAPHRASE, "augmentation": AUGMENTATION}.get(op, NEGATIVE).get(row)
-        if op == "hard_negative" and script is None:
+    def __call__(self, request: ChatRequest) -> Reply:
+        source = request.source
+        row = next(i for i, r in enumerate(self.rows) if r["query"] == source.get("query", source.get("text")))
+        script = {"paraphrase": PARAPHRASE, "augmentation": AUGMENTATION}.get(request.op, NEGATIVE).get(row)
+        if request.op == "hard_negative" and script is None:
             script = json.dumps({"negative": GOOD_NEGATIVE})
         if script is None:
             script = json.dumps({"query": f"Unrelated clinical question number {row}?",
                                  "positive": f"A passage answering clinical question number {row} in detail."})
         if isinstance(script, tuple):
             failure, script = script
-            if cls.attempts[key] == 1:
-                if failure == "slow":  # past the client's timeout: it has given up, so this is no answer
-                    time.sleep(2.0)
-                    return None
-                return self._send(int(failure), {"error": {"message": "scripted failure"}})
-        if cls.hold_after is not None and sum(cls.answered.values()) >= cls.hold_after:
-            time.sleep(60)
-            return None
-        cls.answered[key] += 1
-        return self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                "choices": [{"index": 0, "finish_reason": "stop",
-                                             "message": {"role": "assistant", "content": script}}],
-                                "usage": {"prompt_tokens": 40, "completion_tokens": 10, "total_tokens": 50}})
-
-    def _send(self, status: int, payload: dict):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (the timeout path)
-            pass
+            if request.attempt == 1:  # "slow": past the client's timeout, so it has given up: no answer
+                return Stall(2.0) if failure == "slow" else Fail(int(failure))
+        if self.hold_after is not None and request.answered_total >= self.hold_after:
+            return Stall(60)
+        return script
 
 
 @pytest.fixture(scope="module")
@@ -122,14 +91,14 @@ def source_rows(shared_dir) -> list[dict]:
 
 
 @pytest.fixture
-def server(source_rows):
-    ScriptedChat.answered, ScriptedChat.attempts = Counter(), Counter()
-    ScriptedChat.rows, ScriptedChat.hold_after = source_rows, None
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedChat)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+def chat(source_rows):
+    with LoopbackChat(Script(source_rows)) as server:
+        yield server
+
+
+@pytest.fixture
+def server(chat) -> str:
+    return chat.url
 
 
 @pytest.fixture(scope="module")
@@ -172,28 +141,28 @@ def test_every_check_and_retry_path(tmp_path, server, source_rows, scorer):
     assert sum(len(r.negatives) == 1 for r in trainer_rows) == 7
 
 
-def test_budget_stop_then_resume_asks_nothing_twice(tmp_path, server, source_rows, scorer):
+def test_budget_stop_then_resume_asks_nothing_twice(tmp_path, chat, server, source_rows, scorer):
     first = run_synthesis(_config(tmp_path, server, source_rows, max_requests=10), embed=scorer)
     assert first.budget_reached and 0 < first.answered_now <= 10
     second = run_synthesis(_config(tmp_path, server, source_rows), embed=scorer)
     assert second.answered_before == first.answered_now and second.answered_before + second.answered_now == 24
-    assert max(ScriptedChat.answered.values()) == 1, "no answered request is asked again"
+    assert max(chat.answered.values()) == 1, "no answered request is asked again"
     rows = (Path(tmp_path / "out") / "rows.jsonl").read_text().splitlines()
     ids = [json.loads(r)["synthesis"]["request"] for r in rows]
     assert len(ids) == len(set(ids)) == 16
 
 
-def test_a_killed_run_resumes_without_duplicates(tmp_path, server, source_rows, scorer, minilm_path):
+def test_a_killed_run_resumes_without_duplicates(tmp_path, chat, server, source_rows, scorer, minilm_path):
     config = _config(tmp_path, server, source_rows, concurrency=2)
     config_file = tmp_path / "synth.yaml"
     fields = {k: v for k, v in vars(config).items() if v is not None}
     config_file.write_text(json.dumps({**fields, "scorer_model": minilm_path}))
-    ScriptedChat.hold_after = 9
+    chat.answer.hold_after = 9
     env = {**os.environ, "PYTHONPATH": str(REPO), "QZHOU_TEST_KEY": "test-key"}
     child = subprocess.Popen([sys.executable, "-m", "qzhou_eval.cli.main", "synth", str(config_file), "-q"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while sum(ScriptedChat.answered.values()) < 9 and time.monotonic() < deadline:
+    while sum(chat.answered.values()) < 9 and time.monotonic() < deadline:
         time.sleep(0.2)
     record = tmp_path / "out" / "requests.jsonl"
     while time.monotonic() < deadline and (not record.exists() or len(record.read_text().splitlines()) < 9):
@@ -201,10 +170,10 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path, server, source_rows, 
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert not (tmp_path / "out" / "rows.jsonl").exists(), "a killed run leaves no half-written output"
-    ScriptedChat.hold_after = None
+    chat.answer.hold_after = None
     report = run_synthesis(SynthConfig.from_file(config_file), embed=scorer)
     assert report.answered_before >= 1 and report.answered_before + report.answered_now == 24
-    assert max(ScriptedChat.answered.values()) == 1, "no answered request is asked again"
+    assert max(chat.answered.values()) == 1, "no answered request is asked again"
     ids = [json.loads(r)["synthesis"]["request"] for r in (tmp_path / "out" / "rows.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 16
 
