@@ -5,7 +5,8 @@
   with ``labels``, in-batch candidates of the query's own label are masked out (classification rows).
 - In-batch copies are not negatives: with ``keys`` (hashes of the normalised texts), a query's
   candidates that are one of its own positives (the same text, or the positive of another row of the
-  same query) and other rows of the same query are masked. Retrieval data such as SciFact repeats
+  same query) are masked, and so are in-batch queries whose positive is one of them (the same query,
+  or another claim about the same abstract). Retrieval data such as SciFact repeats
   both: 483 of its 763 mined rows share a positive with another row, and without the mask a
   batch read in file order sets a text against itself.
 - ``cosent``: every pair of pairs with a higher gold score must get the higher cosine (scale 20).
@@ -77,8 +78,8 @@ def info_nce(
         query_negatives: add the other in-batch queries as negatives.
         labels: [B] class ids; candidates whose label equals the query's are masked (not the positive).
         gather: in a multi-process run, take candidates from every rank.
-        keys: text keys; a candidate that is a copy of one of the query's positives, or another row of
-            the same query, is masked (never the target itself).
+        keys: text keys; a candidate that is a copy of one of the query's positives, or a query with
+            such a positive, is masked (never the target itself).
 
     Returns:
         Scalar mean loss over the local queries.
@@ -134,15 +135,13 @@ def _mask_copies(masks: list[torch.Tensor], keys: TextKeys, rows: torch.Tensor, 
         return (same_query @ copies) > 0
 
     documents = is_relevant(all_positives)
+    if with_queries:  # another query with one of my positives (or my query) is not my negative either
+        masks[-1] |= documents
     documents[rows, targets] = False  # the target is not masked
     masks[0] |= documents
-    index = 1
     if with_negatives and keys.negatives is not None:
         all_negatives, _ = gather_with_grad(keys.negatives) if gather else (keys.negatives, 0)
-        masks[index] |= is_relevant(all_negatives)
-        index += 1
-    if with_queries:
-        masks[index] |= same_query > 0
+        masks[1] |= is_relevant(all_negatives)
 
 
 def text_key(text: str) -> int:

@@ -93,7 +93,11 @@ def test_gradients_flow():
 
 
 def test_info_nce_masks_in_batch_copies_like_a_loop():
-    """Rows 0 and 2 share a positive, rows 1 and 3 ask the same query, row 4's negative is row 0's positive."""
+    """Rows 0 and 2 share a positive, rows 1 and 3 ask the same query, row 4's negative is row 0's positive.
+
+    Masked for query i: documents and negatives that are a positive of a row asking i's query, and the
+    queries of rows whose positive is one of those (so 0 and 2 are not each other's negative queries).
+    """
     from qzhou_eval.train.losses import TextKeys
 
     torch.manual_seed(3)
@@ -110,7 +114,7 @@ def test_info_nce_masks_in_batch_copies_like_a_loop():
         denom = pos + sum(math.exp(_cos(q[i], p[j]) / 0.4) for j in range(5) if j != i and pk[j] not in relevant)
         flat = n.reshape(10, 8)
         denom += sum(math.exp(_cos(q[i], flat[m]) / 0.4) for m in range(10) if nk[m] not in relevant)
-        denom += sum(math.exp(_cos(q[i], q[j]) / 0.4) for j in range(5) if qk[j] != qk[i])
+        denom += sum(math.exp(_cos(q[i], q[j]) / 0.4) for j in range(5) if pk[j] not in relevant)
         total += -math.log(pos / denom)
     assert float(got) == pytest.approx(total / 5, rel=1e-9)
     assert float(got) != pytest.approx(float(info_nce(q, p, n, temperature=0.4))), "the copies must change the loss"
