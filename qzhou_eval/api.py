@@ -17,7 +17,7 @@ from qzhou_eval.encoder.vllm_backend import check_backend, check_vllm_options
 from qzhou_eval.modeling.loading import (
     LoadedModel,
     load_backbone_config,
-    load_model,
+    load_backbone,
     load_tokenizer,
     resolve_device,
     resolve_dtype,
@@ -164,7 +164,7 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
     batching = resolve_batching(resolved, torch_device.type)
-    loaded = load_model(info.source, info.layout, dtype=torch_dtype, device=torch_device, trust_remote_code=remote)
+    loaded = load_backbone(info.source, info.layout, dtype=torch_dtype, device=torch_device, trust_remote_code=remote)
 
     out_dim = check_dim(resolved["dim"], loaded.width, resolved["mrl_dims"])
     if loaded.absolute_positions and loaded.max_positions and length > loaded.max_positions:

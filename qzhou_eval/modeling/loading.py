@@ -105,7 +105,7 @@ def load_backbone_config(source: ModelSource, layout: SentenceTransformerLayout 
     return AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code, **extra)
 
 
-def _load_backbone(where: str, extra: dict, dtype: torch.dtype, trust_remote_code: bool) -> tuple[nn.Module, str]:
+def _from_pretrained(where: str, extra: dict, dtype: torch.dtype, trust_remote_code: bool) -> tuple[nn.Module, str]:
     from transformers import AutoModel
 
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code, **extra}
@@ -150,7 +150,7 @@ def _load_dense(source: ModelSource, subfolders: list[str], trust_remote_code: b
     return heads
 
 
-def load_model(
+def load_backbone(
     source: ModelSource,
     layout: SentenceTransformerLayout | None,
     *,
@@ -160,7 +160,7 @@ def load_model(
 ) -> LoadedModel:
     """Load backbone, tokenizer and any Dense heads, in eval mode on ``device``."""
     where, extra = _subpath(source, layout.transformer_subfolder if layout else "")
-    model, attn = _load_backbone(where, extra, dtype, trust_remote_code)
+    model, attn = _from_pretrained(where, extra, dtype, trust_remote_code)
     model.eval().to(device)
     tokenizer = load_tokenizer(source, layout, trust_remote_code)
     # Dense heads run in the model dtype: sentence-transformers runs every module of the reference in bf16.

@@ -145,7 +145,7 @@ def choose_revision(model_name: str, candidates: list[TaskFile]) -> TaskFile:
     return sorted(candidates, key=key)[0]
 
 
-def load_model(folder: Path, model_name: str, tasks: list[str] | None = None) -> ModelResults:
+def load_model_results(folder: Path, model_name: str, tasks: list[str] | None = None) -> ModelResults:
     """Read a model folder (all revision subfolders), choosing one file per task."""
     by_task: dict[str, list[TaskFile]] = {}
     revision_dirs = [p for p in sorted(folder.iterdir()) if p.is_dir()]
@@ -181,4 +181,4 @@ def load_models(root: Path, names: list[str] | None, tasks: list[str] | None) ->
         hints = {n: difflib.get_close_matches(n, list(folders), n=3, cutoff=0.3) for n in missing}
         detail = "; ".join(f"{n!r} (closest: {h})" if h else repr(n) for n, h in hints.items())
         raise ResultFileError(f"model(s) not found under {results_root(root)}: {detail}")
-    return [load_model(folders[n], n, tasks) for n in names]
+    return [load_model_results(folders[n], n, tasks) for n in names]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qzhou_eval.results.load import ModelResults, ResultFileError, load_model, model_folders
+from qzhou_eval.results.load import ModelResults, ResultFileError, load_model_results, model_folders
 
 _NOT_TASKS = ("model_meta.json",)
 
@@ -30,15 +30,15 @@ def load_run_dir(path: str | Path, tasks: list[str] | None = None) -> list[Model
                 "expected <dir>/<org__model>/<revision>/<Task>.json"
             )
         org, name = model_dir.name.split("__", 1)
-        only_this = load_model(model_dir, f"{org}/{name}", tasks)
+        only_this = load_model_results(model_dir, f"{org}/{name}", tasks)
         only_this.tasks = {t: f for t, f in only_this.tasks.items() if f.path.parent == path}
         return [only_this]
     if "__" in path.name and any(_task_jsons(p) for p in path.iterdir() if p.is_dir()):  # a model folder
         org, name = path.name.split("__", 1)
-        return [load_model(path, f"{org}/{name}", tasks)]
+        return [load_model_results(path, f"{org}/{name}", tasks)]
     folders = model_folders(path)
     if not folders:
         raise ResultFileError(
             f"{path} is not in mteb's results layout: expected <dir>/<org__model>/<revision>/<Task>.json"
         )
-    return [load_model(folder, name, tasks) for name, folder in folders.items()]
+    return [load_model_results(folder, name, tasks) for name, folder in folders.items()]
