@@ -7,7 +7,20 @@ The public names are imported on first use, so light commands (a finished run's 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is imported on first use
+    from qzhou_eval.api import load_encoder
+    from qzhou_eval.encoder.embedder import Encoder, EncoderOptions
+    from qzhou_eval.encoder.mteb_model import QZhouMtebModel
+    from qzhou_eval.instructions.registry import InstructionSet, load_benchmark_instructions
+    from qzhou_eval.report.regression import compare_runs
+    from qzhou_eval.report.submission import submit
+    from qzhou_eval.report.tables import build_report
+    from qzhou_eval.runs.config import RunConfig
+    from qzhou_eval.runs.runner import run_suite
+    from qzhou_eval.train.config import TrainConfig
+    from qzhou_eval.train.trainer import train
 
 __version__ = "0.1.0"
 
@@ -17,8 +30,14 @@ _PUBLIC = {
     "EncoderOptions": "qzhou_eval.encoder.embedder",
     "InstructionSet": "qzhou_eval.instructions.registry",
     "load_benchmark_instructions": "qzhou_eval.instructions.registry",
+    "QZhouMtebModel": "qzhou_eval.encoder.mteb_model",
     "run_suite": "qzhou_eval.runs.runner",
-    "RunConfig": "qzhou_eval.runs.runner",
+    "RunConfig": "qzhou_eval.runs.config",  # torch-free: building a config imports no model code
+    "build_report": "qzhou_eval.report.tables",
+    "compare_runs": "qzhou_eval.report.regression",
+    "submit": "qzhou_eval.report.submission",
+    "train": "qzhou_eval.train.trainer",
+    "TrainConfig": "qzhou_eval.train.config",
 }
 
 __all__ = [*_PUBLIC, "__version__"]
