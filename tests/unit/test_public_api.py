@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_public_name_resolves_and_is_declared_for_type_checkers():
     init = (REPO / "qzhou_eval" / "__init__.py").read_text()
+    assert set(qzhou_eval.__all__) == {*qzhou_eval._PUBLIC, "__version__"}
     for name in qzhou_eval.__all__:
         assert getattr(qzhou_eval, name) is not None
         if name != "__version__":

@@ -4,7 +4,8 @@ import logging
 
 import pytest
 
-from qzhou_eval.cli.main import build_parser, log_level
+from qzhou_eval.cli.handling import log_level
+from qzhou_eval.cli.main import build_parser
 from qzhou_eval.encoder.inputs import InputFormatter
 from qzhou_eval.errors import InstructionError, InvalidOptionError
 from qzhou_eval.instructions.registry import available_variants, load_benchmark_instructions, resolve_instructions

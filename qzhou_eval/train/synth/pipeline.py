@@ -205,9 +205,9 @@ def run_synthesis(config: SynthConfig, embed: Embed | None = None, client: ChatC
     if found:
         if embed is None:
             from qzhou_eval.api import load_encoder
-            from qzhou_eval.cli.encode_cmd import default_model_path
+            from qzhou_eval._paths import bundled_model_path
 
-            embed = load_encoder(config.scorer_model or default_model_path()).encode
+            embed = load_encoder(config.scorer_model or bundled_model_path()).encode
         reasons = _semantic_reasons(config, rows, found, embed)
     else:
         reasons = []
