@@ -48,11 +48,15 @@ def score_frame(models: list[ModelResults], convention: Convention) -> pd.DataFr
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(convention.tasks))
 
 
-def borda_rank(scores: pd.DataFrame) -> pd.Series:
-    """mteb's Borda count: per task n - rank (average ties), missing tasks 0 points, then min-rank."""
+def borda_points(scores: pd.DataFrame) -> pd.Series:
+    """mteb's Borda count: per task n - rank (n = all models, ties share the average rank), missing tasks 0."""
     n = len(scores)
-    points = (n - scores.rank(axis=0, method="average", ascending=False)).fillna(0.0).sum(axis=1)
-    return points.rank(method="min", ascending=False).astype(int)
+    return (n - scores.rank(axis=0, method="average", ascending=False)).fillna(0.0).sum(axis=1)
+
+
+def borda_rank(scores: pd.DataFrame) -> pd.Series:
+    """1 = most Borda points; equal points share the best rank (``min``), as on the leaderboard."""
+    return borda_points(scores).rank(method="min", ascending=False).astype(int)
 
 
 def task_type_table(scores: pd.DataFrame, convention: Convention) -> pd.DataFrame:

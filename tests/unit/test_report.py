@@ -10,7 +10,7 @@ import pytest
 from qzhou_eval.cli.main import main
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.report.tables import build_report, render
-from qzhou_eval.results.aggregate import borda_rank
+from qzhou_eval.results.aggregate import borda_points, borda_rank
 from qzhou_eval.results.conventions import load_convention
 from qzhou_eval.results.load import ResultFileError
 
@@ -63,10 +63,30 @@ def test_revision_choice_is_reported_and_deterministic(eng_report, baselines):
     assert again.revisions == {"Salesforce/SFR-Embedding-Mistral": eng_report.revisions["Salesforce/SFR-Embedding-Mistral"]}
 
 
-def test_borda_counts_missing_tasks_as_zero():
-    scores = pd.DataFrame({"t1": [3.0, 2.0, 1.0], "t2": [1.0, 3.0, math.nan]}, index=["a", "b", "c"])
-    # points: a = 2 + 0 = 2 (t2 rank 2 of 2 present -> 3 - 2 = 1) -> a: 2 + 1 = 3; b: 1 + 2 = 3; c: 0 + 0 = 0
-    assert borda_rank(scores).to_dict() == {"a": 1, "b": 1, "c": 3}
+def test_borda_points_ties_missing_tasks_and_rank():
+    """Points pin the rules: n counts every model, ties share the average rank, a missing task is 0 points."""
+    scores = pd.DataFrame({"t1": [3.0, 3.0, 1.0, 0.5], "t2": [1.0, 2.0, math.nan, 0.1], "t3": [2.0, 1.0, 3.0, 0.0]},
+                          index=["a", "b", "c", "d"])
+    # t1: a, b tie for ranks 1-2 -> 1.5 each -> 4 - 1.5 = 2.5; c 4 - 3 = 1; d 0.  (min ties: 3; dense: c 2)
+    # t2: b 3, a 2, d 1 (n is 4 though only 3 ran it), c missing -> 0
+    # t3: c 3, a 2, b 1, d 0
+    assert borda_points(scores).to_dict() == {"a": 6.5, "b": 6.5, "c": 4.0, "d": 1.0}
+    assert borda_rank(scores).to_dict() == {"a": 1, "b": 1, "c": 3, "d": 4}
+
+
+def test_borda_matches_mtebs_own_expression():
+    """mteb's leaderboard rank (its polars expression) on random score tables with ties and gaps."""
+    import numpy as np
+    import polars as pl
+    from mteb.benchmarks._create_table import _get_borda_rank
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        values = rng.integers(0, 6, size=(7, 5)).astype(float)  # few distinct values: many ties
+        values[rng.random(values.shape) < 0.2] = np.nan
+        frame = pd.DataFrame(values, index=[f"m{i}" for i in range(7)], columns=[f"t{j}" for j in range(5)])
+        theirs = pl.from_pandas(frame.reset_index(names="model")).select(_get_borda_rank(list(frame.columns)))
+        assert borda_rank(frame).tolist() == theirs.to_series().to_list()
 
 
 def test_conventions_differ_where_spec_says(baselines):
