@@ -65,8 +65,11 @@ def main() -> int:
 
         args.model = bundled_model_path()
     data_dir = Path(args.data_dir)
-    tasks = (sorted(p.name for p in data_dir.iterdir() if (p / "README.md").is_file() and p.is_dir())
-             if args.tasks == "all" else args.tasks.split(","))
+    tasks = (
+        sorted(p.name for p in data_dir.iterdir() if (p / "README.md").is_file() and p.is_dir())
+        if args.tasks == "all"
+        else args.tasks.split(",")
+    )
     from qzhou_eval.benchmarks import bundled_task_names
 
     by_runner = {script: [t for t in tasks if t in bundled_task_names(suite)] for script, suite in _RUNNERS.items()}
@@ -79,8 +82,14 @@ def main() -> int:
         outputs, seconds = {}, {}
         launches = {
             "1 process": [sys.executable],
-            f"{args.nproc} ranks": [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                    "--nproc_per_node", str(args.nproc)],
+            f"{args.nproc} ranks": [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node",
+                str(args.nproc),
+            ],
         }
         for label, launch in launches.items():
             outputs[label] = Path(tmp) / label.replace(" ", "_")
@@ -88,8 +97,17 @@ def main() -> int:
             for script, names in by_runner.items():
                 if not names:
                     continue
-                flags = ["--model_name_or_path", args.model, "--data_dir", str(data_dir), "--tasks", ",".join(names),
-                         "--output_dir", str(outputs[label]), "-q"]
+                flags = [
+                    "--model_name_or_path",
+                    args.model,
+                    "--data_dir",
+                    str(data_dir),
+                    "--tasks",
+                    ",".join(names),
+                    "--output_dir",
+                    str(outputs[label]),
+                    "-q",
+                ]
                 start = time.monotonic()
                 done = subprocess.run([*launch, str(REPO / script), *flags], env=env, capture_output=True, text=True)
                 if done.returncode:
@@ -104,8 +122,10 @@ def main() -> int:
             gap, field = largest_difference(path, twin)
             print(f"  {path.stem}: largest difference {gap:.2e} ({field})")
         first, second = seconds.values()
-        print(f"1 process {first:.1f} s vs {args.nproc} ranks {second:.1f} s: ratio {second / first:.2f}x "
-              f"(target <= 0.8x for 2 ranks)")
+        print(
+            f"1 process {first:.1f} s vs {args.nproc} ranks {second:.1f} s: ratio {second / first:.2f}x "
+            f"(target <= 0.8x for 2 ranks)"
+        )
     return 0
 
 

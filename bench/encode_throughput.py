@@ -29,12 +29,35 @@ DATA = REPO.parent / "shared" / "mteb-data"
 # Dense bf16 peak of the cards this bench may meet (FLOP/s); `nvidia-smi` names the card.
 PEAK_BF16 = {"H100 SXM": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H200": 989e12, "A100": 312e12}
 SYNTHETIC = {
-    "qwen2.5-7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                       num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768, rope_theta=1e6),
-    "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
-                     num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960),
-    "tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, vocab_size=1000, max_position_embeddings=4096),
+    "qwen2.5-7b": dict(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        vocab_size=152064,
+        max_position_embeddings=32768,
+        rope_theta=1e6,
+    ),
+    "qwen3-8b": dict(
+        hidden_size=4096,
+        intermediate_size=12288,
+        num_hidden_layers=36,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=151936,
+        max_position_embeddings=40960,
+    ),
+    "tiny": dict(
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        vocab_size=1000,
+        max_position_embeddings=4096,
+    ),
 }
 
 
@@ -54,8 +77,10 @@ def timed(label: str, encode, texts: list[str], tokens: int):
     start = time.monotonic()
     vectors = encode(texts)
     seconds = time.monotonic() - start
-    print(f"  {label:<44} {len(texts) / seconds:8.0f} texts/s {tokens / seconds:10.0f} tokens/s ({seconds:.1f} s)",
-          flush=True)
+    print(
+        f"  {label:<44} {len(texts) / seconds:8.0f} texts/s {tokens / seconds:10.0f} tokens/s ({seconds:.1f} s)",
+        flush=True,
+    )
     return vectors, seconds
 
 
@@ -69,13 +94,16 @@ def real(args) -> None:
     ours = load_encoder(args.model, device=args.device)
     max_length = ours.options.max_length
     tokens = sum(min(len(ids), max_length) for ids in ours.tokenizer(texts)["input_ids"])
-    print(f"{args.model}: {len(texts)} real texts, {tokens} tokens after truncation at {max_length}; "
-          f"{ours.options.device}, {ours.options.dtype}")
+    print(
+        f"{args.model}: {len(texts)} real texts, {tokens} tokens after truncation at {max_length}; "
+        f"{ours.options.device}, {ours.options.dtype}"
+    )
     st = SentenceTransformer(args.model, device=ours.options.device)
     st.max_seq_length = max_length
     base, st_s = timed("SentenceTransformer.encode (batch 32)", lambda t: st.encode(t, batch_size=32), texts, tokens)
-    hf, hf_s = timed(f"qzhou-eval hf, token budget {ours.options.max_tokens_per_batch}",
-                     lambda t: ours.encode(t), texts, tokens)
+    hf, hf_s = timed(
+        f"qzhou-eval hf, token budget {ours.options.max_tokens_per_batch}", lambda t: ours.encode(t), texts, tokens
+    )
     reference = load_encoder(args.model, device=args.device, max_tokens_per_batch=0)
     timed("qzhou-eval hf, reference batching (32 texts)", lambda t: reference.encode(t), texts, tokens)
     print(f"  hf vs SentenceTransformer: {st_s / hf_s:.2f}x the speed, min cosine {(hf * base).sum(1).min():.6f}")
@@ -92,8 +120,8 @@ def synthetic(args) -> None:
     import torch
     from transformers import Qwen2Config, Qwen2Model
 
-    from qzhou_eval.modeling.loading import LoadedModel
     from qzhou_eval.modeling.forward import pooled_states
+    from qzhou_eval.modeling.loading import LoadedModel
     from qzhou_eval.modeling.pooling import Pooling
 
     cuda = torch.cuda.is_available()
@@ -109,8 +137,10 @@ def synthetic(args) -> None:
     embedding = spec["vocab_size"] * spec["hidden_size"]
     n_params = sum(p.numel() for p in model.parameters()) - embedding
     loaded = LoadedModel(model=model, tokenizer=None, width=spec["hidden_size"], hidden_size=spec["hidden_size"])
-    print(f"{args.synthetic} (random weights, {n_params / 1e9:.2f} B non-embedding parameters), {dtype}, sdpa, "
-          f"device {card}")
+    print(
+        f"{args.synthetic} (random weights, {n_params / 1e9:.2f} B non-embedding parameters), {dtype}, sdpa, "
+        f"device {card}"
+    )
     generator = torch.Generator().manual_seed(0)
     rates: dict[int, dict[str, float]] = {}
     for length in [int(x) for x in args.lengths.split(",")]:
@@ -143,16 +173,20 @@ def synthetic(args) -> None:
         llm = _dummy_vllm(folder, dtype, max(int(x) for x in args.lengths.split(",")), args.max_tokens_per_batch)
         for length, row in rates.items():
             count = max(2 * args.max_tokens_per_batch, args.tokens) // length
-            prompts = [{"prompt_token_ids": torch.randint(10, spec["vocab_size"], (length,), generator=generator).tolist()}
-                       for _ in range(count)]
+            prompts = [
+                {"prompt_token_ids": torch.randint(10, spec["vocab_size"], (length,), generator=generator).tolist()}
+                for _ in range(count)
+            ]
             llm.embed(prompts[:8], use_tqdm=False)
             start = time.monotonic()
             llm.embed(prompts, use_tqdm=False)
             rate = count * length / (time.monotonic() - start)
             flop = 2 * n_params + 4 * spec["num_hidden_layers"] * length * spec["hidden_size"]
             mfu = f", MFU {100 * rate * flop / peak:.1f} %" if peak else ""
-            print(f"  vllm backend, {length}-token inputs: {rate:,.0f} tokens/s{mfu}; vllm/hf {rate / row['hf']:.2f}x",
-                  flush=True)
+            print(
+                f"  vllm backend, {length}-token inputs: {rate:,.0f} tokens/s{mfu}; vllm/hf {rate / row['hf']:.2f}x",
+                flush=True,
+            )
 
 
 def _placeholder_tokenizer(folder: str) -> None:
@@ -161,8 +195,9 @@ def _placeholder_tokenizer(folder: str) -> None:
     from transformers import PreTrainedTokenizerFast
 
     words = Tokenizer(models.WordLevel({"<unk>": 0, "<eos>": 1}, unk_token="<unk>"))
-    PreTrainedTokenizerFast(tokenizer_object=words, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>")\
-        .save_pretrained(folder)
+    PreTrainedTokenizerFast(
+        tokenizer_object=words, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>"
+    ).save_pretrained(folder)
 
 
 def _dummy_vllm(folder: str, dtype, max_length: int, budget: int):
@@ -171,12 +206,19 @@ def _dummy_vllm(folder: str, dtype, max_length: int, budget: int):
     from vllm import LLM
     from vllm.config import PoolerConfig
 
-    return LLM(model=folder, runner="pooling", load_format="dummy",
-               dtype=str(dtype).removeprefix("torch."), max_model_len=max_length,
-               max_num_batched_tokens=max(budget, max_length), hf_overrides={"is_causal": False},
-               pooler_config=PoolerConfig(pooling_type="MEAN", use_activation=False),
-               gpu_memory_utilization=0.9 if torch.cuda.is_available() else 0.1,
-               enforce_eager=not torch.cuda.is_available(), seed=0)
+    return LLM(
+        model=folder,
+        runner="pooling",
+        load_format="dummy",
+        dtype=str(dtype).removeprefix("torch."),
+        max_model_len=max_length,
+        max_num_batched_tokens=max(budget, max_length),
+        hf_overrides={"is_causal": False},
+        pooler_config=PoolerConfig(pooling_type="MEAN", use_activation=False),
+        gpu_memory_utilization=0.9 if torch.cuda.is_available() else 0.1,
+        enforce_eager=not torch.cuda.is_available(),
+        seed=0,
+    )
 
 
 def main() -> int:

@@ -63,21 +63,37 @@ def main() -> int:
         out = None
         for i in range(args.repeats):
             out = Path(tmp) / f"run{i}"
-            runner = [sys.executable, str(REPO / "run_mteb_all_v2.py"), "--model_name_or_path", args.model,
-                      "--data_dir", args.data_dir, "--tasks", args.tasks, "--output_dir", str(out), "-q", *extra]
+            runner = [
+                sys.executable,
+                str(REPO / "run_mteb_all_v2.py"),
+                "--model_name_or_path",
+                args.model,
+                "--data_dir",
+                args.data_dir,
+                "--tasks",
+                args.tasks,
+                "--output_dir",
+                str(out),
+                "-q",
+                *extra,
+            ]
             seconds, _ = timed(runner)
             ours_times.append(seconds)
             seconds, stdout = timed([sys.executable, "-c", _PLAIN, args.model, args.data_dir, args.tasks], cwd=tmp)
             plain_times.append(seconds)
             plain_scores = json.loads(stdout.strip().splitlines()[-1])
-            print(f"  round {i + 1}: runner {ours_times[-1]:.1f} s, plain mteb + SentenceTransformer {seconds:.1f} s",
-                  flush=True)
+            print(
+                f"  round {i + 1}: runner {ours_times[-1]:.1f} s, plain mteb + SentenceTransformer {seconds:.1f} s",
+                flush=True,
+            )
         second, _ = timed(runner)
         manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
     ours, plain = statistics.median(ours_times), statistics.median(plain_times)
     print(f"tasks: {args.tasks}; model: {args.model}; runner flags: {' '.join(extra) or '(defaults)'}")
-    print(f"runner (fresh output) median {ours:.1f} s vs plain mteb.evaluate + SentenceTransformer median {plain:.1f} s: "
-          f"ratio {ours / plain:.2f}x (target <= 0.5x)")
+    print(
+        f"runner (fresh output) median {ours:.1f} s vs plain mteb.evaluate + SentenceTransformer median {plain:.1f} s: "
+        f"ratio {ours / plain:.2f}x (target <= 0.5x)"
+    )
     print(f"second runner run over the same output: {second:.1f} s = {100 * second / ours:.1f} % of a first run")
     print(f"plain mteb main scores: {json.dumps({k: round(v, 5) for k, v in plain_scores.items()})}")
     print(f"runner main scores: {json.dumps({k: round(v['main_score'], 5) for k, v in manifest['tasks'].items()})}")

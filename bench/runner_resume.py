@@ -30,12 +30,21 @@ def main() -> int:
     parser.add_argument("--benchmark", default="MTEB(eng, v2)", choices=sorted(SCRIPTS))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, str(REPO / SCRIPTS[args.benchmark]), "--data_dir", args.data_dir,
-                   "--only_available", "--output_dir", out]
+        command = [
+            sys.executable,
+            str(REPO / SCRIPTS[args.benchmark]),
+            "--data_dir",
+            args.data_dir,
+            "--only_available",
+            "--output_dir",
+            out,
+        ]
         first = timed(command)
         second = timed(command)
-    print(f"{args.benchmark} on {args.data_dir}: first run {first:.1f} s, identical second run {second:.2f} s, "
-          f"ratio {100 * second / first:.1f} % (target < 10 %)")
+    print(
+        f"{args.benchmark} on {args.data_dir}: first run {first:.1f} s, identical second run {second:.2f} s, "
+        f"ratio {100 * second / first:.1f} % (target < 10 %)"
+    )
     return 0
 
 

@@ -41,8 +41,20 @@ _PUBLIC = {
 }
 
 __all__ = [  # spelled out, as type checkers and linters read it; a test keeps it equal to _PUBLIC
-    "Encoder", "EncoderOptions", "InstructionSet", "QZhouMtebModel", "RunConfig", "TrainConfig", "__version__",
-    "build_report", "compare_runs", "load_benchmark_instructions", "load_encoder", "run_suite", "submit", "train",
+    "Encoder",
+    "EncoderOptions",
+    "InstructionSet",
+    "QZhouMtebModel",
+    "RunConfig",
+    "TrainConfig",
+    "__version__",
+    "build_report",
+    "compare_runs",
+    "load_benchmark_instructions",
+    "load_encoder",
+    "run_suite",
+    "submit",
+    "train",
 ]
 
 

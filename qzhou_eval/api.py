@@ -10,14 +10,14 @@ import torch
 
 from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
 from qzhou_eval.encoder.embedder import Encoder, EncoderOptions
+from qzhou_eval.encoder.vllm_backend import check_backend, check_vllm_options
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
-from qzhou_eval.encoder.vllm_backend import check_backend, check_vllm_options
 from qzhou_eval.modeling.loading import (
     LoadedModel,
-    load_backbone_config,
     load_backbone,
+    load_backbone_config,
     load_tokenizer,
     resolve_device,
     resolve_dtype,
@@ -124,25 +124,39 @@ def load_encoder(
         'checkpoint: sentence_bert_config.json max_seq_length'
     """
     passed = {
-        "pooling": pooling, "normalize": normalize, "dim": dim, "max_length": max_length,
-        "bidirectional": bidirectional, "prompt_template": prompt_template, "token_prepending": token_prepending,
-        "token_prepending_layers": token_prepending_layers, "lowercase": lowercase, "dtype": dtype,
-        "batch_size": batch_size, "max_tokens_per_batch": max_tokens_per_batch, "trust_remote_code": trust_remote_code, "mrl_dims": mrl_dims,
+        "pooling": pooling,
+        "normalize": normalize,
+        "dim": dim,
+        "max_length": max_length,
+        "bidirectional": bidirectional,
+        "prompt_template": prompt_template,
+        "token_prepending": token_prepending,
+        "token_prepending_layers": token_prepending_layers,
+        "lowercase": lowercase,
+        "dtype": dtype,
+        "batch_size": batch_size,
+        "max_tokens_per_batch": max_tokens_per_batch,
+        "trust_remote_code": trust_remote_code,
+        "mrl_dims": mrl_dims,
     }
     explicit = {k: v for k, v in passed.items() if not isinstance(v, _Default)}
     if model_name_or_path is None:
         if preset is None or str(preset).lower() == "none":
             raise InvalidOptionError("model_name_or_path is required unless a preset names the model")
-        model_name_or_path = preset.preset.model if isinstance(preset, PresetChoice) else (
-            preset.model if isinstance(preset, Preset) else load_preset(str(preset)).model)
+        model_name_or_path = (
+            preset.preset.model
+            if isinstance(preset, PresetChoice)
+            else (preset.model if isinstance(preset, Preset) else load_preset(str(preset)).model)
+        )
     source = resolve_source(model_name_or_path, revision)
     info = read_checkpoint(source)
     resolved = resolve_options(explicit, select_preset(preset, info), info)
     return build_encoder(info, resolved, device, backend)
 
 
-def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str | torch.device | None = None,
-                  backend: str = "hf") -> Encoder:
+def build_encoder(
+    info: CheckpointInfo, resolved: ResolvedOptions, device: str | torch.device | None = None, backend: str = "hf"
+) -> Encoder:
     """Validate the resolved options, load the weights (HF or vLLM engine) and assemble the :class:`Encoder`."""
     check_values(resolved)
     if check_backend(backend) == "vllm":
@@ -158,8 +172,12 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
     remote = bool(resolved["trust_remote_code"])
     choice = resolved.preset
     if choice is not None and choice.how != "requested":
-        logger.info("%s is %s (%s); applying its published settings (--preset none turns this off)",
-                    info.source.name_or_path, choice.preset.model, choice.how)
+        logger.info(
+            "%s is %s (%s); applying its published settings (--preset none turns this off)",
+            info.source.name_or_path,
+            choice.preset.model,
+            choice.how,
+        )
     _explain_custom_code(info, resolved)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
@@ -174,7 +192,9 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
         enable_bidirectional_attention(loaded.model)
     hooks = None
     if use_tp:
-        hooks = TokenPrepending(loaded.model, placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER), layers)
+        hooks = TokenPrepending(
+            loaded.model, placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER), layers
+        )
     options = EncoderOptions(
         pooling=pooling_mode,
         normalize=bool(resolved["normalize"]),
@@ -190,8 +210,13 @@ def build_encoder(info: CheckpointInfo, resolved: ResolvedOptions, device: str |
         dtype=str(torch_dtype).removeprefix("torch."),
         device=str(torch_device),
     )
-    logger.info("loaded %s (%s, %s, attention=%s)", info.source.name_or_path, options.dtype, options.device,
-                loaded.attn_implementation)
+    logger.info(
+        "loaded %s (%s, %s, attention=%s)",
+        info.source.name_or_path,
+        options.dtype,
+        options.device,
+        loaded.attn_implementation,
+    )
     return Encoder(loaded, options, info.source, hooks, resolution=resolved)
 
 
@@ -216,18 +241,38 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
         length = int(positions)
     batching = resolve_batching(resolved, torch_device.type)
     pooling_mode = Pooling.from_str(resolved["pooling"])
-    engine = VllmEngine(str(source.local_path) if source.is_local else source.name_or_path, pooling=pooling_mode,
-                        bidirectional=resolved["bidirectional"], dtype=torch_dtype, max_length=length,
-                        max_tokens_per_batch=batching.max_tokens, max_rows=batching.max_rows,
-                        trust_remote_code=remote, revision=source.revision,
-                        projects=bool(layout and layout.dense_out_features), data_parallel_size=world_size())
-    loaded = LoadedModel(model=None, tokenizer=load_tokenizer(source, layout, remote), width=width, hidden_size=hidden,
-                         max_positions=positions)
+    engine = VllmEngine(
+        str(source.local_path) if source.is_local else source.name_or_path,
+        pooling=pooling_mode,
+        bidirectional=resolved["bidirectional"],
+        dtype=torch_dtype,
+        max_length=length,
+        max_tokens_per_batch=batching.max_tokens,
+        max_rows=batching.max_rows,
+        trust_remote_code=remote,
+        revision=source.revision,
+        projects=bool(layout and layout.dense_out_features),
+        data_parallel_size=world_size(),
+    )
+    loaded = LoadedModel(
+        model=None,
+        tokenizer=load_tokenizer(source, layout, remote),
+        width=width,
+        hidden_size=hidden,
+        max_positions=positions,
+    )
     options = EncoderOptions(
-        pooling=pooling_mode, normalize=bool(resolved["normalize"]), dim=out_dim, max_length=length,
-        bidirectional=resolved["bidirectional"], prompt_template=resolved["prompt_template"], token_prepending=False,
-        lowercase=bool(resolved["lowercase"]), batch_size=batching.max_rows,
-        max_tokens_per_batch=batching.max_tokens, dtype=str(torch_dtype).removeprefix("torch."),
+        pooling=pooling_mode,
+        normalize=bool(resolved["normalize"]),
+        dim=out_dim,
+        max_length=length,
+        bidirectional=resolved["bidirectional"],
+        prompt_template=resolved["prompt_template"],
+        token_prepending=False,
+        lowercase=bool(resolved["lowercase"]),
+        batch_size=batching.max_rows,
+        max_tokens_per_batch=batching.max_tokens,
+        dtype=str(torch_dtype).removeprefix("torch."),
         device=str(torch_device),
     )
     logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, options.dtype, options.device)
@@ -251,7 +296,10 @@ def _explain_custom_code(info: CheckpointInfo, resolved: ResolvedOptions) -> Non
         logger.info(
             "%s ships custom model code (%s), which qzhou-eval does not run: the weights load into %s and "
             "%s reproduces it in memory (%s); --trust_remote_code true runs the checkpoint's code instead",
-            info.source.name_or_path, code, stock, resolved.preset.label,
+            info.source.name_or_path,
+            code,
+            stock,
+            resolved.preset.label,
             ", ".join(resolved.preset.preset.checkpoint_code_does) or "no changes needed",
         )
         return

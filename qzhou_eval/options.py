@@ -51,8 +51,16 @@ _LEFT_TO_CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
 BATCHING_OPTIONS = frozenset({"batch_size", "max_tokens_per_batch"})
 
 # Every dtype spelling accepted, and the name it stands for (the one owner; torch maps names to dtypes).
-DTYPE_NAMES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
-               "half": "float16", "float32": "float32", "fp32": "float32", "float": "float32"}
+DTYPE_NAMES = {
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+}
 
 EXPLICIT, DEFAULT = "explicit", "default"
 CHECKPOINT_CODE = "checkpoint's own code (trust_remote_code)"
@@ -116,7 +124,8 @@ def parse_layers(value: Sequence[int] | str) -> tuple[int, ...]:
             layers = [int(v) for v in value]
     except (TypeError, ValueError):
         raise InvalidOptionError(
-            f"token_prepending_layers must be layer indices like '1-7' or [1, 2, 3], got {value!r}") from None
+            f"token_prepending_layers must be layer indices like '1-7' or [1, 2, 3], got {value!r}"
+        ) from None
     if not layers or min(layers) < 0:
         raise InvalidOptionError(f"token_prepending_layers must be non-negative layer indices, got {value!r}")
     return tuple(sorted(set(layers)))
@@ -144,7 +153,9 @@ def resolve_options(
             resolved[key] = ResolvedOption(explicit[key], EXPLICIT)
             contradicts = preset_options.get(key) is not None and _plain(preset_options[key]) != _plain(explicit[key])
             if contradicts and key not in BATCHING_OPTIONS:
-                logger.warning("explicit %s=%r overrides %s's %r", key, explicit[key], choice.label, preset_options[key])
+                logger.warning(
+                    "explicit %s=%r overrides %s's %r", key, explicit[key], choice.label, preset_options[key]
+                )
         elif key in preset_options:
             resolved[key] = ResolvedOption(preset_options[key], choice.label)
         elif key in declared:
@@ -233,13 +244,16 @@ def check_values(resolved: ResolvedOptions) -> None:
             raise InvalidOptionError(f"{key} must be a positive integer, got {value!r}")
     budget = resolved["max_tokens_per_batch"]
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
-        raise InvalidOptionError(f"max_tokens_per_batch must be a non-negative integer (0 = the reference's fixed "
-                                 f"batches of batch_size texts), got {budget!r}")
+        raise InvalidOptionError(
+            f"max_tokens_per_batch must be a non-negative integer (0 = the reference's fixed "
+            f"batches of batch_size texts), got {budget!r}"
+        )
     if budget is not None and 0 < budget < resolved["max_length"]:
         raise InvalidOptionError(
             f"max_tokens_per_batch={budget} is smaller than the longest allowed input, max_length="
             f"{resolved['max_length']} tokens; raise the budget to at least {resolved['max_length']}, lower "
-            "max_length, or pass max_tokens_per_batch=0 for fixed batches of batch_size texts")
+            "max_length, or pass max_tokens_per_batch=0 for fixed batches of batch_size texts"
+        )
     dim = resolved["dim"]
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
         raise InvalidOptionError(f"dim must be a positive integer, got {dim!r}")
@@ -253,7 +267,9 @@ def check_values(resolved: ResolvedOptions) -> None:
         if template is None or TOKEN_PREPENDING_PLACEHOLDER not in template:
             raise InvalidOptionError(
                 f"token_prepending=True needs a prompt_template that contains the placeholder "
-                f"{TOKEN_PREPENDING_PLACEHOLDER!r} (e.g. qzhou_eval.constants.PROMPTEOL_TEMPLATE)")
+                f"{TOKEN_PREPENDING_PLACEHOLDER!r} (e.g. qzhou_eval.constants.PROMPTEOL_TEMPLATE)"
+            )
         if bidi:
-            raise InvalidOptionError("token_prepending is meant for causal attention; do not combine it with "
-                                     "bidirectional=True")
+            raise InvalidOptionError(
+                "token_prepending is meant for causal attention; do not combine it with bidirectional=True"
+            )

@@ -17,11 +17,24 @@ from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
 
 # load_encoder keywords a preset may set.
-PRESET_OPTION_KEYS = frozenset({
-    "pooling", "normalize", "dim", "mrl_dims", "max_length", "bidirectional", "prompt_template",
-    "token_prepending", "token_prepending_layers", "lowercase", "dtype", "batch_size", "max_tokens_per_batch",
-    "trust_remote_code",
-})
+PRESET_OPTION_KEYS = frozenset(
+    {
+        "pooling",
+        "normalize",
+        "dim",
+        "mrl_dims",
+        "max_length",
+        "bidirectional",
+        "prompt_template",
+        "token_prepending",
+        "token_prepending_layers",
+        "lowercase",
+        "dtype",
+        "batch_size",
+        "max_tokens_per_batch",
+        "trust_remote_code",
+    }
+)
 # What the user passes to turn recognition off.
 NO_PRESET = "none"
 _SIGNATURE_KEYS = frozenset({"model_type", "class_name_contains", "custom_code", "pooling", "dense_out_features"})
@@ -44,8 +57,8 @@ class Signature:
             self.class_name_contains is None
             or any(self.class_name_contains.lower() in name.lower() for name in info.class_names),
             self.custom_code is None or bool(info.remote_code) == self.custom_code,
-            self.pooling is None or (layout is not None and layout.pooling is not None
-                                     and layout.pooling.value == self.pooling),
+            self.pooling is None
+            or (layout is not None and layout.pooling is not None and layout.pooling.value == self.pooling),
             self.dense_out_features is None
             or (layout is not None and layout.dense_out_features[-1:] == [self.dense_out_features]),
         ]
@@ -121,9 +134,19 @@ def load_preset(name: str) -> Preset:
     recognize = data.get("recognize", {})
     for signature in recognize.get("signatures", []):
         if set(signature) - _SIGNATURE_KEYS:
-            raise InvalidOptionError(f"preset file {path}: unknown signature keys {sorted(set(signature) - _SIGNATURE_KEYS)}")
-    known = {"model", "options", "description", "benchmarks", "instructions", "recognize", "checkpoint_code_does",
-             "reference_batch_size"}
+            raise InvalidOptionError(
+                f"preset file {path}: unknown signature keys {sorted(set(signature) - _SIGNATURE_KEYS)}"
+            )
+    known = {
+        "model",
+        "options",
+        "description",
+        "benchmarks",
+        "instructions",
+        "recognize",
+        "checkpoint_code_does",
+        "reference_batch_size",
+    }
     return Preset(
         name=name,
         model=data["model"],

@@ -80,11 +80,17 @@ def tiny_tokenizer_dir(tmp_path_factory, sts_sentences) -> Path:
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(sts_sentences[:2000], trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
         additional_special_tokens=["<|im_start|>", "<|im_end|>"],
     )
     out = tmp_path_factory.mktemp("tiny_tokenizer")
@@ -98,9 +104,16 @@ def _build_tiny(kind: str, out: Path, tokenizer_dir: Path, seed: int) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     common = dict(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=9,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-        initializer_range=0.1, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=9,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        initializer_range=0.1,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
     if kind == "qwen2":
@@ -141,10 +154,23 @@ def finished_run(tmp_path_factory, minilm_path, shared_dir):
 
     out = tmp_path_factory.mktemp("run")
     t0 = time.monotonic()
-    code = main_for_benchmark("MTEB(eng, v2)", [
-        "--model_name_or_path", minilm_path, "--model_name", "sentence-transformers/all-MiniLM-L6-v2",
-        "--data_dir", str(shared_dir / "mteb-data"), "--tasks", "STSBenchmark",
-        "--output_dir", str(out), "--batch_size", "8"])
+    code = main_for_benchmark(
+        "MTEB(eng, v2)",
+        [
+            "--model_name_or_path",
+            minilm_path,
+            "--model_name",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "--data_dir",
+            str(shared_dir / "mteb-data"),
+            "--tasks",
+            "STSBenchmark",
+            "--output_dir",
+            str(out),
+            "--batch_size",
+            "8",
+        ],
+    )
     return out, code, time.monotonic() - t0
 
 

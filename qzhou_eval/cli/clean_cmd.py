@@ -16,7 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output .jsonl (a report is written beside it: <out>.report.json)")
     p.add_argument("--model", default=None, help="embedding model for the score floor (default: the bundled MiniLM)")
     floor = p.add_mutually_exclusive_group()
-    floor.add_argument("--min_score", type=float, default=None, help="drop rows whose two sides score below this cosine")
+    floor.add_argument(
+        "--min_score", type=float, default=None, help="drop rows whose two sides score below this cosine"
+    )
     floor.add_argument("--drop_percentile", type=float, default=None, help="drop the lowest-scoring P percent")
     p.add_argument("--instruction", default=None, help="instruction for the first side (retrieval queries)")
     p.set_defaults(handler=run)
@@ -33,18 +35,21 @@ def run(args) -> int:
     rows = read_rows(args.input, args.kind)
     embed = embed_queries = None
     if args.min_score is not None or args.drop_percentile is not None:
-        from qzhou_eval.api import load_encoder
         from qzhou_eval._paths import bundled_model_path
+        from qzhou_eval.api import load_encoder
 
         encoder = load_encoder(args.model or bundled_model_path())
         embed = encoder.encode
         if args.instruction:
             embed_queries = lambda texts: encoder.encode(texts, instruction=args.instruction)  # noqa: E731
-    kept, report = clean(rows, embed, min_score=args.min_score, drop_percentile=args.drop_percentile,
-                         embed_queries=embed_queries)
+    kept, report = clean(
+        rows, embed, min_score=args.min_score, drop_percentile=args.drop_percentile, embed_queries=embed_queries
+    )
     atomic_write_text(out, "".join(json.dumps(dataclasses.asdict(r), ensure_ascii=False) + "\n" for r in kept))
     atomic_write_json(out.with_name(out.name + ".report.json"), {**report.as_record(), "input": str(args.input)})
-    print(f"{report.rows_out} of {report.rows_in} rows kept -> {out}: {report.exact_duplicates} exact and "
-          f"{report.normalised_duplicates} normalised duplicates, {report.below_score} below the score floor"
-          + (f" ({report.score_cut})" if report.score_cut is not None else ""))
+    print(
+        f"{report.rows_out} of {report.rows_in} rows kept -> {out}: {report.exact_duplicates} exact and "
+        f"{report.normalised_duplicates} normalised duplicates, {report.below_score} below the score floor"
+        + (f" ({report.score_cut})" if report.score_cut is not None else "")
+    )
     return 0

@@ -12,10 +12,16 @@ from qzhou_eval.errors import InvalidOptionError
 def add_parser(sub) -> None:
     p = sub.add_parser("encode", help="embed texts (arguments or stdin lines) and print their cosine matrix")
     p.add_argument("texts", nargs="*", help="texts to embed; read from stdin, one per line, when absent")
-    p.add_argument("--model_name_or_path", default=None,
-                   help="checkpoint folder or hub id (default: the packaged all-MiniLM-L6-v2, if installed)")
-    p.add_argument("--preset", default=None,
-                   help="qzhou-embedding | qzhou-embedding-zh | none (default: recognised from the checkpoint)")
+    p.add_argument(
+        "--model_name_or_path",
+        default=None,
+        help="checkpoint folder or hub id (default: the packaged all-MiniLM-L6-v2, if installed)",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="qzhou-embedding | qzhou-embedding-zh | none (default: recognised from the checkpoint)",
+    )
     p.add_argument("--instruction", default=None, help="task instruction for every text")
     p.add_argument("--pooling_mode", default=None, help="mean | last | cls")
     p.add_argument("--dim", type=int, default=None, help="MRL dimension")

@@ -22,8 +22,13 @@ def add_verbosity(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
     """-v / -q, accepted before or after the subcommand (a subcommand's copy never resets the top's count)."""
     default = 0 if top else argparse.SUPPRESS
     parser.add_argument("-v", "--verbose", action="count", default=default, help="more log output (-v: debug)")
-    parser.add_argument("-q", "--quiet", action="count", default=default,
-                        help="less: -q warnings and errors only (no progress bars), -qq errors only")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default,
+        help="less: -q warnings and errors only (no progress bars), -qq errors only",
+    )
 
 
 def log_level(verbose: int = 0, quiet: int = 0) -> int:
@@ -47,8 +52,9 @@ def _bug_report(exc: BaseException) -> Path | None:
     path = folder / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"qzhou-eval {' '.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(exc)),
-                        encoding="utf-8")
+        path.write_text(
+            f"qzhou-eval {' '.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(exc)), encoding="utf-8"
+        )
     except OSError:
         return None
     return path
@@ -82,8 +88,11 @@ def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0, int
     except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a report
         log = _bug_report(exc)
         where = f"the traceback is in {log}" if log else "run with -v to see the traceback"
-        print(f"qzhou-eval{_rank_label()}: internal error (a bug in qzhou-eval, not in your input): {type(exc).__name__}: "
-              f"{str(exc)[:300]}; {where}; please report it with that file", file=sys.stderr)
+        print(
+            f"qzhou-eval{_rank_label()}: internal error (a bug in qzhou-eval, not in your input): {type(exc).__name__}: "
+            f"{str(exc)[:300]}; {where}; please report it with that file",
+            file=sys.stderr,
+        )
         return internal_error_code
     finally:
         if threading.current_thread() is threading.main_thread():

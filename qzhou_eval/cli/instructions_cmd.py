@@ -11,11 +11,19 @@ from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 def add_parser(sub) -> None:
     p = sub.add_parser("instructions", help="print the query/document prefix of every task of a benchmark")
     p.add_argument("--benchmark", required=True, help='mteb benchmark name, e.g. "MTEB(eng, v2)"')
-    p.add_argument("--preset", default=None, help="qzhou-embedding | qzhou-embedding-zh | none: use its instruction variant")
-    p.add_argument("--model_name_or_path", default=None,
-                   help="a checkpoint: its recognised preset decides the variant, as in a run (no weights are loaded)")
-    p.add_argument("--instructions", default=None,
-                   help="variant name (reference | leaderboard-2025-08) or your own file (JSON or YAML)")
+    p.add_argument(
+        "--preset", default=None, help="qzhou-embedding | qzhou-embedding-zh | none: use its instruction variant"
+    )
+    p.add_argument(
+        "--model_name_or_path",
+        default=None,
+        help="a checkpoint: its recognised preset decides the variant, as in a run (no weights are loaded)",
+    )
+    p.add_argument(
+        "--instructions",
+        default=None,
+        help="variant name (reference | leaderboard-2025-08) or your own file (JSON or YAML)",
+    )
     p.add_argument("--use_instruction", type=parse_bool, default=True, help="true|false (default true)")
     p.add_argument("--format", choices=("json", "text"), default="json")
     p.set_defaults(handler=run)
@@ -41,8 +49,14 @@ def run(args) -> int:
     from qzhou_eval.presets import select_preset
     from qzhou_eval.runs.config import RunConfig, instructions_for, resolve_checkpoint
 
-    config = RunConfig(model_name_or_path=args.model_name_or_path, benchmark=args.benchmark, output_dir=".",
-                       preset=args.preset, use_instruction=args.use_instruction, instructions=args.instructions)
+    config = RunConfig(
+        model_name_or_path=args.model_name_or_path,
+        benchmark=args.benchmark,
+        output_dir=".",
+        preset=args.preset,
+        use_instruction=args.use_instruction,
+        instructions=args.instructions,
+    )
     if args.model_name_or_path:
         _, _, choice = resolve_checkpoint(config)  # reads the checkpoint's JSON files only, as a run does
     else:

@@ -21,7 +21,7 @@ def run(args) -> int:
     from qzhou_eval.runs.suites import run_tasks
 
     if not args.benchmark and not args.tasks:
-        raise argparse.ArgumentTypeError('pass --benchmark NAME or --tasks NAME[,NAME...]')
+        raise argparse.ArgumentTypeError("pass --benchmark NAME or --tasks NAME[,NAME...]")
     tasks = run_tasks(args.benchmark, parse_list(args.tasks), (), ())
     status = mirror_tasks(tasks, args.out, overwrite=args.overwrite)
     for name, state in status.items():

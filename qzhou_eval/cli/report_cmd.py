@@ -13,9 +13,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("report", help="leaderboard tables of runs against baselines (markdown, CSV, JSON, PNG)")
     p.add_argument("run_dirs", nargs="*", help="run folders in mteb's results layout")
     p.add_argument("--benchmark", required=True, help='"MTEB(eng, v2)" or "MTEB(cmn, v1)"')
-    p.add_argument("--baselines", default=None, help="results repository checkout (or its results/ folder) or mteb's cache")
-    p.add_argument("--models", default=None, help="comma list of org/name baselines, or 'all' (default with --baselines)")
-    p.add_argument("--convention", default="leaderboard-2025-08", help="split/subset convention: leaderboard-2025-08 | mteb")
+    p.add_argument(
+        "--baselines", default=None, help="results repository checkout (or its results/ folder) or mteb's cache"
+    )
+    p.add_argument(
+        "--models", default=None, help="comma list of org/name baselines, or 'all' (default with --baselines)"
+    )
+    p.add_argument(
+        "--convention", default="leaderboard-2025-08", help="split/subset convention: leaderboard-2025-08 | mteb"
+    )
     p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
     p.add_argument("--table", choices=("task-types", "tasks"), default="task-types")
     p.add_argument("--reference", default=None, help="add delta columns against this model")
@@ -24,8 +30,11 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing --out/--chart file")
     p.set_defaults(handler=run_report)
 
-    c = sub.add_parser("compare", help="per-task deltas NEW - BASE; exit 0 no drop, 1 a drop past a threshold, "
-                       "2 bad input (also: no task in common), 3 internal error")
+    c = sub.add_parser(
+        "compare",
+        help="per-task deltas NEW - BASE; exit 0 no drop, 1 a drop past a threshold, "
+        "2 bad input (also: no task in common), 3 internal error",
+    )
     c.add_argument("base")
     c.add_argument("new")
     c.add_argument("--benchmark", default=None, help="default: the suite the tasks belong to")
@@ -49,15 +58,21 @@ def _refuse_existing(path: str | None, force: bool) -> None:
 
 
 def run_report(args) -> int:
+    from qzhou_eval._atomic import atomic_write_text
     from qzhou_eval.report.plots import task_type_chart
     from qzhou_eval.report.tables import build_report, render
-    from qzhou_eval._atomic import atomic_write_text
 
     _refuse_existing(args.out, args.force)
     _refuse_existing(args.chart, args.force)
     models = parse_list(args.models) or None
-    report = build_report(args.run_dirs, args.benchmark, baselines=args.baselines, models=models,
-                          convention=args.convention, reference=args.reference)
+    report = build_report(
+        args.run_dirs,
+        args.benchmark,
+        baselines=args.baselines,
+        models=models,
+        convention=args.convention,
+        reference=args.reference,
+    )
     text = render(report, args.format, args.table)
     if args.out:
         atomic_write_text(Path(args.out), text)
@@ -72,8 +87,14 @@ def run_report(args) -> int:
 def run_compare(args) -> int:
     from qzhou_eval.report.regression import compare_runs, render_comparison
 
-    result = compare_runs(args.base, args.new, benchmark=args.benchmark, convention=args.convention,
-                          max_task_drop=args.max_task_drop, max_mean_drop=args.max_mean_drop)
+    result = compare_runs(
+        args.base,
+        args.new,
+        benchmark=args.benchmark,
+        convention=args.convention,
+        max_task_drop=args.max_task_drop,
+        max_mean_drop=args.max_mean_drop,
+    )
     print(render_comparison(result), end="")
     return 1 if result.flags else 0
 
@@ -81,7 +102,8 @@ def run_compare(args) -> int:
 def run_submit(args) -> int:
     from qzhou_eval.report.submission import submit
 
-    target = submit(args.run_dir, args.out, benchmark=args.benchmark, allow_partial=args.allow_partial,
-                    overwrite=args.overwrite)
+    target = submit(
+        args.run_dir, args.out, benchmark=args.benchmark, allow_partial=args.allow_partial, overwrite=args.overwrite
+    )
     print(f"wrote and validated {target}")
     return 0

@@ -18,52 +18,100 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     """The public reference flags, unchanged, plus this harness's additions."""
     if benchmark is None:
-        p.add_argument("--benchmark", default=None,
-                       help='any mteb benchmark, e.g. "MTEB(eng, v2)"; without it, --tasks names mteb tasks')
-    p.add_argument("--model_name_or_path", default=None,
-                   help="checkpoint folder or hub id (default: the packaged all-MiniLM-L6-v2)")
+        p.add_argument(
+            "--benchmark",
+            default=None,
+            help='any mteb benchmark, e.g. "MTEB(eng, v2)"; without it, --tasks names mteb tasks',
+        )
+    p.add_argument(
+        "--model_name_or_path",
+        default=None,
+        help="checkpoint folder or hub id (default: the packaged all-MiniLM-L6-v2)",
+    )
     p.add_argument("--pooling_mode", default=None, help="mean | last | cls (reference default: mean)")
     p.add_argument("--normalize", type=parse_bool, default=None, help="true|false (default true)")
-    p.add_argument("--use_instruction", type=parse_bool, default=None,
-                   help="true|false (default false, as the reference; giving --instructions turns it on)")
+    p.add_argument(
+        "--use_instruction",
+        type=parse_bool,
+        default=None,
+        help="true|false (default false, as the reference; giving --instructions turns it on)",
+    )
     p.add_argument("--output_dir", default="results", help="results folder (mteb layout)")
-    p.add_argument("--tasks", default=None,
-                   help="comma list: only these tasks of the benchmark, or (no --benchmark) any mteb tasks")
+    p.add_argument(
+        "--tasks",
+        default=None,
+        help="comma list: only these tasks of the benchmark, or (no --benchmark) any mteb tasks",
+    )
     p.add_argument("--exclude_tasks", default=None, help="comma list of tasks to leave out")
     p.add_argument("--task_types", default=None, help="comma list, e.g. STS,Classification")
     p.add_argument("--only_available", action="store_true", help="with --data_dir: run only the tasks present there")
-    p.add_argument("--preset", default=None,
-                   help="qzhou-embedding | qzhou-embedding-zh | none (default: recognised from the checkpoint)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="qzhou-embedding | qzhou-embedding-zh | none (default: recognised from the checkpoint)",
+    )
     p.add_argument("--dim", type=int, default=None, help="MRL dimension")
-    p.add_argument("--max_length", type=int, default=None,
-                   help="truncation length in tokens (default: the preset's, the checkpoint's max_seq_length, else 1024)")
-    p.add_argument("--batch_size", type=int, default=None,
-                   help="most texts per forward pass (default 1024 under the token budget; 32 with --max_tokens_per_batch 0)")
-    p.add_argument("--max_tokens_per_batch", type=int, default=None,
-                   help="fill batches longest first up to this many padded tokens (default 16384 on CUDA, 4096 on CPU); 0 = the "
-                        "reference's fixed batches of --batch_size texts (bit-level bf16 parity with the reference)")
+    p.add_argument(
+        "--max_length",
+        type=int,
+        default=None,
+        help="truncation length in tokens (default: the preset's, the checkpoint's max_seq_length, else 1024)",
+    )
+    p.add_argument(
+        "--batch_size",
+        type=int,
+        default=None,
+        help="most texts per forward pass (default 1024 under the token budget; 32 with --max_tokens_per_batch 0)",
+    )
+    p.add_argument(
+        "--max_tokens_per_batch",
+        type=int,
+        default=None,
+        help="fill batches longest first up to this many padded tokens (default 16384 on CUDA, 4096 on CPU); 0 = the "
+        "reference's fixed batches of --batch_size texts (bit-level bf16 parity with the reference)",
+    )
     p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--device", default=None)
-    p.add_argument("--instructions", default=None,
-                   help="instruction variant (reference | leaderboard-2025-08) or file (JSON/YAML); turns "
-                        "instructions on; default: the preset's variant, else reference")
+    p.add_argument(
+        "--instructions",
+        default=None,
+        help="instruction variant (reference | leaderboard-2025-08) or file (JSON/YAML); turns "
+        "instructions on; default: the preset's variant, else reference",
+    )
     p.add_argument("--data_dir", default=None, help="local mirror of the datasets; the run never touches the network")
-    p.add_argument("--cache_dir", default=None, help="embedding cache folder (default: inside --output_dir; 'none' = off)")
+    p.add_argument(
+        "--cache_dir", default=None, help="embedding cache folder (default: inside --output_dir; 'none' = off)"
+    )
     p.add_argument("--overwrite", action="store_true", help="re-run finished tasks / replace another model's results")
     p.add_argument("--shard", default=None, help="I/N: run the I-th of N deterministic task shards")
     p.add_argument("--bidirectional", type=parse_bool, default=None, help="true|false: bidirectional Qwen attention")
     p.add_argument("--prompt_template", default=None, help="template with one {text} slot (e.g. PromptEOL)")
     p.add_argument("--token_prepending", type=parse_bool, default=None, help="true|false")
-    p.add_argument("--token_prepending_layers", default=None,
-                   help="0-based decoder layers, inclusive, e.g. 1-7 (the model card's) or 1,2,3")
-    p.add_argument("--lowercase", type=parse_bool, default=None,
-                   help="true|false: lowercase inputs (default: the checkpoint's do_lower_case)")
+    p.add_argument(
+        "--token_prepending_layers",
+        default=None,
+        help="0-based decoder layers, inclusive, e.g. 1-7 (the model card's) or 1,2,3",
+    )
+    p.add_argument(
+        "--lowercase",
+        type=parse_bool,
+        default=None,
+        help="true|false: lowercase inputs (default: the checkpoint's do_lower_case)",
+    )
     p.add_argument("--trust_remote_code", type=parse_bool, default=None, help="true|false")
-    p.add_argument("--model_name", default=None, help="org/name to file results under (default: hub id or local/<folder>)")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm"],
-                   help="hf: transformers in this process (default; every option); vllm: vLLM's engine "
-                        "(pip install 'qzhou-eval[vllm]'; no Token Prepending)")
-    p.add_argument("--fail_fast", action="store_true", help="stop at the first task that fails (default: record it, go on)")
+    p.add_argument(
+        "--model_name", default=None, help="org/name to file results under (default: hub id or local/<folder>)"
+    )
+    p.add_argument(
+        "--backend",
+        default="hf",
+        choices=["hf", "vllm"],
+        help="hf: transformers in this process (default; every option); vllm: vLLM's engine "
+        "(pip install 'qzhou-eval[vllm]'; no Token Prepending)",
+    )
+    p.add_argument(
+        "--fail_fast", action="store_true", help="stop at the first task that fails (default: record it, go on)"
+    )
 
 
 def add_parser(sub) -> None:
@@ -74,10 +122,18 @@ def add_parser(sub) -> None:
 
 def _encoder_options(args) -> dict:
     pairs = {
-        "pooling": args.pooling_mode, "normalize": args.normalize, "dim": args.dim, "max_length": args.max_length,
-        "batch_size": args.batch_size, "max_tokens_per_batch": args.max_tokens_per_batch, "dtype": args.dtype, "bidirectional": args.bidirectional,
-        "prompt_template": args.prompt_template, "token_prepending": args.token_prepending,
-        "token_prepending_layers": args.token_prepending_layers, "lowercase": args.lowercase,
+        "pooling": args.pooling_mode,
+        "normalize": args.normalize,
+        "dim": args.dim,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "max_tokens_per_batch": args.max_tokens_per_batch,
+        "dtype": args.dtype,
+        "bidirectional": args.bidirectional,
+        "prompt_template": args.prompt_template,
+        "token_prepending": args.token_prepending,
+        "token_prepending_layers": args.token_prepending_layers,
+        "lowercase": args.lowercase,
         "trust_remote_code": args.trust_remote_code,
     }
     return {k: v for k, v in pairs.items() if v is not None}
@@ -95,8 +151,9 @@ def build_config(args, benchmark: str | None):
     for flag in ("tasks", "task_types"):
         value = getattr(args, flag)
         if value is not None and not parse_list(value):
-            raise InvalidOptionError(f"--{flag} {value!r} names nothing; name at least one, or leave the flag out "
-                                     "to run the whole selection")
+            raise InvalidOptionError(
+                f"--{flag} {value!r} names nothing; name at least one, or leave the flag out to run the whole selection"
+            )
     tasks = parse_list(args.tasks)
     if benchmark is None and not tasks:
         raise argparse.ArgumentTypeError('pass --benchmark NAME (e.g. "MTEB(eng, v2)") or --tasks NAME[,NAME...]')
@@ -147,12 +204,16 @@ def print_summary(summary, suite: str) -> None:
         status = "ran" if name in summary.ran else "finished earlier"
         print(f"{name:<40} {100 * score:>10.2f}  {status}")
     for name, failure in summary.failed.items():
-        print(f"{name:<40} {'':>10}  FAILED {failure.error_type}: {failure.message[:80]} (see {failure.traceback_file})")
+        print(
+            f"{name:<40} {'':>10}  FAILED {failure.error_type}: {failure.message[:80]} (see {failure.traceback_file})"
+        )
     if summary.encode_stats is not None:
         print(f"embeddings: {summary.encode_stats.describe()}")
     if summary.failed:
-        print(f"{len(summary.failed)} task(s) failed: {', '.join(summary.failed)}; rerun the same command to retry "
-              "only what is missing")
+        print(
+            f"{len(summary.failed)} task(s) failed: {', '.join(summary.failed)}; rerun the same command to retry "
+            "only what is missing"
+        )
 
 
 def run(args, benchmark: str | None = None) -> int:

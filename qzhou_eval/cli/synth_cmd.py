@@ -17,8 +17,10 @@ def run(args) -> int:
     report = run_synthesis(config)
     rejected = sum(n for reasons in report.rejected.values() for n in reasons.values())
     print(f"{sum(report.kept.values())} rows kept {report.kept}, {rejected} rejected {report.rejected}")
-    print(f"requests: {report.answered_now} answered now, {report.answered_before} from earlier runs, {report.failed} "
-          f"failed; {report.http_requests} HTTP requests, retries {report.retries}, {report.tokens} tokens"
-          + ("; budget reached: rerun to continue" if report.budget_reached else ""))
+    print(
+        f"requests: {report.answered_now} answered now, {report.answered_before} from earlier runs, {report.failed} "
+        f"failed; {report.http_requests} HTTP requests, retries {report.retries}, {report.tokens} tokens"
+        + ("; budget reached: rerun to continue" if report.budget_reached else "")
+    )
     print(f"outputs in {config.output_dir}: rows.jsonl, rejected.jsonl, report.json")
     return 3 if report.budget_reached or report.failed else 0

@@ -76,8 +76,10 @@ def token_lengths(tokenizer, texts: Sequence[str], max_length: int) -> list[int]
     """Each text's token count after truncation (what a batch of it costs)."""
     if not texts:
         return []
-    return [min(len(ids), max_length) for ids in tokenizer(list(texts), add_special_tokens=True,
-                                                           truncation=False, verbose=False)["input_ids"]]
+    return [
+        min(len(ids), max_length)
+        for ids in tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    ]
 
 
 def character_length_order(texts: Sequence[str]) -> list[int]:
@@ -155,8 +157,9 @@ def _concat(a: TokenizedTexts, b: TokenizedTexts) -> TokenizedTexts:
 
 
 def _select(tokens: TokenizedTexts, picked: Sequence[int]) -> TokenizedTexts:
-    return TokenizedTexts([tokens.input_ids[i] for i in picked],
-                          {k: [v[i] for i in picked] for k, v in tokens.extra.items()}, 0)
+    return TokenizedTexts(
+        [tokens.input_ids[i] for i in picked], {k: [v[i] for i in picked] for k, v in tokens.extra.items()}, 0
+    )
 
 
 def collate(tokenizer, tokens: TokenizedTexts, rows: Sequence[int]) -> dict[str, torch.Tensor]:

@@ -66,8 +66,10 @@ class EmbeddingCache:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
-                       "(key BLOB PRIMARY KEY, dim INTEGER, vec BLOB, checksum BLOB, session TEXT)")
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                "(key BLOB PRIMARY KEY, dim INTEGER, vec BLOB, checksum BLOB, session TEXT)"
+            )
             db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} LIMIT 1)").fetchone()
             db.commit()
         except sqlite3.DatabaseError:
@@ -83,8 +85,13 @@ class EmbeddingCache:
             source = Path(f"{self.path}{suffix}")
             if source.exists():
                 os.replace(source, Path(f"{target}{suffix}"))
-        logger.warning("embedding cache %s is unreadable (%s); moved to %s, starting an empty cache "
-                       "(its embeddings are recomputed)", self.path, exc, target)
+        logger.warning(
+            "embedding cache %s is unreadable (%s); moved to %s, starting an empty cache "
+            "(its embeddings are recomputed)",
+            self.path,
+            exc,
+            target,
+        )
 
     def keys(self, inputs: Sequence[str]) -> list[bytes]:
         return [hashlib.sha256(self._model_digest + text.encode("utf-8")).digest() for text in inputs]
@@ -122,7 +129,8 @@ class EmbeddingCache:
         try:
             with self._db:
                 self._db.executemany(
-                    f"INSERT OR REPLACE INTO {TABLE} (key, dim, vec, checksum, session) VALUES (?, ?, ?, ?, ?)", rows)
+                    f"INSERT OR REPLACE INTO {TABLE} (key, dim, vec, checksum, session) VALUES (?, ?, ?, ?, ?)", rows
+                )
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
 
@@ -136,5 +144,12 @@ class EmbeddingCache:
 
 
 def _is_intact(key: object, dim: object, blob: object, check: object) -> bool:
-    return (isinstance(key, bytes) and isinstance(dim, int) and isinstance(blob, bytes) and isinstance(check, bytes)
-            and dim > 0 and len(blob) == 4 * dim and checksum(key, dim, blob) == check)
+    return (
+        isinstance(key, bytes)
+        and isinstance(dim, int)
+        and isinstance(blob, bytes)
+        and isinstance(check, bytes)
+        and dim > 0
+        and len(blob) == 4 * dim
+        and checksum(key, dim, blob) == check
+    )

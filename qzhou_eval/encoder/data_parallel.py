@@ -75,7 +75,8 @@ class DataParallel:
             raise DistributedError(
                 f"rank {self.rank}: another rank stopped answering during {step} ({str(exc).splitlines()[0][:200]}); "
                 "every rank stops here. torchrun's summary names the rank that failed first and its error; fix "
-                "that and rerun the same command: finished tasks are kept") from exc
+                "that and rerun the same command: finished tasks are kept"
+            ) from exc
 
     def broadcast_object(self, value=None):
         """The writer's ``value`` on every rank (decisions: which tasks run, or why none can)."""
@@ -89,25 +90,36 @@ class DataParallel:
         self._collective(f"the check of {what}", dist.all_gather_object, values, value)
         if len(set(values)) > 1:
             odd = [f"rank {r}: {v}" for r, v in enumerate(values) if v != values[WRITER]]
-            raise DistributedError(f"the ranks disagree on {what} (rank 0: {values[WRITER]}; {'; '.join(odd[:4])}); "
-                                   "every rank stops. Start all ranks with the same command and data")
+            raise DistributedError(
+                f"the ranks disagree on {what} (rank 0: {values[WRITER]}; {'; '.join(odd[:4])}); "
+                "every rank stops. Start all ranks with the same command and data"
+            )
 
-    def share_cached(self, todo: Sequence[str], found: dict[str, np.ndarray], dim: int,
-                     stats: EncodeStats, writer_counts: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    def share_cached(
+        self,
+        todo: Sequence[str],
+        found: dict[str, np.ndarray],
+        dim: int,
+        stats: EncodeStats,
+        writer_counts: tuple[int, int, int],
+    ) -> dict[str, np.ndarray]:
         """Every rank gets the vectors the writer's cache holds for ``todo``, and the same cache counts."""
         self._calls += 1
         digest = hashlib.sha256("\x00".join(todo).encode("utf-8", "surrogatepass")).hexdigest()[:16]
         self.agree("the texts of an encode call", f"call {self._calls}: {len(todo)} texts {digest}")
         mask = torch.zeros(len(todo) + 3, dtype=torch.int64)
         if self.is_writer:
-            mask[:len(todo)] = torch.tensor([t in found for t in todo], dtype=torch.int64)
-            mask[len(todo):] = torch.tensor(writer_counts, dtype=torch.int64)
+            mask[: len(todo)] = torch.tensor([t in found for t in todo], dtype=torch.int64)
+            mask[len(todo) :] = torch.tensor(writer_counts, dtype=torch.int64)
         mask = self._broadcast_tensor("the cache lookup", mask)
-        hits = [t for t, m in zip(todo, mask[:len(todo)].tolist()) if m]
+        hits = [t for t, m in zip(todo, mask[: len(todo)].tolist()) if m]
         if not self.is_writer:
             stats.reused_this_run, stats.reused_earlier, stats.repaired = (
-                a + b for a, b in zip((stats.reused_this_run, stats.reused_earlier, stats.repaired),
-                                      mask[len(todo):].tolist()))
+                a + b
+                for a, b in zip(
+                    (stats.reused_this_run, stats.reused_earlier, stats.repaired), mask[len(todo) :].tolist()
+                )
+            )
         if not hits:
             return {}
         vectors = torch.zeros((len(hits), dim), dtype=torch.float32)
@@ -120,7 +132,7 @@ class DataParallel:
         """Embed distinct ``texts`` with ``run`` (a callable on a list of texts), split across the ranks."""
         lengths = self._all_lengths(texts, run.token_lengths)
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-        shares = [order[r::self.world_size] for r in range(self.world_size)]
+        shares = [order[r :: self.world_size] for r in range(self.world_size)]
         mine = run([texts[i] for i in shares[self.rank]])
         width = mine.shape[1]
         most = max(len(s) for s in shares)
@@ -135,7 +147,7 @@ class DataParallel:
 
     def _all_lengths(self, texts: list[str], token_lengths: Callable[[list[str]], list[int]]) -> list[int]:
         """Token counts of every text: each rank tokenises every N-th one, then all are exchanged."""
-        part = token_lengths(texts[self.rank::self.world_size])
+        part = token_lengths(texts[self.rank :: self.world_size])
         most = -(-len(texts) // self.world_size)
         local = torch.full((most,), -1, dtype=torch.int64)
         local[: len(part)] = torch.tensor(part, dtype=torch.int64)

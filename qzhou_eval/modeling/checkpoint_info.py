@@ -63,8 +63,14 @@ class CheckpointInfo:
         if layout is None:
             return {}
         modules = "modules.json"
-        st_config = f"{layout.transformer_subfolder + '/' if layout.transformer_subfolder else ''}sentence_bert_config.json"
-        out = {"normalize": Declared(layout.normalize, f"{modules} (Normalize module {'present' if layout.normalize else 'absent'})")}
+        st_config = (
+            f"{layout.transformer_subfolder + '/' if layout.transformer_subfolder else ''}sentence_bert_config.json"
+        )
+        out = {
+            "normalize": Declared(
+                layout.normalize, f"{modules} (Normalize module {'present' if layout.normalize else 'absent'})"
+            )
+        }
         if layout.pooling is not None:
             out["pooling"] = Declared(layout.pooling, f"{modules} (Pooling config)")
         if layout.max_seq_length:
@@ -72,9 +78,13 @@ class CheckpointInfo:
         if layout.do_lower_case is not None:
             out["lowercase"] = Declared(bool(layout.do_lower_case), f"{st_config} do_lower_case")
         if layout.matryoshka_dims:
-            out["mrl_dims"] = Declared(list(layout.matryoshka_dims), "config_sentence_transformers.json matryoshka_dims")
+            out["mrl_dims"] = Declared(
+                list(layout.matryoshka_dims), "config_sentence_transformers.json matryoshka_dims"
+            )
         if layout.bidirectional is not None:
-            out["bidirectional"] = Declared(layout.bidirectional, "config_sentence_transformers.json qzhou_eval.bidirectional")
+            out["bidirectional"] = Declared(
+                layout.bidirectional, "config_sentence_transformers.json qzhou_eval.bidirectional"
+            )
         return out
 
 

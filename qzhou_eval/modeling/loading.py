@@ -34,10 +34,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise InvalidOptionError(f"--device {device} was asked for, but torch {torch.__version__} sees no CUDA "
-                                     "device here; use --device cpu (or leave --device out)")
+            raise InvalidOptionError(
+                f"--device {device} was asked for, but torch {torch.__version__} sees no CUDA "
+                "device here; use --device cpu (or leave --device out)"
+            )
         if resolved.index is not None and resolved.index >= count:
-            raise InvalidOptionError(f"--device {device}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+            raise InvalidOptionError(
+                f"--device {device}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+            )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise InvalidOptionError(f"--device {device} was asked for, but MPS is not available; use --device cpu")
     return resolved
@@ -164,9 +168,10 @@ def load_backbone(
     model.eval().to(device)
     tokenizer = load_tokenizer(source, layout, trust_remote_code)
     # Dense heads run in the model dtype: sentence-transformers runs every module of the reference in bf16.
-    dense = [head.to(device=device, dtype=dtype).eval() for head in _load_dense(
-        source, layout.dense_subfolders if layout else [], trust_remote_code
-    )]
+    dense = [
+        head.to(device=device, dtype=dtype).eval()
+        for head in _load_dense(source, layout.dense_subfolders if layout else [], trust_remote_code)
+    ]
     hidden = int(getattr(model.config, "hidden_size", 0) or 0)
     width = hidden
     for head in dense:

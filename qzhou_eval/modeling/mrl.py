@@ -23,9 +23,7 @@ def check_dim(dim: int | None, width: int, declared: Sequence[int] | None) -> in
     if declared:
         valid = sorted(d for d in declared if d <= width)
         if dim not in valid:
-            raise InvalidOptionError(
-                f"dim={dim} is not a dimension this checkpoint declares; valid dims are {valid}"
-            )
+            raise InvalidOptionError(f"dim={dim} is not a dimension this checkpoint declares; valid dims are {valid}")
     elif dim > width:
         raise InvalidOptionError(
             f"dim={dim} is larger than the model's output width {width}; valid dims are 1..{width}"

@@ -66,7 +66,8 @@ class ModelSource:
         if not any(p.name.endswith(_WEIGHT_SUFFIXES) for p in self.local_path.rglob("*") if p.is_file()):
             raise ModelFormatError(
                 f"{self.local_path} holds no weight files ({', '.join('*' + s for s in _WEIGHT_SUFFIXES)}); the "
-                "download or copy is incomplete — fetch the checkpoint again")
+                "download or copy is incomplete — fetch the checkpoint again"
+            )
 
     def fingerprint(self) -> str:
         """A short, stable identity of the weights: the hub revision, or a hash of the local files.

@@ -61,8 +61,7 @@ def _pooling_from_config(config: dict, where: str) -> Pooling:
     chosen = [mode for key, mode in _POOLING_KEYS.items() if config.get(key)]
     if len(chosen) != 1:
         raise ModelFormatError(
-            f"{where} selects {len(chosen)} pooling modes; qzhou-eval needs exactly one "
-            "(or pass pooling= explicitly)"
+            f"{where} selects {len(chosen)} pooling modes; qzhou-eval needs exactly one (or pass pooling= explicitly)"
         )
     if config.get("include_prompt") is False:
         logger.warning("%s excludes prompt tokens from pooling; qzhou-eval pools over them (as QZhou does)", where)
@@ -92,7 +91,9 @@ def read_layout(source: ModelSource) -> SentenceTransformerLayout | None:
         elif kind == _POOLING:
             config = source.read_json(f"{sub}/config.json")
             if not isinstance(config, dict):
-                raise ModelFormatError(f"{source.name_or_path}/{sub}/config.json is missing; the Pooling module needs it")
+                raise ModelFormatError(
+                    f"{source.name_or_path}/{sub}/config.json is missing; the Pooling module needs it"
+                )
             layout.pooling = _pooling_from_config(config, f"{source.name_or_path}/{sub}/config.json")
         elif kind == _DENSE:
             layout.dense_subfolders.append(sub)

@@ -57,9 +57,7 @@ class TokenPrepending:
         self._rows: torch.Tensor | None = None
         self._placeholder_pos: torch.Tensor | None = None
         self._last_pos: torch.Tensor | None = None
-        self._handles = [
-            layers[i].register_forward_pre_hook(self._hook, with_kwargs=True) for i in self.layer_indices
-        ]
+        self._handles = [layers[i].register_forward_pre_hook(self._hook, with_kwargs=True) for i in self.layer_indices]
 
     def remove(self) -> None:
         """Detach the hooks (the model runs unchanged afterwards)."""

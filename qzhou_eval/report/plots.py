@@ -39,8 +39,14 @@ def task_type_chart(report, path: str | Path) -> Path:
     for i, model in enumerate(models):
         values = table.loc[model, columns].astype(float).to_numpy()
         is_run = report.sources.get(model, "").startswith("run")
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, np.nan_to_num(values), width, label=model,
-               hatch="//" if is_run else None, edgecolor="black" if is_run else None)
+        ax.bar(
+            x + (i - (len(models) - 1) / 2) * width,
+            np.nan_to_num(values),
+            width,
+            label=model,
+            hatch="//" if is_run else None,
+            edgecolor="black" if is_run else None,
+        )
     ax.set_xticks(x, columns, rotation=20, ha="right")
     ax.set_ylabel("score (x100)")
     ax.set_title(f"{report.benchmark}, {report.convention.name}: {what}", fontsize="medium")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from qzhou_eval.benchmarks import SUITES, bundled_task_names
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.results.aggregate import score_frame
 from qzhou_eval.results.conventions import load_convention
 from qzhou_eval.results.load import ModelResults
 from qzhou_eval.results.runs import load_run_dir
-from qzhou_eval.benchmarks import SUITES, bundled_task_names
 
 
 @dataclass
@@ -75,15 +75,22 @@ def compare_runs(
     if common.empty:
         raise InvalidOptionError(
             f"nothing to compare: no {benchmark} task has a score in both BASE ({sorted(scores.index[has_base])[:5]}) "
-            f"and NEW ({sorted(scores.index[has_new])[:5]}); point both at runs of the same suite")
+            f"and NEW ({sorted(scores.index[has_new])[:5]}); point both at runs of the same suite"
+        )
     common["delta"] = common["new"] - common["base"]
     common["flag"] = ["DROP" if d < -max_task_drop else "" for d in common["delta"]]
     common = common.sort_values("delta")
     only_base = sorted(scores.index[has_base & ~has_new])
     only_new = sorted(scores.index[~has_base & has_new])
-    result = Comparison(benchmark, conv.name, common,
-                        float(common["base"].mean()) if len(common) else math.nan,
-                        float(common["new"].mean()) if len(common) else math.nan, only_base, only_new)
+    result = Comparison(
+        benchmark,
+        conv.name,
+        common,
+        float(common["base"].mean()) if len(common) else math.nan,
+        float(common["new"].mean()) if len(common) else math.nan,
+        only_base,
+        only_new,
+    )
     result.flags += [f"{task}: {row.delta:+.2f} (< -{max_task_drop})" for task, row in common.iterrows() if row.flag]
     if len(common) and result.mean_delta < -max_mean_drop:
         result.flags.append(f"mean over {len(common)} common tasks: {result.mean_delta:+.2f} (< -{max_mean_drop})")
@@ -96,8 +103,11 @@ def render_comparison(cmp: Comparison) -> str:
     table = cmp.rows.copy()
     table.index.name = "task"
     lines.append(table.reset_index().to_markdown(index=False, tablefmt="github", floatfmt=".2f"))
-    lines += ["", f"mean over {len(cmp.rows)} common tasks: base {cmp.mean_base:.2f}, new {cmp.mean_new:.2f}, "
-              f"delta {cmp.mean_delta:+.2f}"]
+    lines += [
+        "",
+        f"mean over {len(cmp.rows)} common tasks: base {cmp.mean_base:.2f}, new {cmp.mean_new:.2f}, "
+        f"delta {cmp.mean_delta:+.2f}",
+    ]
     if cmp.only_base:
         lines.append(f"tasks only in BASE (missing in NEW): {cmp.only_base}")
     if cmp.only_new:

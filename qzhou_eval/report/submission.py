@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from qzhou_eval._atomic import atomic_write_text
+from qzhou_eval.benchmarks import bundled_task_names
 from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.report.regression import detect_benchmark
 from qzhou_eval.results.runs import load_run_dir
-from qzhou_eval._atomic import atomic_write_text
-from qzhou_eval.benchmarks import bundled_task_names
 
 
 class SubmissionError(QZhouEvalError):
     """A run that cannot be submitted as it is."""
 
 
-def submit(run_dir: str | Path, out_dir: str | Path, *, benchmark: str | None = None,
-           allow_partial: bool = False, overwrite: bool = False) -> Path:
+def submit(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    benchmark: str | None = None,
+    allow_partial: bool = False,
+    overwrite: bool = False,
+) -> Path:
     """Write ``<out>/results/<org__model>/<revision>/`` and return that folder.
 
     Raises:
@@ -40,15 +46,21 @@ def submit(run_dir: str | Path, out_dir: str | Path, *, benchmark: str | None = 
     benchmark = benchmark or detect_benchmark(model)
     missing = sorted(set(bundled_task_names(benchmark)) - set(model.tasks))
     if missing and not allow_partial:
-        raise SubmissionError(f"the run lacks {len(missing)} task(s) of {benchmark}: {missing}; finish them or pass --allow-partial")
+        raise SubmissionError(
+            f"the run lacks {len(missing)} task(s) of {benchmark}: {missing}; finish them or pass --allow-partial"
+        )
     versions = {tf.mteb_version for tf in model.tasks.values()}
     if len(versions) > 1:
-        raise SubmissionError(f"task files were produced by mixed mteb versions {sorted(map(str, versions))}; re-run them with one version")
+        raise SubmissionError(
+            f"task files were produced by mixed mteb versions {sorted(map(str, versions))}; re-run them with one version"
+        )
     target = Path(out_dir) / "results" / source.parent.name / source.name
     files = [tf.path for tf in model.tasks.values()] + [meta_file]
     clashes = [target / f.name for f in files if (target / f.name).exists()]
     if clashes and not overwrite:
-        raise SubmissionError(f"{len(clashes)} file(s) already exist in {target} (e.g. {clashes[0].name}); pass --overwrite")
+        raise SubmissionError(
+            f"{len(clashes)} file(s) already exist in {target} (e.g. {clashes[0].name}); pass --overwrite"
+        )
     for f in files:
         atomic_write_text(target / f.name, f.read_text(encoding="utf-8"))
     _validate_with_mteb(Path(out_dir), model.name, sorted(model.tasks))
@@ -66,8 +78,10 @@ def _check_model_meta(path: Path) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise ValueError("it is not a JSON object with a 'name'")
     except (OSError, ValueError) as exc:
-        raise SubmissionError(f"{path} is not a valid mteb model_meta.json ({str(exc)[:300]}); re-run any one task "
-                              "of the run with qzhou-eval (it rewrites the file) or restore it") from None
+        raise SubmissionError(
+            f"{path} is not a valid mteb model_meta.json ({str(exc)[:300]}); re-run any one task "
+            "of the run with qzhou-eval (it rewrites the file) or restore it"
+        ) from None
 
 
 def _validate_with_mteb(out_dir: Path, model_name: str, tasks: list[str]) -> None:

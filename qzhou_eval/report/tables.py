@@ -96,19 +96,42 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
         raise InvalidOptionError.for_choice("format", fmt, FORMATS)
     frame = report.table(which)
     if fmt == "json":
-        rows = [{"model": name, **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}}
-                for name, row in frame.iterrows()]
-        return json.dumps({"benchmark": report.benchmark, "convention": report.convention.name,
-                           "convention_description": report.convention.description, "table": which,
-                           "revisions": report.revisions, "rows": rows}, indent=2, ensure_ascii=False, default=str)
+        rows = [
+            {"model": name, **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}}
+            for name, row in frame.iterrows()
+        ]
+        return json.dumps(
+            {
+                "benchmark": report.benchmark,
+                "convention": report.convention.name,
+                "convention_description": report.convention.description,
+                "table": which,
+                "revisions": report.revisions,
+                "rows": rows,
+            },
+            indent=2,
+            ensure_ascii=False,
+            default=str,
+        )
     shown = frame.map(_fmt)
     shown.index.name = "model"
     if fmt == "csv":
         shown = shown.reset_index()
         shown.insert(1, "convention", report.convention.name)
         return shown.to_csv(index=False)
-    lines = [f"**{report.benchmark}** — {which} table, convention `{report.convention.name}`: "
-             f"{report.convention.description}", "", shown.reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True), ""]
-    lines.append("Revisions used (tasks per revision folder): " + "; ".join(
-        f"{name}: " + ", ".join(f"{rev} ({n})" for rev, n in revs.items()) for name, revs in report.revisions.items() if revs))
+    lines = [
+        f"**{report.benchmark}** — {which} table, convention `{report.convention.name}`: "
+        f"{report.convention.description}",
+        "",
+        shown.reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True),
+        "",
+    ]
+    lines.append(
+        "Revisions used (tasks per revision folder): "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{rev} ({n})" for rev, n in revs.items())
+            for name, revs in report.revisions.items()
+            if revs
+        )
+    )
     return "\n".join(lines) + "\n"

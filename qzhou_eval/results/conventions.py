@@ -46,7 +46,9 @@ def _benchmark(name: str):
     try:
         return mteb.get_benchmark(name)
     except Exception as exc:
-        raise InvalidOptionError(f"unknown benchmark {name!r} ({exc}); e.g. 'MTEB(eng, v2)' or 'MTEB(cmn, v1)'") from exc
+        raise InvalidOptionError(
+            f"unknown benchmark {name!r} ({exc}); e.g. 'MTEB(eng, v2)' or 'MTEB(cmn, v1)'"
+        ) from exc
 
 
 def load_convention(name: str, benchmark: str) -> Convention:
@@ -59,10 +61,10 @@ def load_convention(name: str, benchmark: str) -> Convention:
     tasks = list(bench.tasks)
     types = {t.metadata.name: t.metadata.type for t in tasks}
     if name == MTEB_CONVENTION:
-        selection = {
-            t.metadata.name: TaskSelection(tuple(t.metadata.eval_splits), tuple(t.hf_subsets)) for t in tasks
-        }
-        return Convention(name, f"benchmark definitions of the installed mteb {mteb.__version__}", benchmark, selection, types)
+        selection = {t.metadata.name: TaskSelection(tuple(t.metadata.eval_splits), tuple(t.hf_subsets)) for t in tasks}
+        return Convention(
+            name, f"benchmark definitions of the installed mteb {mteb.__version__}", benchmark, selection, types
+        )
     path = _DATA / f"{name}.json"
     if not path.is_file():
         raise InvalidOptionError.for_choice("convention", name, available_conventions())

@@ -55,8 +55,10 @@ def read_task_file(path: Path, revision: str) -> TaskFile:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultFileError(f"{path}: not valid UTF-8 JSON ({exc}); the file is truncated or corrupt — delete it "
-                              "and re-run the task (or re-download it)") from exc
+        raise ResultFileError(
+            f"{path}: not valid UTF-8 JSON ({exc}); the file is truncated or corrupt — delete it "
+            "and re-run the task (or re-download it)"
+        ) from exc
     except OSError as exc:
         raise ResultFileError(f"{path}: cannot be read ({exc})") from exc
     scores = data.get("scores") if isinstance(data, dict) else None

@@ -43,12 +43,15 @@ def save_embedding_checkpoint(model, out: str | Path, config: TrainConfig) -> Pa
     (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2))
     if config.normalize:
         (out / "2_Normalize").mkdir(exist_ok=True)
-    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": evaluation_max_length(config),
-                                                               "do_lower_case": False}, indent=2))
+    (out / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": evaluation_max_length(config), "do_lower_case": False}, indent=2)
+    )
     st_config = {
         "similarity_fn_name": "cosine",
-        "qzhou_eval": {"bidirectional": bool(config.bidirectional), "instructions": {
-            d.name: d.instruction for d in config.datasets if d.instruction}},
+        "qzhou_eval": {
+            "bidirectional": bool(config.bidirectional),
+            "instructions": {d.name: d.instruction for d in config.datasets if d.instruction},
+        },
     }
     if config.matryoshka_dims:
         st_config["matryoshka_dims"] = list(config.matryoshka_dims)

@@ -76,8 +76,11 @@ def deduplicate(rows: Sequence) -> tuple[list, int, int]:
     return out, exact, normalised
 
 
-def pair_scores(rows: Sequence, embed: Callable[[list[str]], np.ndarray],
-                embed_queries: Callable[[list[str]], np.ndarray] | None = None) -> np.ndarray:
+def pair_scores(
+    rows: Sequence,
+    embed: Callable[[list[str]], np.ndarray],
+    embed_queries: Callable[[list[str]], np.ndarray] | None = None,
+) -> np.ndarray:
     """Cosine of each row's two sides (the first side through ``embed_queries`` when given, e.g. instructed)."""
     firsts, seconds = zip(*(_sides(r) for r in rows)) if rows else ((), ())
     return paired_cosines((embed_queries or embed)(list(firsts)), embed(list(seconds)))
@@ -90,9 +93,14 @@ def paired_cosines(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", first, second)
 
 
-def clean(rows: Sequence, embed: Callable[[list[str]], np.ndarray] | None = None, *, min_score: float | None = None,
-          drop_percentile: float | None = None,
-          embed_queries: Callable[[list[str]], np.ndarray] | None = None) -> tuple[list, CleaningReport]:
+def clean(
+    rows: Sequence,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    *,
+    min_score: float | None = None,
+    drop_percentile: float | None = None,
+    embed_queries: Callable[[list[str]], np.ndarray] | None = None,
+) -> tuple[list, CleaningReport]:
     """Deduplicate, then (with ``embed``) apply the score floor; see the module docstring.
 
     Raises:
@@ -112,6 +120,12 @@ def clean(rows: Sequence, embed: Callable[[list[str]], np.ndarray] | None = None
         keep = scores >= cut
         below = int((~keep).sum())
         kept = [r for r, k in zip(kept, keep) if k]
-    report = CleaningReport(rows_in=len(rows), exact_duplicates=exact, normalised_duplicates=normalised,
-                            below_score=below, score_cut=None if cut is None else round(cut, 6), rows_out=len(kept))
+    report = CleaningReport(
+        rows_in=len(rows),
+        exact_duplicates=exact,
+        normalised_duplicates=normalised,
+        below_score=below,
+        score_cut=None if cut is None else round(cut, 6),
+        rows_out=len(kept),
+    )
     return kept, report

@@ -28,8 +28,9 @@ class Collator:
     evaluation: every text gets the instruction.
     """
 
-    def __init__(self, tokenizer, formatter: InputFormatter, query_max_length: int, passage_max_length: int,
-                 hard_negatives: int) -> None:
+    def __init__(
+        self, tokenizer, formatter: InputFormatter, query_max_length: int, passage_max_length: int, hard_negatives: int
+    ) -> None:
         self.tokenizer = tokenizer
         self.formatter = formatter
         self.query_max_length = query_max_length
@@ -52,8 +53,12 @@ class Collator:
             a, b = [r["text_a"] for r in rows], [r["text_b"] for r in rows]
             p = _prefix(instruction)
             features = self._encode([(a, p, self.query_max_length), (b, p, self.query_max_length)])
-            return {"kind": kind, "features": features, "counts": [len(a), len(b)],
-                    "scores": torch.tensor([float(r["score"]) for r in rows])}
+            return {
+                "kind": kind,
+                "features": features,
+                "counts": [len(a), len(b)],
+                "scores": torch.tensor([float(r["score"]) for r in rows]),
+            }
         k = min([self.hard_negatives, *[len(r.get("negatives") or []) for r in rows]])
         queries = [r["query"] for r in rows]
         positives = [r["positive"] for r in rows]
@@ -63,9 +68,13 @@ class Collator:
         groups = [(queries, q_prefix, self.query_max_length), (positives, d_prefix, self.passage_max_length)]
         if negatives:
             groups.append((negatives, d_prefix, self.passage_max_length))
-        out = {"kind": kind, "features": self._encode(groups), "counts": [len(queries), len(positives), len(negatives)],
-               "hard_negatives": k,
-               "keys": TextKeys(_keys(queries), _keys(positives), _keys(negatives) if negatives else None)}
+        out = {
+            "kind": kind,
+            "features": self._encode(groups),
+            "counts": [len(queries), len(positives), len(negatives)],
+            "hard_negatives": k,
+            "keys": TextKeys(_keys(queries), _keys(positives), _keys(negatives) if negatives else None),
+        }
         if symmetric and rows[0].get("loss", "info_nce_label_mask") == "info_nce_label_mask":
             labels = {lab: i for i, lab in enumerate(dict.fromkeys(str(r["label"]) for r in rows))}
             out["labels"] = torch.tensor([labels[str(r["label"])] for r in rows])

@@ -11,7 +11,6 @@ from typing import Any
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.train.data.schema import DataKind
 
-
 # Losses a dataset of each kind may use; the first is the recipe's default (SPEC 3).
 LOSSES_BY_KIND = {
     DataKind.RETRIEVAL.value: ("info_nce",),
@@ -24,8 +23,10 @@ _TYPE_CHECKS = {
     "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
-    "list[int]": (lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
-                  "a list of integers"),
+    "list[int]": (
+        lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+        "a list of integers",
+    ),
     "list[DatasetSpec]": (lambda v: isinstance(v, list), "a list of datasets"),
     "dict[str, Any]": (lambda v: isinstance(v, dict), "a mapping"),
 }
@@ -58,7 +59,9 @@ def _dataset_spec(index: int, entry: Any) -> DatasetSpec:
     if isinstance(entry, DatasetSpec):
         return entry
     if not isinstance(entry, dict):
-        raise InvalidOptionError(f"TrainConfig.datasets[{index}] must be a mapping with name, path and kind, got {entry!r}")
+        raise InvalidOptionError(
+            f"TrainConfig.datasets[{index}] must be a mapping with name, path and kind, got {entry!r}"
+        )
     try:
         return DatasetSpec(**entry)
     except TypeError as exc:
@@ -90,7 +93,9 @@ class DatasetSpec:
             from qzhou_eval.train.data.transforms import TRANSFORMS
 
             if self.transform not in TRANSFORMS:
-                raise InvalidOptionError.for_choice(f"transform of dataset {self.name!r}", self.transform, sorted(TRANSFORMS))
+                raise InvalidOptionError.for_choice(
+                    f"transform of dataset {self.name!r}", self.transform, sorted(TRANSFORMS)
+                )
         if self.retrieval_group is None:
             self.retrieval_group = self.kind == DataKind.RETRIEVAL.value
         valid = LOSSES_BY_KIND[self.kind]
@@ -155,7 +160,14 @@ class TrainConfig:
             raise InvalidOptionError(f"TrainConfig.retrieval_share must be in (0, 1), got {self.retrieval_share}")
         if (self.max_steps is None) == (self.num_epochs is None):
             raise InvalidOptionError("TrainConfig: set exactly one of max_steps and num_epochs")
-        for field_name in ("batch_size", "pair_batch_size", "query_max_length", "passage_max_length", "logging_steps", "save_steps"):
+        for field_name in (
+            "batch_size",
+            "pair_batch_size",
+            "query_max_length",
+            "passage_max_length",
+            "logging_steps",
+            "save_steps",
+        ):
             if getattr(self, field_name) <= 0:
                 raise InvalidOptionError(f"TrainConfig.{field_name} must be positive, got {getattr(self, field_name)}")
         if self.temperature <= 0:

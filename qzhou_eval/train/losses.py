@@ -115,15 +115,24 @@ def info_nce(
             self_mask |= labels[:, None] == all_labels[None, :]
         masks.append(self_mask)
     if keys is not None:
-        _mask_copies(masks, keys, rows, targets, gather, with_negatives=negatives is not None,
-                     with_queries=query_negatives)
+        _mask_copies(
+            masks, keys, rows, targets, gather, with_negatives=negatives is not None, with_queries=query_negatives
+        )
     logits = torch.cat(candidates, dim=1) / temperature
     logits = logits.masked_fill(torch.cat(masks, dim=1), float("-inf"))
     return F.cross_entropy(logits, targets)
 
 
-def _mask_copies(masks: list[torch.Tensor], keys: TextKeys, rows: torch.Tensor, targets: torch.Tensor,
-                 gather: bool, *, with_negatives: bool, with_queries: bool) -> None:
+def _mask_copies(
+    masks: list[torch.Tensor],
+    keys: TextKeys,
+    rows: torch.Tensor,
+    targets: torch.Tensor,
+    gather: bool,
+    *,
+    with_negatives: bool,
+    with_queries: bool,
+) -> None:
     """OR the copy masks into ``masks`` (in-batch documents, then hard negatives, then queries)."""
     all_queries, _ = gather_with_grad(keys.queries) if gather else (keys.queries, 0)
     all_positives, _ = gather_with_grad(keys.positives) if gather else (keys.positives, 0)

@@ -40,15 +40,21 @@ class MiningConfig:
 
     def check(self) -> None:
         if not 0 <= self.range_min < self.range_max:
-            raise InvalidOptionError(f"--range_min {self.range_min} / --range_max {self.range_max}: need "
-                                     "0 <= range_min < range_max (candidates are ranks range_min+1..range_max)")
+            raise InvalidOptionError(
+                f"--range_min {self.range_min} / --range_max {self.range_max}: need "
+                "0 <= range_min < range_max (candidates are ranks range_min+1..range_max)"
+            )
         if self.num_negatives < 1:
             raise InvalidOptionError(f"--num_negatives {self.num_negatives}: need at least 1")
         if self.num_negatives > self.range_max - self.range_min:
-            raise InvalidOptionError(f"--num_negatives {self.num_negatives} exceeds the {self.range_max - self.range_min} "
-                                     f"candidates of ranks {self.range_min + 1}..{self.range_max}; widen the window")
+            raise InvalidOptionError(
+                f"--num_negatives {self.num_negatives} exceeds the {self.range_max - self.range_min} "
+                f"candidates of ranks {self.range_min + 1}..{self.range_max}; widen the window"
+            )
         if not 0 <= self.margin <= 1:
-            raise InvalidOptionError(f"--margin {self.margin}: a fraction of the positive's score, in [0, 1] (0: no filter)")
+            raise InvalidOptionError(
+                f"--margin {self.margin}: a fraction of the positive's score, in [0, 1] (0: no filter)"
+            )
 
 
 @dataclass
@@ -95,10 +101,15 @@ class RunningTopK:
     def add(self, documents: torch.Tensor, offset: int) -> None:
         scores, indices = [], []
         for start in range(0, len(self.queries), self.query_chunk):
-            block = self.queries[start:start + self.query_chunk] @ documents.T
-            both = torch.cat([self.scores[start:start + self.query_chunk], block], dim=1)
-            ids = torch.cat([self.indices[start:start + self.query_chunk],
-                             torch.arange(offset, offset + len(documents)).expand(len(block), -1)], dim=1)
+            block = self.queries[start : start + self.query_chunk] @ documents.T
+            both = torch.cat([self.scores[start : start + self.query_chunk], block], dim=1)
+            ids = torch.cat(
+                [
+                    self.indices[start : start + self.query_chunk],
+                    torch.arange(offset, offset + len(documents)).expand(len(block), -1),
+                ],
+                dim=1,
+            )
             top = torch.topk(both, min(self.k, both.shape[1]), dim=1)  # sorted, highest first
             scores.append(top.values)
             indices.append(torch.gather(ids, 1, top.indices))
@@ -109,9 +120,14 @@ def _unit(vectors: np.ndarray) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.from_numpy(np.asarray(vectors, dtype=np.float32)), dim=1)
 
 
-def mine(data: RetrievalData, embed_queries: Callable[[list[str]], np.ndarray],
-         embed_documents: Callable[[list[str]], np.ndarray], config: MiningConfig,
-         instruction: str = "", progress: bool = True) -> tuple[list[MinedRow], MiningReport]:
+def mine(
+    data: RetrievalData,
+    embed_queries: Callable[[list[str]], np.ndarray],
+    embed_documents: Callable[[list[str]], np.ndarray],
+    config: MiningConfig,
+    instruction: str = "",
+    progress: bool = True,
+) -> tuple[list[MinedRow], MiningReport]:
     """Mine hard negatives for every (query, positive) pair of ``data``; see the module docstring for the rule."""
     from tqdm.auto import tqdm
 
@@ -131,7 +147,7 @@ def mine(data: RetrievalData, embed_queries: Callable[[list[str]], np.ndarray],
     encode_seconds = 0.0
     chunks = range(0, len(doc_ids), config.corpus_chunk)
     for start in tqdm(chunks, desc="mining: corpus chunks", disable=not progress):
-        ids = doc_ids[start:start + config.corpus_chunk]
+        ids = doc_ids[start : start + config.corpus_chunk]
         t0 = time.monotonic()
         documents = _unit(embed_documents([data.corpus[d] for d in ids]))
         encode_seconds += time.monotonic() - t0
@@ -142,8 +158,11 @@ def mine(data: RetrievalData, embed_queries: Callable[[list[str]], np.ndarray],
     rows, candidates, removed, short = [], 0, 0, 0
     for row, q in enumerate(query_ids):
         positives = set(data.relevant[q])
-        ranked = [(doc_ids[i], s) for i, s in zip(top.indices[row].tolist(), top.scores[row].tolist())
-                  if doc_ids[i] not in positives][config.range_min:config.range_max]
+        ranked = [
+            (doc_ids[i], s)
+            for i, s in zip(top.indices[row].tolist(), top.scores[row].tolist())
+            if doc_ids[i] not in positives
+        ][config.range_min : config.range_max]
         for d in data.relevant[q]:
             ceiling = config.margin * positive_scores[(q, d)]
             kept = [(c, s) for c, s in ranked if config.margin == 0 or s < ceiling]
@@ -152,17 +171,41 @@ def mine(data: RetrievalData, embed_queries: Callable[[list[str]], np.ndarray],
             if len(kept) < config.num_negatives:
                 short += 1
                 continue
-            kept = kept[:config.num_negatives]
-            rows.append(MinedRow(query=data.queries[q], positive=data.corpus[d],
-                                 negatives=[data.corpus[c] for c, _ in kept], query_id=q, positive_id=d,
-                                 negative_ids=[c for c, _ in kept], negative_scores=[round(s, 6) for _, s in kept],
-                                 positive_score=round(positive_scores[(q, d)], 6), instruction=instruction))
-    report = MiningReport(queries=len(query_ids), documents=len(doc_ids), rows=len(rows), candidates=candidates,
-                          removed_by_filter=removed, rows_short=short, encode_seconds=round(encode_seconds, 2),
-                          total_seconds=round(time.monotonic() - started, 2), config=dataclasses.asdict(config))
-    logger.info("mined %d rows from %d queries: %d of %d window candidates removed as likely false negatives; "
-                "%d pairs with fewer than %d survivors left out", len(rows), len(query_ids), removed, candidates,
-                short, config.num_negatives)
+            kept = kept[: config.num_negatives]
+            rows.append(
+                MinedRow(
+                    query=data.queries[q],
+                    positive=data.corpus[d],
+                    negatives=[data.corpus[c] for c, _ in kept],
+                    query_id=q,
+                    positive_id=d,
+                    negative_ids=[c for c, _ in kept],
+                    negative_scores=[round(s, 6) for _, s in kept],
+                    positive_score=round(positive_scores[(q, d)], 6),
+                    instruction=instruction,
+                )
+            )
+    report = MiningReport(
+        queries=len(query_ids),
+        documents=len(doc_ids),
+        rows=len(rows),
+        candidates=candidates,
+        removed_by_filter=removed,
+        rows_short=short,
+        encode_seconds=round(encode_seconds, 2),
+        total_seconds=round(time.monotonic() - started, 2),
+        config=dataclasses.asdict(config),
+    )
+    logger.info(
+        "mined %d rows from %d queries: %d of %d window candidates removed as likely false negatives; "
+        "%d pairs with fewer than %d survivors left out",
+        len(rows),
+        len(query_ids),
+        removed,
+        candidates,
+        short,
+        config.num_negatives,
+    )
     return rows, report
 
 

@@ -22,14 +22,30 @@ class EmbeddingModel(nn.Module):
         self.backbone = encoder.model  # registered: its parameters are trained and saved
 
     @classmethod
-    def load(cls, path: str, *, pooling: str, bidirectional: bool | None, max_length: int,
-             trust_remote_code: bool, dtype: str | None = "float32") -> EmbeddingModel:
-        encoder = load_encoder(path, pooling=pooling, bidirectional=bidirectional, max_length=max_length,
-                               trust_remote_code=trust_remote_code, dtype=dtype, normalize=False,
-                               device="cpu")  # the Trainer places it
+    def load(
+        cls,
+        path: str,
+        *,
+        pooling: str,
+        bidirectional: bool | None,
+        max_length: int,
+        trust_remote_code: bool,
+        dtype: str | None = "float32",
+    ) -> EmbeddingModel:
+        encoder = load_encoder(
+            path,
+            pooling=pooling,
+            bidirectional=bidirectional,
+            max_length=max_length,
+            trust_remote_code=trust_remote_code,
+            dtype=dtype,
+            normalize=False,
+            device="cpu",
+        )  # the Trainer places it
         return cls(encoder)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        pooled = pooled_states(self.encoder.loaded, features, self.encoder.options.pooling,
-                               self.encoder.token_prepending)
+        pooled = pooled_states(
+            self.encoder.loaded, features, self.encoder.options.pooling, self.encoder.token_prepending
+        )
         return pooled.float()

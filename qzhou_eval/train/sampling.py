@@ -47,7 +47,9 @@ def dataset_weights(
         raise InvalidOptionError("dataset_weights needs at least one dataset")
     bad = {name: n for name, n in sizes.items() if not isinstance(n, (int, np.integer)) or n <= 0}
     if bad:
-        raise InvalidOptionError(f"dataset sizes must be positive integers; got {bad} (an empty dataset cannot be sampled)")
+        raise InvalidOptionError(
+            f"dataset sizes must be positive integers; got {bad} (an empty dataset cannot be sampled)"
+        )
     if alpha < 0:
         raise InvalidOptionError(f"alpha must be >= 0, got {alpha}")
     powered = {name: float(n) ** alpha for name, n in sizes.items()}
@@ -94,17 +96,25 @@ class GroupedBatches:
     """
 
     def __init__(
-        self, sizes: Mapping[str, int], weights: Mapping[str, float], batch_size: int | Mapping[str, int], seed: int = 0,
+        self,
+        sizes: Mapping[str, int],
+        weights: Mapping[str, float],
+        batch_size: int | Mapping[str, int],
+        seed: int = 0,
         shuffle: bool = False,
     ) -> None:
         self.batch_sizes = (
-            {n: int(batch_size[n]) for n in sizes} if isinstance(batch_size, Mapping) else {n: int(batch_size) for n in sizes}
+            {n: int(batch_size[n]) for n in sizes}
+            if isinstance(batch_size, Mapping)
+            else {n: int(batch_size) for n in sizes}
         )
         if any(b <= 0 for b in self.batch_sizes.values()):
             raise InvalidOptionError(f"batch sizes must be positive, got {self.batch_sizes}")
         too_small = {n: s for n, s in sizes.items() if s < self.batch_sizes[n]}
         if too_small:
-            sizes_note = batch_size if not isinstance(batch_size, Mapping) else {n: self.batch_sizes[n] for n in too_small}
+            sizes_note = (
+                batch_size if not isinstance(batch_size, Mapping) else {n: self.batch_sizes[n] for n in too_small}
+            )
             raise InvalidOptionError(
                 f"batch size {sizes_note} is larger than dataset(s) {too_small}; in grouped mode every batch comes "
                 "from one dataset, so lower the batch size or drop/merge those datasets"
@@ -145,9 +155,15 @@ class GroupedBatches:
             yield self.next_batch()
 
     def state_dict(self) -> dict:
-        return {"positions": dict(self.state.positions), "step": self.state.step,
-                "rng": self.rng.bit_generator.state, "names": list(self.names), "batch_size": self.batch_size,
-                "seed": self.seed, "shuffle": self.shuffle}
+        return {
+            "positions": dict(self.state.positions),
+            "step": self.state.step,
+            "rng": self.rng.bit_generator.state,
+            "names": list(self.names),
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("names") != self.names or state.get("batch_size") != self.batch_size:

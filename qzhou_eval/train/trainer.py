@@ -84,8 +84,9 @@ class EmbeddingTrainer(Trainer):
         k = inputs["hard_negatives"]
         negatives = parts[2].reshape(len(queries), k, -1) if k else None
         keys = inputs["keys"].to(emb.device) if self.qzhou.mask_in_batch_copies and "keys" in inputs else None
-        return info_nce(queries, positives, negatives, temperature=self.qzhou.temperature, labels=inputs.get("labels"),
-                        keys=keys)
+        return info_nce(
+            queries, positives, negatives, temperature=self.qzhou.temperature, labels=inputs.get("labels"), keys=keys
+        )
 
 
 def _world() -> tuple[int, int]:
@@ -107,7 +108,9 @@ def _check_resume(config: TrainConfig, out: Path) -> bool:
     old = json.loads(saved.read_text(encoding="utf-8"))
     new = config.resume_key()
     if old.get("resume_key") != new:
-        changed = sorted(k for k in set(old.get("resume_key", {})) | set(new) if old.get("resume_key", {}).get(k) != new.get(k))
+        changed = sorted(
+            k for k in set(old.get("resume_key", {})) | set(new) if old.get("resume_key", {}).get(k) != new.get(k)
+        )
         raise InvalidOptionError(
             f"{out} holds checkpoints of a different config (changed: {changed}); resume with the same config "
             "or choose another output_dir"
@@ -127,44 +130,83 @@ def train(config: TrainConfig) -> Path:
     data = load_training_rows(config)
     sizes = {name: len(rows) for name, rows in data.items()}
     group = [d.name for d in config.datasets if d.retrieval_group]
-    weights = dataset_weights(sizes, config.alpha, retrieval=group if config.retrieval_share else None,
-                              retrieval_ratio=config.retrieval_share)
+    weights = dataset_weights(
+        sizes, config.alpha, retrieval=group if config.retrieval_share else None, retrieval_ratio=config.retrieval_share
+    )
     kinds = {d.name: d.kind for d in config.datasets}
     batch_sizes = {n: config.pair_batch_size if kinds[n] == "pair" else config.batch_size for n in sizes}
     bad = {n: b for n, b in batch_sizes.items() if b % world}
     if bad:
         raise InvalidOptionError(f"global batch sizes {bad} are not divisible by the {world} processes")
     grouped = GroupedBatches(sizes, weights, batch_sizes, seed=config.seed, shuffle=config.shuffle_rows)
-    steps = config.max_steps or math.ceil(config.num_epochs * sum(math.ceil(n / batch_sizes[k]) for k, n in sizes.items()))
+    steps = config.max_steps or math.ceil(
+        config.num_epochs * sum(math.ceil(n / batch_sizes[k]) for k, n in sizes.items())
+    )
     flat, offsets = [], {}
     for name, rows in data.items():
         offsets[name] = len(flat)
         flat.extend(rows)
 
-    model = EmbeddingModel.load(config.model, pooling=config.pooling, bidirectional=config.bidirectional,
-                                max_length=max(config.query_max_length, config.passage_max_length),
-                                trust_remote_code=config.trust_remote_code)
+    model = EmbeddingModel.load(
+        config.model,
+        pooling=config.pooling,
+        bidirectional=config.bidirectional,
+        max_length=max(config.query_max_length, config.passage_max_length),
+        trust_remote_code=config.trust_remote_code,
+    )
     if config.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    collator = Collator(model.encoder.tokenizer, model.encoder.formatter, config.query_max_length,
-                        config.passage_max_length, config.hard_negatives)
+    collator = Collator(
+        model.encoder.tokenizer,
+        model.encoder.formatter,
+        config.query_max_length,
+        config.passage_max_length,
+        config.hard_negatives,
+    )
     cuda = torch.cuda.is_available()
     bf16 = (cuda and torch.cuda.is_bf16_supported()) if config.bf16 == "auto" else bool(config.bf16)
     args = TrainingArguments(
-        output_dir=str(out), max_steps=steps, learning_rate=config.learning_rate, warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay, logging_steps=config.logging_steps, save_steps=config.save_steps,
-        save_total_limit=2, bf16=bf16, seed=config.seed, report_to=[], per_device_train_batch_size=1,
-        remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not cuda,
-        ddp_backend="gloo" if (world > 1 and not cuda) else None, deepspeed=config.deepspeed, disable_tqdm=False,
+        output_dir=str(out),
+        max_steps=steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        bf16=bf16,
+        seed=config.seed,
+        report_to=[],
+        per_device_train_batch_size=1,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not cuda,
+        ddp_backend="gloo" if (world > 1 and not cuda) else None,
+        deepspeed=config.deepspeed,
+        disable_tqdm=False,
     )
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(json.dumps({"config": config.to_dict(), "resume_key": config.resume_key(),
-                                                   "dataset_weights": weights, "steps": steps}, indent=2))
+        (out / CONFIG_FILE).write_text(
+            json.dumps(
+                {
+                    "config": config.to_dict(),
+                    "resume_key": config.resume_key(),
+                    "dataset_weights": weights,
+                    "steps": steps,
+                },
+                indent=2,
+            )
+        )
     trainer = EmbeddingTrainer(
-        model=model, args=args, train_dataset=_Rows(flat), data_collator=collator,
+        model=model,
+        args=args,
+        train_dataset=_Rows(flat),
+        data_collator=collator,
         callbacks=[LossLogCallback(out, texts_per_step={n: batch_sizes[n] for n in sizes})],
-        qzhou=config, batch_sampler=RankBatchSampler(grouped, offsets, steps, rank, world), collator=collator,
+        qzhou=config,
+        batch_sampler=RankBatchSampler(grouped, offsets, steps, rank, world),
+        collator=collator,
     )
     trainer.train(resume_from_checkpoint=True if resume else None)
     if trainer.is_world_process_zero():

@@ -30,14 +30,40 @@ sys.path.insert(0, str(REPO))
 from qzhou_eval.train.data.retrieval_folder import read_retrieval_folder  # noqa: E402
 from qzhou_eval.train.synth.loopback import ChatRequest, Fail, LoopbackChat, Reply, Stall  # noqa: E402
 
-SYNONYMS = {"increases": "raises", "decreases": "lowers", "reduces": "lowers", "associated with": "linked to",
-            "patients": "individuals", "higher": "greater", "lower": "reduced", "risk": "likelihood",
-            "causes": "leads to", "inhibits": "suppresses", "promotes": "fosters", "required": "needed",
-            "mice": "murine models", "expression": "levels", "results in": "produces", "induces": "triggers",
-            "prevents": "averts", "enhances": "boosts", "impairs": "hampers", "correlated with": "related to",
-            "significantly": "markedly", "treatment": "therapy", "increased": "elevated", "decreased": "diminished",
-            "reduced": "lowered", "individuals": "people", "activity": "function", "effective": "efficacious",
-            "development": "formation", "important": "key", "regulates": "controls", "involved in": "part of"}
+SYNONYMS = {
+    "increases": "raises",
+    "decreases": "lowers",
+    "reduces": "lowers",
+    "associated with": "linked to",
+    "patients": "individuals",
+    "higher": "greater",
+    "lower": "reduced",
+    "risk": "likelihood",
+    "causes": "leads to",
+    "inhibits": "suppresses",
+    "promotes": "fosters",
+    "required": "needed",
+    "mice": "murine models",
+    "expression": "levels",
+    "results in": "produces",
+    "induces": "triggers",
+    "prevents": "averts",
+    "enhances": "boosts",
+    "impairs": "hampers",
+    "correlated with": "related to",
+    "significantly": "markedly",
+    "treatment": "therapy",
+    "increased": "elevated",
+    "decreased": "diminished",
+    "reduced": "lowered",
+    "individuals": "people",
+    "activity": "function",
+    "effective": "efficacious",
+    "development": "formation",
+    "important": "key",
+    "regulates": "controls",
+    "involved in": "part of",
+}
 _SYNONYM = re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(SYNONYMS, key=len, reverse=True)) + r")\b")
 FOREIGN = ["这项研究表明该药物可以显著降低患者的风险。", "该蛋白的表达水平与疾病进展密切相关。"]
 TIMEOUT_S = 2.0
@@ -86,8 +112,9 @@ class RuleBasedChat:
             return json.dumps({"query": other["query"], "positive": other["positive"]})
         positive = source["positive"]
         negative = self.negatives[source["query"]]
-        return json.dumps({"negative": negative[:len(positive)].rsplit(" ", 1)[0] if len(negative) > len(positive)
-                           else negative})
+        return json.dumps(
+            {"negative": negative[: len(positive)].rsplit(" ", 1)[0] if len(negative) > len(positive) else negative}
+        )
 
 
 def _source_rows(data_dir: Path) -> tuple[list[dict], dict[str, str]]:
@@ -95,8 +122,11 @@ def _source_rows(data_dir: Path) -> tuple[list[dict], dict[str, str]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     data = read_retrieval_folder(data_dir, "train")
-    rows = [{"query": data.queries[q], "positive": data.corpus[docs[0]][:1500]}
-            for q, docs in data.relevant.items() if q in data.queries and docs]
+    rows = [
+        {"query": data.queries[q], "positive": data.corpus[docs[0]][:1500]}
+        for q, docs in data.relevant.items()
+        if q in data.queries and docs
+    ]
     doc_ids = list(data.corpus)
     vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True)
     doc_matrix = vectorizer.fit_transform(data.corpus[d] for d in doc_ids)
@@ -130,25 +160,50 @@ def main() -> int:
     source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     os.environ.setdefault("QZHOU_LOOPBACK_KEY", "loopback")
     with LoopbackChat(RuleBasedChat(rows, negatives)) as chat:
-        config = SynthConfig(input=str(source), kind="retrieval", output_dir=str(out / "synth"),
-                             operations=["paraphrase", "augmentation", "hard_negative"], base_url=chat.url,
-                             model="loopback-rules", api_key_env="QZHOU_LOOPBACK_KEY", concurrency=8,
-                             timeout_s=TIMEOUT_S, backoff_s=0.05, max_retries=4)
+        config = SynthConfig(
+            input=str(source),
+            kind="retrieval",
+            output_dir=str(out / "synth"),
+            operations=["paraphrase", "augmentation", "hard_negative"],
+            base_url=chat.url,
+            model="loopback-rules",
+            api_key_env="QZHOU_LOOPBACK_KEY",
+            concurrency=8,
+            timeout_s=TIMEOUT_S,
+            backoff_s=0.05,
+            max_retries=4,
+        )
         started = time.perf_counter()
         report = run_synthesis(config)  # the scorer: the bundled MiniLM (SynthConfig.scorer_model)
         seconds = time.perf_counter() - started
-    print(f"source rows {report.source_rows}; requests planned {report.requests_planned}; answered now "
-          f"{report.answered_now}, before {report.answered_before}; failed {report.failed}; {seconds:.1f} s")
+    print(
+        f"source rows {report.source_rows}; requests planned {report.requests_planned}; answered now "
+        f"{report.answered_now}, before {report.answered_before}; failed {report.failed}; {seconds:.1f} s"
+    )
     print(f"HTTP requests {report.http_requests}; retries {report.retries}; tokens {report.tokens}")
     for op in config.operations:
-        print(f"  {op:14s} kept {report.kept.get(op, 0):4d}  rejected {dict(sorted(report.rejected.get(op, {}).items()))}")
+        print(
+            f"  {op:14s} kept {report.kept.get(op, 0):4d}  rejected {dict(sorted(report.rejected.get(op, {}).items()))}"
+        )
     print(f"outputs: {config.output_dir}/rows.jsonl, rejected.jsonl, report.json")
 
-    trained = train(TrainConfig(
-        model=BUNDLED_MINILM, output_dir=str(out / "train"), max_steps=args.train_steps, batch_size=16,
-        hard_negatives=0, learning_rate=2e-5, warmup_steps=0, query_max_length=64, passage_max_length=128,
-        temperature=0.05, logging_steps=1, save_steps=100000,
-        datasets=[{"name": "synth", "path": str(Path(config.output_dir) / "rows.jsonl"), "kind": "retrieval"}]))
+    trained = train(
+        TrainConfig(
+            model=BUNDLED_MINILM,
+            output_dir=str(out / "train"),
+            max_steps=args.train_steps,
+            batch_size=16,
+            hard_negatives=0,
+            learning_rate=2e-5,
+            warmup_steps=0,
+            query_max_length=64,
+            passage_max_length=128,
+            temperature=0.05,
+            logging_steps=1,
+            save_steps=100000,
+            datasets=[{"name": "synth", "path": str(Path(config.output_dir) / "rows.jsonl"), "kind": "retrieval"}],
+        )
+    )
     log = [json.loads(line) for line in (trained / "training_log.jsonl").read_text().splitlines()]
     losses = [round(entry["loss"], 4) for entry in log if "loss" in entry]
     print(f"trainer read rows.jsonl: {args.train_steps} steps, losses {losses}, checkpoint {trained}")

@@ -8,6 +8,7 @@ import sys
 from qzhou_eval.encoder import embedder
 
 if os.environ.get("RANK") == "1":
+
     def _die(self, features):  # a crash no Python handler sees (a segfault, the OOM killer)
         os._exit(17)
 

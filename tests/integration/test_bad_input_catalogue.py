@@ -19,26 +19,49 @@ STS = ["--tasks", "STSBenchmark"]
 
 
 def _run(*extra):
-    return ["run", *STS, "--model_name_or_path", "{model}", "--model_name", MODEL_NAME, "--data_dir", "{data}",
-            "--output_dir", "{tmp}/out", *extra]
+    return [
+        "run",
+        *STS,
+        "--model_name_or_path",
+        "{model}",
+        "--model_name",
+        MODEL_NAME,
+        "--data_dir",
+        "{data}",
+        "--output_dir",
+        "{tmp}/out",
+        *extra,
+    ]
 
 
 CASES = [
     # run: selection
     ("no benchmark, no tasks", ["run", "--output_dir", "{tmp}/o"], "pass --benchmark NAME"),
     ("empty --tasks", ["run", "--tasks", "", "--output_dir", "{tmp}/o"], "names nothing"),
-    ("empty --task_types", ["run", "--benchmark", "MTEB(eng, v2)", "--task_types", ",", "--output_dir", "{tmp}/o"],
-     "names nothing"),
+    (
+        "empty --task_types",
+        ["run", "--benchmark", "MTEB(eng, v2)", "--task_types", ",", "--output_dir", "{tmp}/o"],
+        "names nothing",
+    ),
     ("unknown benchmark", ["run", "--benchmark", "MTEB(eng, v9)", "--output_dir", "{tmp}/o"], "closest"),
     ("unknown task", ["run", "--tasks", "STSBenchmrk", "--output_dir", "{tmp}/o"], "closest: ['STSBenchmark'"),
-    ("task outside the suite", ["run", "--benchmark", "MTEB(eng, v2)", "--tasks", "LCQMC", "--output_dir", "{tmp}/o"],
-     "is not part of MTEB(eng, v2)"),
-    ("unknown task type", ["run", "--benchmark", "MTEB(eng, v2)", "--task_types", "Sts", "--output_dir", "{tmp}/o"],
-     "did you mean 'STS'"),
+    (
+        "task outside the suite",
+        ["run", "--benchmark", "MTEB(eng, v2)", "--tasks", "LCQMC", "--output_dir", "{tmp}/o"],
+        "is not part of MTEB(eng, v2)",
+    ),
+    (
+        "unknown task type",
+        ["run", "--benchmark", "MTEB(eng, v2)", "--task_types", "Sts", "--output_dir", "{tmp}/o"],
+        "did you mean 'STS'",
+    ),
     ("shard out of range", ["run", *STS, "--shard", "5/2", "--output_dir", "{tmp}/o"], "out of range"),
     ("shard malformed", ["run", *STS, "--shard", "half", "--output_dir", "{tmp}/o"], "must look like I/N"),
-    ("--only_available without --data_dir", ["run", *STS, "--only_available", "--output_dir", "{tmp}/o"],
-     "needs --data_dir"),
+    (
+        "--only_available without --data_dir",
+        ["run", *STS, "--only_available", "--output_dir", "{tmp}/o"],
+        "needs --data_dir",
+    ),
     # run: options
     ("bad pooling", _run("--pooling_mode", "median"), "is not a valid Pooling, must be one of"),
     ("bad dtype", _run("--dtype", "float8"), "not a valid dtype"),
@@ -50,15 +73,21 @@ CASES = [
     ("bad layer spec", _run("--token_prepending_layers", "a-b"), "layer indices like '1-7'"),
     ("unknown preset", _run("--preset", "qzhou-embeding"), "did you mean 'qzhou-embedding'"),
     ("model name without org", _run("--model_name", "justname"), "must look like org/name"),
-    ("instructions turned off explicitly", _run("--instructions", "reference", "--use_instruction", "false"),
-     "drop one of them"),
+    (
+        "instructions turned off explicitly",
+        _run("--instructions", "reference", "--use_instruction", "false"),
+        "drop one of them",
+    ),
     ("unknown instruction variant", _run("--use_instruction", "true", "--instructions", "leaderbord"), "reference"),
     ("instruction file that is not JSON", _run("--instructions", "{bad_json}"), "fix the file, or pass a bundled"),
     ("cuda without cuda", _run("--device", "cuda"), "use --device cpu"),
     ("nonsense device", _run("--device", "toaster"), "not a valid device"),
     ("cache_dir is a file", _run("--cache_dir", "{a_file}"), "is a file; pass a folder, or 'none'"),
-    ("output_dir under a file", ["run", *STS, "--model_name_or_path", "{model}", "--data_dir", "{data}",
-                                 "--output_dir", "{a_file}/out"], "is not writable"),
+    (
+        "output_dir under a file",
+        ["run", *STS, "--model_name_or_path", "{model}", "--data_dir", "{data}", "--output_dir", "{a_file}/out"],
+        "is not writable",
+    ),
     # run: model folders
     ("model path missing", _run("--model_name_or_path", "{tmp}/nowhere"), "does not exist; check the path"),
     ("model path is a file", _run("--model_name_or_path", "{a_file}"), "is a file; pass the checkpoint folder"),
@@ -74,28 +103,59 @@ CASES = [
     ("split file without a needed column", _run("--data_dir", "{data_columns}"), "lacks column(s) ['score']"),
     ("README YAML broken", _run("--data_dir", "{data_yaml}"), "YAML"),
     # run: output folder
-    ("other options over finished results", ["run", "--benchmark", "MTEB(eng, v2)", *STS, "--model_name_or_path",
-                                             "{model}", "--model_name", MODEL_NAME, "--data_dir", "{data}",
-                                             "--output_dir", "{finished}", "--normalize", "false"],
-     "pass --overwrite"),
+    (
+        "other options over finished results",
+        [
+            "run",
+            "--benchmark",
+            "MTEB(eng, v2)",
+            *STS,
+            "--model_name_or_path",
+            "{model}",
+            "--model_name",
+            MODEL_NAME,
+            "--data_dir",
+            "{data}",
+            "--output_dir",
+            "{finished}",
+            "--normalize",
+            "false",
+        ],
+        "pass --overwrite",
+    ),
     # report / compare / submit
     ("report of a missing folder", ["report", "{tmp}/nothing", "--benchmark", "MTEB(eng, v2)"], "does not exist"),
     ("report on an unknown benchmark", ["report", "{finished}", "--benchmark", "MTEB(xx, v1)"], "MTEB(xx, v1)"),
-    ("report --out exists", ["report", "{finished}", "--benchmark", "MTEB(eng, v2)", "--out", "{a_file}"],
-     "pass --force"),
-    ("report over a result that is not UTF-8", ["report", "{binary_result}", "--benchmark", "MTEB(eng, v2)"],
-     "not valid UTF-8 JSON"),
+    (
+        "report --out exists",
+        ["report", "{finished}", "--benchmark", "MTEB(eng, v2)", "--out", "{a_file}"],
+        "pass --force",
+    ),
+    (
+        "report over a result that is not UTF-8",
+        ["report", "{binary_result}", "--benchmark", "MTEB(eng, v2)"],
+        "not valid UTF-8 JSON",
+    ),
     ("compare a missing folder", ["compare", "{tmp}/nothing", "{finished}"], "does not exist"),
-    ("compare with nothing in common", ["compare", "{finished}", "{other_task_run}", "--benchmark", "MTEB(eng, v2)"],
-     "nothing to compare"),
+    (
+        "compare with nothing in common",
+        ["compare", "{finished}", "{other_task_run}", "--benchmark", "MTEB(eng, v2)"],
+        "nothing to compare",
+    ),
     ("compare negative threshold", ["compare", "{finished}", "{finished}", "--max-task-drop", "-1"], ">= 0"),
-    ("submit with a damaged model_meta.json", ["submit", "{bad_meta_run}", "--out", "{tmp}/sub", "--allow-partial"],
-     "not a valid mteb model_meta.json"),
+    (
+        "submit with a damaged model_meta.json",
+        ["submit", "{bad_meta_run}", "--out", "{tmp}/sub", "--allow-partial"],
+        "not a valid mteb model_meta.json",
+    ),
     ("submit a partial run", ["submit", "{finished}", "--out", "{tmp}/sub2"], "--allow-partial"),
     # train
     ("train config missing", ["train", "{tmp}/none.yaml"], "does not exist"),
-    ("train config value of the wrong type", ["train", "{train_config}", "learning_rate=fast"],
-     "TrainConfig.learning_rate must be a number, got 'fast'"),
+    (
+        "train config value of the wrong type",
+        ["train", "{train_config}", "learning_rate=fast"],
+        "TrainConfig.learning_rate must be a number, got 'fast'",
+    ),
     ("train override without =", ["train", "{train_config}", "max_steps"], "must look like key=value"),
     ("train config not YAML", ["train", "{bad_json}"], "not readable YAML"),
     ("train dataset without path", ["train", "{train_no_path}"], "needs a 'path'"),
@@ -104,8 +164,11 @@ CASES = [
     ("instructions for an unknown benchmark", ["instructions", "--benchmark", "MTEB(eng, v7)"], "MTEB(eng, v7)"),
     ("mirror without a selection", ["mirror", "--out", "{tmp}/m"], "pass --benchmark NAME or --tasks"),
     ("encode with no texts", ["encode", "--model_name_or_path", "{model}"], "no texts given"),
-    ("encode with a bad pooling", ["encode", "x", "--model_name_or_path", "{model}", "--pooling_mode", "max"],
-     "is not a valid Pooling, must be one of"),
+    (
+        "encode with a bad pooling",
+        ["encode", "x", "--model_name_or_path", "{model}", "--pooling_mode", "max"],
+        "is not a valid Pooling, must be one of",
+    ),
 ]
 
 
@@ -131,8 +194,14 @@ def world(tmp_path_factory, minilm_path, shared_dir, finished_run):
     shutil.copytree(model, no_weights, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     bad_json = tmp / "bad.json"
     bad_json.write_text("{: nope")
-    places.update(a_file=str(a_file), empty_dir=str(empty_dir), broken_config=str(broken), binary_config=str(binary),
-                  no_weights=str(no_weights), bad_json=str(bad_json))
+    places.update(
+        a_file=str(a_file),
+        empty_dir=str(empty_dir),
+        broken_config=str(broken),
+        binary_config=str(binary),
+        no_weights=str(no_weights),
+        bad_json=str(bad_json),
+    )
 
     def data_copy(name: str) -> Path:
         root = tmp / name
@@ -155,7 +224,7 @@ def world(tmp_path_factory, minilm_path, shared_dir, finished_run):
     result_dir = next(finished.glob("*/*/STSBenchmark.json")).parent
     binary_run = tmp / "binary-result" / result_dir.parent.name / result_dir.name
     shutil.copytree(result_dir, binary_run)
-    (binary_run / "STSBenchmark.json").write_bytes(b"\xff{\"scores\": 1}")
+    (binary_run / "STSBenchmark.json").write_bytes(b'\xff{"scores": 1}')
     places["binary_result"] = str(binary_run.parent.parent)
     bad_meta = tmp / "bad-meta" / result_dir.parent.name / result_dir.name
     shutil.copytree(result_dir, bad_meta)
@@ -170,10 +239,14 @@ def world(tmp_path_factory, minilm_path, shared_dir, finished_run):
     places["other_task_run"] = str(other.parent.parent)
 
     train = tmp / "train.yaml"
-    train.write_text(f"model: {minilm_path}\noutput_dir: {tmp}/trained\nmax_steps: 1\nstage: 2\ndatasets:\n"
-                     f"  - name: sts\n    path: {tmp}/rows.jsonl\n    kind: pair\n")
+    train.write_text(
+        f"model: {minilm_path}\noutput_dir: {tmp}/trained\nmax_steps: 1\nstage: 2\ndatasets:\n"
+        f"  - name: sts\n    path: {tmp}/rows.jsonl\n    kind: pair\n"
+    )
     no_path = tmp / "train-no-path.yaml"
-    no_path.write_text(f"model: {minilm_path}\noutput_dir: {tmp}/t\nmax_steps: 1\ndatasets:\n  - name: a\n    kind: pair\n")
+    no_path.write_text(
+        f"model: {minilm_path}\noutput_dir: {tmp}/t\nmax_steps: 1\ndatasets:\n  - name: a\n    kind: pair\n"
+    )
     places.update(train_config=str(train), train_no_path=str(no_path))
     return places
 
@@ -214,9 +287,11 @@ def test_sigterm_stops_a_command_like_ctrl_c(tmp_path):
     import sys
     import time
 
-    code = ("import os, signal, time\nfrom qzhou_eval.cli.handling import run_handled\n"
-            "def work():\n    print('ready', flush=True)\n    time.sleep(30)\n"
-            "raise SystemExit(run_handled(work))\n")
+    code = (
+        "import os, signal, time\nfrom qzhou_eval.cli.handling import run_handled\n"
+        "def work():\n    print('ready', flush=True)\n    time.sleep(30)\n"
+        "raise SystemExit(run_handled(work))\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.2)

@@ -99,8 +99,9 @@ def test_embeddings_do_not_depend_on_the_batching(model, request, varied_texts):
         runs[label] = encoder.encode(texts)
     base = runs.pop("one text per batch")
     for label, vectors in runs.items():
-        assert np.abs(vectors - base).max() < 2e-5, f"{model}: {label} differs from unbatched by " \
-                                                    f"{np.abs(vectors - base).max():.2e}"
+        assert np.abs(vectors - base).max() < 2e-5, (
+            f"{model}: {label} differs from unbatched by {np.abs(vectors - base).max():.2e}"
+        )
 
 
 def test_a_budget_below_max_length_names_both_numbers(minilm_path):

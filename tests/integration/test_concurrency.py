@@ -47,10 +47,19 @@ def test_a_run_with_other_inputs_is_refused_naming_the_live_one(tmp_path, minilm
     out = tmp_path / "out"
     live = RunInputs(MODEL_NAME, "somerevision", {"pooling": "cls"}, False, None)
     with OutputFolderLock(out, live, "a live run"):
-        config = RunConfig(model_name_or_path=minilm_path, benchmark=None, output_dir=out, tasks=["STSBenchmark"],
-                           data_dir=shared_dir / "mteb-data", model_name=MODEL_NAME)
-        with pytest.raises(OutputDirBusy, match=rf"in use by another run with other inputs \(pid {os.getpid()}.*"
-                                                 r"revision: 'somerevision' -> .*pooling: 'cls' -> 'mean'"):
+        config = RunConfig(
+            model_name_or_path=minilm_path,
+            benchmark=None,
+            output_dir=out,
+            tasks=["STSBenchmark"],
+            data_dir=shared_dir / "mteb-data",
+            model_name=MODEL_NAME,
+        )
+        with pytest.raises(
+            OutputDirBusy,
+            match=rf"in use by another run with other inputs \(pid {os.getpid()}.*"
+            r"revision: 'somerevision' -> .*pooling: 'cls' -> 'mean'",
+        ):
             run_suite(config)
     registrations = list((out / ".qzhou" / "runs").glob("*.json"))
     assert registrations == [], "a finished run must leave no registration behind"
@@ -71,8 +80,9 @@ def test_cleanup_removes_only_temp_files_of_dead_writers(tmp_path):
     try:
         host = socket.gethostname().replace(".", "_")
         live = tmp_path / f".STS12.json.{host}-{sleeper.pid}.abc{TMP_SUFFIX}"
-        dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                                  text=True, check=True).stdout.strip()
+        dead_pid = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         dead = tmp_path / f".STS13.json.{host}-{dead_pid}.def{TMP_SUFFIX}"
         mine = tmp_path / f"{temp_prefix('STS14.json')}ghi{TMP_SUFFIX}"
         for path in (live, dead, mine):
@@ -90,11 +100,29 @@ def test_two_shard_processes_started_together_keep_every_result(tmp_path, minilm
     for task in tasks:
         copy_task(task, data, rows=40)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "qzhou_eval.cli.main", "-q", "run", "--tasks", ",".join(tasks),
-           "--model_name_or_path", minilm_path, "--model_name", MODEL_NAME, "--data_dir", str(data),
-           "--output_dir", str(out)]
-    procs = [subprocess.Popen([*cmd, "--shard", f"{i}/2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for i in range(2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qzhou_eval.cli.main",
+        "-q",
+        "run",
+        "--tasks",
+        ",".join(tasks),
+        "--model_name_or_path",
+        minilm_path,
+        "--model_name",
+        MODEL_NAME,
+        "--data_dir",
+        str(data),
+        "--output_dir",
+        str(out),
+    ]
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--shard", f"{i}/2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(2)
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     manifest = json.loads((out / "qzhou-run-tasks.json").read_text())

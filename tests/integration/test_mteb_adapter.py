@@ -29,8 +29,13 @@ def test_adapter_applies_routed_prefix(encoder, task, prompt_type, instructed):
     model = QZhouMtebModel(encoder, instructions, model_name="test/minilm")
     texts = ["a cat sat", "dogs bark", "the sun is hot"]
     meta = mteb.get_task(task).metadata
-    got = model.encode(_loader(texts), task_metadata=meta, hf_split="test", hf_subset="default",
-                       prompt_type=PromptType(prompt_type) if prompt_type else None)
+    got = model.encode(
+        _loader(texts),
+        task_metadata=meta,
+        hf_split="test",
+        hf_subset="default",
+        prompt_type=PromptType(prompt_type) if prompt_type else None,
+    )
     prefix = f"Instruct: {instructions.tasks[task].instruction}\nQuery: " if instructed else ""
     assert np.abs(got - encoder.encode(texts, prefix=prefix)).max() <= 1e-6
     off = QZhouMtebModel(encoder, instructions, use_instruction=False, model_name="test/minilm")

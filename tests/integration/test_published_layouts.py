@@ -28,8 +28,9 @@ def _info(path):
     return read_checkpoint(resolve_source(str(path)))
 
 
-def test_both_layouts_are_recognised_and_plain_checkpoints_are_not(tiny_qzhou_embedding, tiny_qzhou_zh, tiny_qwen2,
-                                                                   minilm_path):
+def test_both_layouts_are_recognised_and_plain_checkpoints_are_not(
+    tiny_qzhou_embedding, tiny_qzhou_zh, tiny_qwen2, minilm_path
+):
     assert recognise(_info(tiny_qzhou_embedding)).preset.name == "qzhou-embedding"
     zh = recognise(_info(tiny_qzhou_zh))
     assert zh.preset.name == "qzhou-embedding-zh" and "dense_out_features=1792" in zh.how
@@ -44,7 +45,9 @@ def test_hub_cache_snapshot_is_recognised_by_its_hub_id(tmp_path, tiny_qwen2):
     snapshot = tmp_path / "models--Kingsoft-LLM--QZhou-Embedding" / "snapshots" / "f1e6c03e"
     shutil.copytree(tiny_qwen2, snapshot)
     choice = recognise(_info(snapshot))
-    assert choice.preset.name == "qzhou-embedding" and choice.how == "recognised from hub id Kingsoft-LLM/QZhou-Embedding"
+    assert (
+        choice.preset.name == "qzhou-embedding" and choice.how == "recognised from hub id Kingsoft-LLM/QZhou-Embedding"
+    )
 
 
 def test_qzhou_embedding_card_flags_equal_the_explicit_preset(tiny_qzhou_embedding, caplog):
@@ -78,15 +81,19 @@ def test_explicit_option_beats_the_recognised_preset_logged_once(tiny_qzhou_embe
         encoder = load_encoder(str(tiny_qzhou_embedding), pooling="last", max_length=64)
     assert encoder.options.pooling is Pooling.LAST and encoder.options.max_length == 64
     overrides = [r.message for r in caplog.records if "overrides preset qzhou-embedding" in r.message]
-    assert overrides == ["explicit pooling='last' overrides preset qzhou-embedding's 'mean'",
-                         "explicit max_length=64 overrides preset qzhou-embedding's 1024"]
+    assert overrides == [
+        "explicit pooling='last' overrides preset qzhou-embedding's 'mean'",
+        "explicit max_length=64 overrides preset qzhou-embedding's 1024",
+    ]
 
 
 def test_trust_remote_code_leaves_the_published_tricks_to_the_checkpoint(tiny_qzhou_zh, tiny_qzhou_embedding):
     zh = resolve_options({"trust_remote_code": True}, recognise(_info(tiny_qzhou_zh)), _info(tiny_qzhou_zh))
     assert zh["token_prepending"] is False and zh.source("token_prepending") == CHECKPOINT_CODE
     assert zh["prompt_template"].startswith("This sentence:"), "the template is the embedder's, not the model's"
-    emb = resolve_options({"trust_remote_code": True}, recognise(_info(tiny_qzhou_embedding)), _info(tiny_qzhou_embedding))
+    emb = resolve_options(
+        {"trust_remote_code": True}, recognise(_info(tiny_qzhou_embedding)), _info(tiny_qzhou_embedding)
+    )
     assert emb["bidirectional"] is None and emb.source("bidirectional") == CHECKPOINT_CODE
 
 
@@ -99,8 +106,11 @@ def test_unrecognised_custom_code_needs_a_decision(tmp_path, tiny_qwen2, caplog)
     config["auto_map"] = {"AutoModel": "modeling_custom.CustomModel"}
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "modeling_custom.py").write_text('raise RuntimeError("ran")\n')
-    with pytest.raises(InvalidOptionError, match=r"declares custom model code \(modeling_custom.CustomModel\).*"
-                                                 r"--trust_remote_code true.*--trust_remote_code false"):
+    with pytest.raises(
+        InvalidOptionError,
+        match=r"declares custom model code \(modeling_custom.CustomModel\).*"
+        r"--trust_remote_code true.*--trust_remote_code false",
+    ):
         load_encoder(str(folder))
     with caplog.at_level(logging.WARNING, logger="qzhou_eval"):
         load_encoder(str(folder), trust_remote_code=False)
@@ -143,10 +153,30 @@ def test_reference_dense_head_bit_for_bit_in_bf16(tiny_qzhou_zh):
 
 def test_card_command_run_records_preset_variant_and_sources(tiny_qzhou_embedding, shared_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["run", "--benchmark", "MTEB(eng, v2)", "--tasks", "STSBenchmark", "--data_dir",
-                 str(shared_dir / "mteb-data"), "--model_name_or_path", str(tiny_qzhou_embedding),
-                 "--pooling_mode", "mean", "--normalize", "true", "--use_instruction", "true",
-                 "--output_dir", str(out), "--batch_size", "64", "-q"])
+    code = main(
+        [
+            "run",
+            "--benchmark",
+            "MTEB(eng, v2)",
+            "--tasks",
+            "STSBenchmark",
+            "--data_dir",
+            str(shared_dir / "mteb-data"),
+            "--model_name_or_path",
+            str(tiny_qzhou_embedding),
+            "--pooling_mode",
+            "mean",
+            "--normalize",
+            "true",
+            "--use_instruction",
+            "true",
+            "--output_dir",
+            str(out),
+            "--batch_size",
+            "64",
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
     assert manifest["preset"]["name"] == "qzhou-embedding" and manifest["preset"]["how"].startswith("recognised")
@@ -158,6 +188,8 @@ def test_card_command_run_records_preset_variant_and_sources(tiny_qzhou_embeddin
 
 
 def test_instructions_command_follows_the_recognised_checkpoint(tiny_qzhou_embedding, capsys):
-    assert main(["instructions", "--benchmark", "MTEB(eng, v2)", "--model_name_or_path", str(tiny_qzhou_embedding)]) == 0
+    assert (
+        main(["instructions", "--benchmark", "MTEB(eng, v2)", "--model_name_or_path", str(tiny_qzhou_embedding)]) == 0
+    )
     table = json.loads(capsys.readouterr().out)
     assert table["MedrxivClusteringS2S.v2"] == {"query_prefix": "", "document_prefix": ""}

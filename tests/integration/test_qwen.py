@@ -121,14 +121,20 @@ def test_token_prepending_matches_layer_by_layer_reference(tiny_qwen3, varied_te
 def test_token_prepending_layers_option(tiny_qwen3, varied_texts):
     """Fu et al.'s code passes an exclusive end (1, 8); the option is inclusive: '2-4' is layers 2, 3, 4."""
     texts = varied_texts[:4]
-    encoder = load_encoder(str(tiny_qwen3), pooling="last", prompt_template=PROMPTEOL_TEMPLATE, token_prepending=True,
-                           token_prepending_layers="2-4")
+    encoder = load_encoder(
+        str(tiny_qwen3),
+        pooling="last",
+        prompt_template=PROMPTEOL_TEMPLATE,
+        token_prepending=True,
+        token_prepending_layers="2-4",
+    )
     assert encoder.options.token_prepending_layers == (2, 3, 4)
     ref = reference_token_prepending_last(tiny_qwen3, _templated(texts), layers=(2, 3, 4))
     assert np.abs(encoder.encode(texts) - ref).max() <= TOL
     with pytest.raises(Exception, match=r"layers \[9\] do not exist"):
-        load_encoder(str(tiny_qwen3), prompt_template=PROMPTEOL_TEMPLATE, token_prepending=True,
-                     token_prepending_layers=[1, 9])
+        load_encoder(
+            str(tiny_qwen3), prompt_template=PROMPTEOL_TEMPLATE, token_prepending=True, token_prepending_layers=[1, 9]
+        )
 
 
 def test_token_prepending_with_instruction_inside_template(tiny_qwen3):

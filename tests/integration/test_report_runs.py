@@ -10,10 +10,27 @@ def test_report_on_a_fresh_run(finished_run, shared_dir, tmp_path, capsys):
     out, code, _ = finished_run
     assert code == 0
     chart = tmp_path / "chart.png"
-    assert main(["report", str(out), "--benchmark", "MTEB(eng, v2)", "--baselines",
-                 str(shared_dir / "leaderboard-results" / "results"), "--models",
-                 "sentence-transformers/all-MiniLM-L6-v2,BAAI/bge-small-en-v1.5", "--table", "tasks",
-                 "--reference", "sentence-transformers/all-MiniLM-L6-v2 (leaderboard)", "--chart", str(chart)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(out),
+                "--benchmark",
+                "MTEB(eng, v2)",
+                "--baselines",
+                str(shared_dir / "leaderboard-results" / "results"),
+                "--models",
+                "sentence-transformers/all-MiniLM-L6-v2,BAAI/bge-small-en-v1.5",
+                "--table",
+                "tasks",
+                "--reference",
+                "sentence-transformers/all-MiniLM-L6-v2 (leaderboard)",
+                "--chart",
+                str(chart),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     row = next(line for line in text.splitlines() if line.startswith("| sentence-transformers/all-MiniLM-L6-v2 "))
     assert "| 1/41 " in row and "| 82.03 " in row

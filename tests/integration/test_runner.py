@@ -69,8 +69,14 @@ def test_data_dir_errors(tmp_path, shared_dir):
 
 
 def _config(minilm_path, shared_dir, out, **kw):
-    base = dict(model_name_or_path=minilm_path, benchmark=ENG, output_dir=out, tasks=["STSBenchmark"],
-                data_dir=shared_dir / "mteb-data", model_name="sentence-transformers/all-MiniLM-L6-v2")
+    base = dict(
+        model_name_or_path=minilm_path,
+        benchmark=ENG,
+        output_dir=out,
+        tasks=["STSBenchmark"],
+        data_dir=shared_dir / "mteb-data",
+        model_name="sentence-transformers/all-MiniLM-L6-v2",
+    )
     return RunConfig(**{**base, **kw})
 
 
@@ -95,12 +101,14 @@ def test_real_task_end_to_end_and_skip(finished_run, minilm_path, shared_dir, ca
 
 def test_finished_run_check_imports_neither_mteb_nor_torch(finished_run, minilm_path, shared_dir):
     out, _, _ = finished_run
-    code = ("import sys; from pathlib import Path; from qzhou_eval.runs.resume_check import finished_run_summary;"
-            "from qzhou_eval.runs.config import RunConfig;"
-            f"s = finished_run_summary(RunConfig(model_name_or_path={minilm_path!r}, benchmark='MTEB(eng, v2)',"
-            f" output_dir=Path({str(out)!r}), tasks=['STSBenchmark'], model_name='sentence-transformers/all-MiniLM-L6-v2',"
-            f" data_dir=Path({str(shared_dir / 'mteb-data')!r})));"
-            "assert s is not None; assert 'mteb' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys; from pathlib import Path; from qzhou_eval.runs.resume_check import finished_run_summary;"
+        "from qzhou_eval.runs.config import RunConfig;"
+        f"s = finished_run_summary(RunConfig(model_name_or_path={minilm_path!r}, benchmark='MTEB(eng, v2)',"
+        f" output_dir=Path({str(out)!r}), tasks=['STSBenchmark'], model_name='sentence-transformers/all-MiniLM-L6-v2',"
+        f" data_dir=Path({str(shared_dir / 'mteb-data')!r})));"
+        "assert s is not None; assert 'mteb' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -110,8 +118,18 @@ def test_other_options_are_refused_then_set_aside(finished_run, minilm_path, sha
         run_suite(_config(minilm_path, shared_dir, out, encoder_options={"normalize": False}, tasks=["SICK-R"]))
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
-    summary = run_suite(_config(minilm_path, shared_dir, copy, use_instruction=True, overwrite=True,
-                                exclude_tasks=[], tasks=["STSBenchmark"], cache_dir=False))
+    summary = run_suite(
+        _config(
+            minilm_path,
+            shared_dir,
+            copy,
+            use_instruction=True,
+            overwrite=True,
+            exclude_tasks=[],
+            tasks=["STSBenchmark"],
+            cache_dir=False,
+        )
+    )
     assert summary.ran == ["STSBenchmark"]
     kept = list(copy.glob("replaced-*/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
     assert len(kept) == 1, "the earlier results must be moved aside, not deleted"
@@ -126,9 +144,22 @@ def test_unwritable_output_dir(minilm_path, shared_dir, tmp_path):
 
 def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, shared_dir, tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, str(REPO / "run_mteb_all_v2.py"), "--model_name_or_path", minilm_path,
-           "--model_name", "sentence-transformers/all-MiniLM-L6-v2", "--data_dir", str(shared_dir / "mteb-data"),
-           "--tasks", "STSBenchmark", "--output_dir", str(out), "--batch_size", "8"]
+    cmd = [
+        sys.executable,
+        str(REPO / "run_mteb_all_v2.py"),
+        "--model_name_or_path",
+        minilm_path,
+        "--model_name",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "--data_dir",
+        str(shared_dir / "mteb-data"),
+        "--tasks",
+        "STSBenchmark",
+        "--output_dir",
+        str(out),
+        "--batch_size",
+        "8",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
     db = out / ".embedding_cache" / "embeddings.sqlite"
     deadline = time.monotonic() + 120
@@ -153,8 +184,9 @@ def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, 
     with sqlite3.connect(db) as con:
         total = con.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
     manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
-    assert manifest["tasks"]["STSBenchmark"]["encode_stats"]["encoded"] == total - committed, \
+    assert manifest["tasks"]["STSBenchmark"]["encode_stats"]["encoded"] == total - committed, (
         "committed embeddings were re-encoded"
+    )
     reference = read_task_result(next(finished_run[0].glob("*/*/STSBenchmark.json"))).get_score()
     assert summary.scores["STSBenchmark"] == pytest.approx(reference, abs=1e-6)
 

@@ -32,8 +32,9 @@ def _writable_copy(src, dst):
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
-def test_a_failing_task_is_recorded_and_the_others_run(finished_run, minilm_path, shared_dir, tmp_path, capsys,
-                                                       monkeypatch):
+def test_a_failing_task_is_recorded_and_the_others_run(
+    finished_run, minilm_path, shared_dir, tmp_path, capsys, monkeypatch
+):
     import datasets
 
     # `datasets` caches a local folder by its name: keep this corrupted PAWSX out of the shared cache.
@@ -45,8 +46,20 @@ def test_a_failing_task_is_recorded_and_the_others_run(finished_run, minilm_path
         fh.write(json.dumps({"sentence1": "a", "sentence2": "b", "score": "high"}) + "\n")
     cached, _, _ = finished_run
     out = tmp_path / "run"
-    argv = ["run", "--tasks", "PAWSX,STSBenchmark", "--model_name_or_path", minilm_path, "--data_dir", str(data),
-            "--output_dir", str(out), "--cache_dir", str(cached / ".embedding_cache"), "-q"]
+    argv = [
+        "run",
+        "--tasks",
+        "PAWSX,STSBenchmark",
+        "--model_name_or_path",
+        minilm_path,
+        "--data_dir",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--cache_dir",
+        str(cached / ".embedding_cache"),
+        "-q",
+    ]
     assert main(argv) == 1, "a failed task must make the exit code non-zero"
     printed = capsys.readouterr().out
     assert "1 task(s) failed: PAWSX" in printed and "STSBenchmark" in printed

@@ -25,14 +25,16 @@ from qzhou_eval.train.synth.pipeline import run_synthesis
 
 REPO = Path(__file__).resolve().parents[2]
 
-GOOD_NEGATIVE = ("This passage reviews hospital administration budgets and staffing schedules in regional clinics, covering "
-                 "procurement, payroll and facility maintenance over several years of operational management. It "
-                 "compares how administrators plan rosters, negotiate supplier contracts and schedule repairs.")
+GOOD_NEGATIVE = (
+    "This passage reviews hospital administration budgets and staffing schedules in regional clinics, covering "
+    "procurement, payroll and facility maintenance over several years of operational management. It "
+    "compares how administrators plan rosters, negotiate supplier contracts and schedule repairs."
+)
 # Per source row: the answer to each operation (a string is the content; a tuple adds a first failed attempt).
 PARAPHRASE = {
     0: '{"text": "零维生物材料缺乏诱导特性。"}',  # language
     1: '{"text": "In the United Kingdom, one out of every five million people shows an abnormal positivity for the '
-       'prion protein PrP in tests."}',  # length_band
+    'prion protein PrP in tests."}',  # length_band
     2: '{"text": "1-1% of Colorectal cancer patients are diagnosed with regional or distant metastases"}',  # copy
     3: '{"text": "In newborns younger than 6 months, 10% of SIDS (sudden infant death syndrome) deaths occur."}',
     4: '```json\n{"text": "In 2001, 32% of liver transplantation programs made patients stop their methadone treatment."}\n```',
@@ -41,16 +43,25 @@ PARAPHRASE = {
     7: '{"paraphrase": "Taking folic acid and vitamin B12 does not change how chronic kidney disease progresses."}',
 }
 AUGMENTATION = {
-    0: ("429", '{"query": "Magnetic nanoparticles allow stem cells to be tracked in vivo.", "positive": "Stem cell '
-               'tracking with magnetic labels. Iron oxide nanoparticles make transplanted cells visible on MRI for weeks."}'),
-    1: ("500", '{"query": "Prion disease incubation periods exceed a decade in humans.", "positive": "Incubation of '
-               'variant CJD. Estimates from exposure data suggest mean incubation periods longer than ten years."}'),
-    2: ("slow", '{"query": "Screening colonoscopy reduces colorectal cancer mortality.", "positive": "Colonoscopy and '
-                'mortality. Screening programmes are associated with fewer deaths from colorectal cancer."}'),
+    0: (
+        "429",
+        '{"query": "Magnetic nanoparticles allow stem cells to be tracked in vivo.", "positive": "Stem cell '
+        'tracking with magnetic labels. Iron oxide nanoparticles make transplanted cells visible on MRI for weeks."}',
+    ),
+    1: (
+        "500",
+        '{"query": "Prion disease incubation periods exceed a decade in humans.", "positive": "Incubation of '
+        'variant CJD. Estimates from exposure data suggest mean incubation periods longer than ten years."}',
+    ),
+    2: (
+        "slow",
+        '{"query": "Screening colonoscopy reduces colorectal cancer mortality.", "positive": "Colonoscopy and '
+        'mortality. Screening programmes are associated with fewer deaths from colorectal cancer."}',
+    ),
     3: '{"query": "Infant sleeping position affects the risk of sudden infant death.", "positive": "Sleep position and '
-       'SIDS. Placing infants on their backs to sleep was followed by large falls in sudden infant deaths."}',
+    'SIDS. Placing infants on their backs to sleep was followed by large falls in sudden infant deaths."}',
     4: '{"query": "32% of liver transplantation programs required patients to stop methadone treatment in 2001.", '
-       '"positive": "Methadone policies of transplant centres varied widely in a national survey."}',  # rewording
+    '"positive": "Methadone policies of transplant centres varied widely in a national survey."}',  # rewording
 }
 NEGATIVE = {4: None}  # filled in by the fixture: the claim repeated (it beats the positive)
 
@@ -68,8 +79,12 @@ class Script:
         if request.op == "hard_negative" and script is None:
             script = json.dumps({"negative": GOOD_NEGATIVE})
         if script is None:
-            script = json.dumps({"query": f"Unrelated clinical question number {row}?",
-                                 "positive": f"A passage answering clinical question number {row} in detail."})
+            script = json.dumps(
+                {
+                    "query": f"Unrelated clinical question number {row}?",
+                    "positive": f"A passage answering clinical question number {row} in detail.",
+                }
+            )
         if isinstance(script, tuple):
             failure, script = script
             if request.attempt == 1:  # "slow": past the client's timeout, so it has given up: no answer
@@ -84,8 +99,9 @@ def source_rows(shared_dir) -> list[dict]:
     from qzhou_eval.train.data.retrieval_folder import read_retrieval_folder
 
     data = read_retrieval_folder(shared_dir / "mteb-data" / "SciFact", "train")
-    rows = [{"query": data.queries[q], "positive": data.corpus[data.relevant[q][0]][:400]}
-            for q in list(data.queries)[:8]]
+    rows = [
+        {"query": data.queries[q], "positive": data.corpus[data.relevant[q][0]][:400]} for q in list(data.queries)[:8]
+    ]
     NEGATIVE[4] = json.dumps({"negative": " ".join([rows[4]["query"]] * 4)})
     return rows
 
@@ -111,8 +127,16 @@ def scorer(minilm_path):
 def _config(tmp_path, server: str, source_rows, **extra) -> SynthConfig:
     source = tmp_path / "source.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in source_rows))
-    settings = {"operations": ["paraphrase", "augmentation", "hard_negative"], "base_url": server, "model": "scripted",
-                "api_key_env": "QZHOU_TEST_KEY", "concurrency": 4, "timeout_s": 1.0, "backoff_s": 0.01, "max_retries": 3}
+    settings = {
+        "operations": ["paraphrase", "augmentation", "hard_negative"],
+        "base_url": server,
+        "model": "scripted",
+        "api_key_env": "QZHOU_TEST_KEY",
+        "concurrency": 4,
+        "timeout_s": 1.0,
+        "backoff_s": 0.01,
+        "max_retries": 3,
+    }
     return SynthConfig(input=str(source), kind="retrieval", output_dir=str(tmp_path / "out"), **{**settings, **extra})
 
 
@@ -123,8 +147,14 @@ def _api_key(monkeypatch):
 
 def test_every_check_and_retry_path(tmp_path, server, source_rows, scorer):
     report = run_synthesis(_config(tmp_path, server, source_rows), embed=scorer)
-    assert report.rejected["paraphrase"] == {"language": 1, "length_band": 1, "copy": 1, "paraphrase_drifted": 1,
-                                             "malformed_json": 1, "schema": 1}
+    assert report.rejected["paraphrase"] == {
+        "language": 1,
+        "length_band": 1,
+        "copy": 1,
+        "paraphrase_drifted": 1,
+        "malformed_json": 1,
+        "schema": 1,
+    }
     assert report.kept["paraphrase"] == 2
     assert report.rejected["augmentation"] == {"rewording": 1} and report.kept["augmentation"] == 7
     assert report.rejected["hard_negative"] == {"negative_beats_positive": 1} and report.kept["hard_negative"] == 7
@@ -159,8 +189,12 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path, chat, server, source_
     config_file.write_text(json.dumps({**fields, "scorer_model": minilm_path}))
     chat.answer.hold_after = 9
     env = {**os.environ, "PYTHONPATH": str(REPO), "QZHOU_TEST_KEY": "test-key"}
-    child = subprocess.Popen([sys.executable, "-m", "qzhou_eval.cli.main", "synth", str(config_file), "-q"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "qzhou_eval.cli.main", "synth", str(config_file), "-q"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while sum(chat.answered.values()) < 9 and time.monotonic() < deadline:
         time.sleep(0.2)

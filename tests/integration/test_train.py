@@ -31,26 +31,62 @@ def mix_data(tmp_path_factory, shared_dir):
         sts = [json.loads(line) for line in fh][:400]
     rng = random.Random(0)
     pool = [r["sentence2"] for r in sts]
-    retrieval = [{"query": r["sentence1"], "positive": r["sentence2"], "negatives": rng.sample(pool, 2)}
-                 for r in sts if r["score"] >= 3.5]
+    retrieval = [
+        {"query": r["sentence1"], "positive": r["sentence2"], "negatives": rng.sample(pool, 2)}
+        for r in sts
+        if r["score"] >= 3.5
+    ]
     nli = [{"text_a": r["sentence1"], "text_b": r["sentence2"], "score": r["score"]} for r in sts]
     with gzip.open(shared_dir / "mteb-data" / "Banking77Classification" / "train.jsonl.gz", "rt") as fh:
         bank = [json.loads(line) for line in fh]
     common = [lab for lab, _ in collections.Counter(r["label"] for r in bank).most_common(4)]
-    cls = [{"text": r["text"], "label": r["label"]} for lab in common for r in [b for b in bank if b["label"] == lab][:30]]
-    return {"retrieval": _jsonl(out / "retr.jsonl", retrieval), "pair": _jsonl(out / "nli.jsonl", nli),
-            "classification": _jsonl(out / "cls.jsonl", cls)}
+    cls = [
+        {"text": r["text"], "label": r["label"]} for lab in common for r in [b for b in bank if b["label"] == lab][:30]
+    ]
+    return {
+        "retrieval": _jsonl(out / "retr.jsonl", retrieval),
+        "pair": _jsonl(out / "nli.jsonl", nli),
+        "classification": _jsonl(out / "cls.jsonl", cls),
+    }
 
 
 def test_tiny_bidirectional_qwen_trains_on_a_grouped_mix(tiny_qwen2, mix_data, tmp_path):
     config = TrainConfig(
-        model=str(tiny_qwen2), output_dir=str(tmp_path / "out"), stage=2, retrieval_share=0.5, alpha=0.5,
-        datasets=[{"name": "retr", "path": mix_data["retrieval"], "kind": "retrieval", "instruction": "Find the paraphrase"},
-                  {"name": "nli", "path": mix_data["pair"], "kind": "pair", "instruction": "Retrieve semantically similar text"},
-                  {"name": "cls", "path": mix_data["classification"], "kind": "classification", "instruction": "Classify the intent"}],
-        batch_size=16, pair_batch_size=32, hard_negatives=2, max_steps=40, learning_rate=1e-3, warmup_steps=2,
-        bidirectional=True, pooling="mean", logging_steps=1, save_steps=1000, query_max_length=48,
-        passage_max_length=64, seed=0, matryoshka_dims=[64, 128], gradient_checkpointing=True,
+        model=str(tiny_qwen2),
+        output_dir=str(tmp_path / "out"),
+        stage=2,
+        retrieval_share=0.5,
+        alpha=0.5,
+        datasets=[
+            {"name": "retr", "path": mix_data["retrieval"], "kind": "retrieval", "instruction": "Find the paraphrase"},
+            {
+                "name": "nli",
+                "path": mix_data["pair"],
+                "kind": "pair",
+                "instruction": "Retrieve semantically similar text",
+            },
+            {
+                "name": "cls",
+                "path": mix_data["classification"],
+                "kind": "classification",
+                "instruction": "Classify the intent",
+            },
+        ],
+        batch_size=16,
+        pair_batch_size=32,
+        hard_negatives=2,
+        max_steps=40,
+        learning_rate=1e-3,
+        warmup_steps=2,
+        bidirectional=True,
+        pooling="mean",
+        logging_steps=1,
+        save_steps=1000,
+        query_max_length=48,
+        passage_max_length=64,
+        seed=0,
+        matryoshka_dims=[64, 128],
+        gradient_checkpointing=True,
     )
     out = train(config)
     log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
@@ -74,9 +110,14 @@ def test_tiny_bidirectional_qwen_trains_on_a_grouped_mix(tiny_qwen2, mix_data, t
 def test_batch_larger_than_a_dataset_fails_before_training(tiny_qwen2, mix_data, tmp_path):
     from qzhou_eval.errors import InvalidOptionError
 
-    config = TrainConfig(model=str(tiny_qwen2), output_dir=str(tmp_path / "o"), stage=2, max_steps=2,
-                         datasets=[{"name": "cls", "path": mix_data["classification"], "kind": "classification"}],
-                         batch_size=4096)
+    config = TrainConfig(
+        model=str(tiny_qwen2),
+        output_dir=str(tmp_path / "o"),
+        stage=2,
+        max_steps=2,
+        datasets=[{"name": "cls", "path": mix_data["classification"], "kind": "classification"}],
+        batch_size=4096,
+    )
     with pytest.raises(InvalidOptionError, match="batch size .* is larger than dataset"):
         train(config)
     assert not (tmp_path / "o").exists(), "nothing may be written before the checks pass"
@@ -86,9 +127,16 @@ def _sts_score(model_dir: Path, out: Path) -> float:
     from qzhou_eval.runs.config import RunConfig
     from qzhou_eval.runs.runner import run_suite
 
-    summary = run_suite(RunConfig(model_name_or_path=str(model_dir), benchmark="MTEB(eng, v2)", output_dir=out,
-                                  tasks=["STSBenchmark"], data_dir=REPO.parent / "shared" / "mteb-data",
-                                  model_name="local/trained"))
+    summary = run_suite(
+        RunConfig(
+            model_name_or_path=str(model_dir),
+            benchmark="MTEB(eng, v2)",
+            output_dir=out,
+            tasks=["STSBenchmark"],
+            data_dir=REPO.parent / "shared" / "mteb-data",
+            model_name="local/trained",
+        )
+    )
     return 100 * summary.scores["STSBenchmark"]
 
 
@@ -98,8 +146,21 @@ def test_minilm_cosent_recipe_lifts_sts_one_and_two_processes(tmp_path):
     one = tmp_path / "one"
     subprocess.run([sys.executable, "-m", "qzhou_eval.cli.main", "train", str(recipe), f"output_dir={one}"], check=True)
     two = tmp_path / "two"
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "qzhou_eval.cli.main",
-                    "train", str(recipe), f"output_dir={two}"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "qzhou_eval.cli.main",
+            "train",
+            str(recipe),
+            f"output_dir={two}",
+        ],
+        check=True,
+    )
     trained, distributed = _sts_score(one, tmp_path / "e1"), _sts_score(two, tmp_path / "e2")
     print(f"STSBenchmark: untrained 82.03, trained {trained:.2f}, trained on 2 processes {distributed:.2f}")
     assert trained >= 82.03 + 1.5
@@ -108,13 +169,27 @@ def test_minilm_cosent_recipe_lifts_sts_one_and_two_processes(tmp_path):
 
 def test_resume_continues_from_the_checkpoint(tiny_qwen2, mix_data, tmp_path):
     def config(steps):
-        return TrainConfig(model=str(tiny_qwen2), output_dir=str(tmp_path / "run"), stage=1, max_steps=steps,
-                           datasets=[{"name": "retr", "path": mix_data["retrieval"], "kind": "retrieval"}],
-                           batch_size=8, hard_negatives=1, logging_steps=1, save_steps=3, warmup_steps=0,
-                           query_max_length=32, passage_max_length=32, learning_rate=1e-3)
+        return TrainConfig(
+            model=str(tiny_qwen2),
+            output_dir=str(tmp_path / "run"),
+            stage=1,
+            max_steps=steps,
+            datasets=[{"name": "retr", "path": mix_data["retrieval"], "kind": "retrieval"}],
+            batch_size=8,
+            hard_negatives=1,
+            logging_steps=1,
+            save_steps=3,
+            warmup_steps=0,
+            query_max_length=32,
+            passage_max_length=32,
+            learning_rate=1e-3,
+        )
 
     train(config(3))
     train(config(5))  # same config, longer: resumes from checkpoint-3
-    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()
-             if "loss" in json.loads(line)]
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()
+        if "loss" in json.loads(line)
+    ]
     assert steps == [1, 2, 3, 4, 5], f"the resumed run must continue at step 4, logged {steps}"

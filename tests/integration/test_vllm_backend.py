@@ -29,8 +29,11 @@ def qwen3_dense(tmp_path_factory, tiny_qwen3) -> Path:
 
     torch.manual_seed(7)
     out = tmp_path_factory.mktemp("qwen3_dense") / "model"
-    modules = [models.Transformer(str(tiny_qwen3)), models.Pooling(128, pooling_mode="lasttoken"),
-               models.Dense(128, 256, bias=True, activation_function=torch.nn.Identity())]
+    modules = [
+        models.Transformer(str(tiny_qwen3)),
+        models.Pooling(128, pooling_mode="lasttoken"),
+        models.Dense(128, 256, bias=True, activation_function=torch.nn.Identity()),
+    ]
     SentenceTransformer(modules=modules, device="cpu").save(str(out))
     return out
 
@@ -45,8 +48,9 @@ def test_vllm_matches_hf_on_every_row(tmp_path, tiny_qwen2, tiny_qwen3, qwen3_de
         f"causal_last={tiny_qwen3}:pooling=last,normalize=true",
         f"dense_mrl={qwen3_dense}:dim=64,normalize=true",
     ]
-    done = subprocess.run([sys.executable, str(SCRIPT), str(out), str(texts), *cases], capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), str(texts), *cases], capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, f"vLLM parity script failed:\n{done.stderr[-4000:]}"
     report = json.loads(out.read_text())
     for name, row in report.items():
@@ -74,9 +78,21 @@ def test_unknown_backend_is_refused(tiny_qwen2):
 def test_missing_vllm_names_the_install_command(tmp_path, minilm_path, shared_dir, capsys):
     from qzhou_eval.cli.run_cmd import main_for_benchmark
 
-    code = main_for_benchmark("MTEB(eng, v2)", ["--model_name_or_path", minilm_path, "--backend", "vllm",
-                                                 "--data_dir", str(shared_dir / "mteb-data"), "--tasks",
-                                                 "STSBenchmark", "--output_dir", str(tmp_path / "out")])
+    code = main_for_benchmark(
+        "MTEB(eng, v2)",
+        [
+            "--model_name_or_path",
+            minilm_path,
+            "--backend",
+            "vllm",
+            "--data_dir",
+            str(shared_dir / "mteb-data"),
+            "--tasks",
+            "STSBenchmark",
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+    )
     assert code == 2, "a missing vLLM is the user's to fix: exit 2"
     assert 'pip install "qzhou-eval[vllm]"' in capsys.readouterr().err, "the error names the install command"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json")), "nothing written"

@@ -38,8 +38,12 @@ def main() -> int:
         encoder = load_encoder(path, backend="vllm", **options)
         vllm = encoder.encode(texts)
         cosine = (hf * vllm).sum(1) / np.linalg.norm(hf, axis=1) / np.linalg.norm(vllm, axis=1)
-        report[name] = {"cosines": cosine.tolist(), "width": int(vllm.shape[1]), "hf_width": int(hf.shape[1]),
-                        "norms": np.linalg.norm(vllm, axis=1).tolist()}
+        report[name] = {
+            "cosines": cosine.tolist(),
+            "width": int(vllm.shape[1]),
+            "hf_width": int(hf.shape[1]),
+            "norms": np.linalg.norm(vllm, axis=1).tolist(),
+        }
         del encoder
         gc.collect()
     with open(out_file, "w", encoding="utf-8") as fh:

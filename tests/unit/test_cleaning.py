@@ -17,8 +17,12 @@ def test_normalise_folds_case_width_spacing_and_punctuation():
 
 
 def test_duplicates_are_counted_by_kind_and_the_first_is_kept():
-    rows = [RetrievalRow("What is X?", "X is a letter."), RetrievalRow("What is X?", "X is a letter."),
-            RetrievalRow("what is x", "X is a letter"), RetrievalRow("What is X?", "Another answer.")]
+    rows = [
+        RetrievalRow("What is X?", "X is a letter."),
+        RetrievalRow("What is X?", "X is a letter."),
+        RetrievalRow("what is x", "X is a letter"),
+        RetrievalRow("What is X?", "Another answer."),
+    ]
     kept, exact, normalised = deduplicate(rows)
     assert kept == [rows[0], rows[3]] and (exact, normalised) == (1, 1)
     pairs = [PairRow("a b", "c d", 1.0), PairRow("c d", "a b", 1.0)]  # the same pair either way round
@@ -34,8 +38,10 @@ def _lookup(table: dict[str, list[float]]):
 def test_score_floor_by_value_and_by_percentile():
     rows = [RetrievalRow(f"q{i}", f"p{i}") for i in range(4)]
     angles = {0: 0.0, 1: 0.5, 2: 1.0, 3: 1.5}  # cosine = cos(angle)
-    table = {**{f"q{i}": [1.0, 0.0] for i in range(4)},
-             **{f"p{i}": [float(np.cos(a)), float(np.sin(a))] for i, a in angles.items()}}
+    table = {
+        **{f"q{i}": [1.0, 0.0] for i in range(4)},
+        **{f"p{i}": [float(np.cos(a)), float(np.sin(a))] for i, a in angles.items()},
+    }
     kept, report = clean(rows, _lookup(table), min_score=0.6)
     assert [r.query for r in kept] == ["q0", "q1"] and report.below_score == 2 and report.score_cut == 0.6
     kept, report = clean(rows, _lookup(table), drop_percentile=50)
@@ -60,9 +66,11 @@ def test_clean_command_writes_rows_and_a_report(tmp_path):
     from qzhou_eval.train.data.readers import read_rows
 
     source = tmp_path / "rows.jsonl"
-    rows = [{"text_a": "A man plays a guitar.", "text_b": "Someone plays music.", "score": 3.2},
-            {"text_a": "Someone plays music.", "text_b": "A man plays a guitar.", "score": 3.2},
-            {"text_a": "A dog runs.", "text_b": "A cat sleeps.", "score": 0.4}]
+    rows = [
+        {"text_a": "A man plays a guitar.", "text_b": "Someone plays music.", "score": 3.2},
+        {"text_a": "Someone plays music.", "text_b": "A man plays a guitar.", "score": 3.2},
+        {"text_a": "A dog runs.", "text_b": "A cat sleeps.", "score": 0.4},
+    ]
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "clean.jsonl"
     assert main(["clean", "--input", str(source), "--kind", "pair", "--out", str(out), "-q"]) == 0

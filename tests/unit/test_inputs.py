@@ -26,7 +26,9 @@ def test_non_string_names_the_index(bad, index):
 
 def test_prefix_goes_inside_the_prompteol_slot():
     out = InputFormatter(PROMPTEOL_TEMPLATE)(["光合作用是什么？"], "Instruct: X\nQuery: ")
-    assert out == ["This sentence: <|im_start|>\u201cInstruct: X\nQuery: 光合作用是什么？\u201d means in one word: \u201c"]
+    assert out == [
+        "This sentence: <|im_start|>\u201cInstruct: X\nQuery: 光合作用是什么？\u201d means in one word: \u201c"
+    ]
 
 
 def test_template_braces_in_text_are_literal():

@@ -47,24 +47,42 @@ def test_every_task_routed_to_the_right_prefix(bench_name, reference):
 
 def test_symmetric_lists_match_the_spec():
     eng = load_benchmark_instructions("MTEB(eng, v2)")
-    plain_doc_retrieval = {"ClimateFEVERHardNegatives", "FEVERHardNegatives", "FiQA2018", "HotpotQAHardNegatives",
-                           "SCIDOCS", "TRECCOVID", "Touche2020Retrieval.v3"}
+    plain_doc_retrieval = {
+        "ClimateFEVERHardNegatives",
+        "FEVERHardNegatives",
+        "FiQA2018",
+        "HotpotQAHardNegatives",
+        "SCIDOCS",
+        "TRECCOVID",
+        "Touche2020Retrieval.v3",
+    }
     assert {t for t, v in eng.tasks.items() if not v.documents} == plain_doc_retrieval
     cmn = load_benchmark_instructions("MTEB(cmn, v1)")
     assert {t for t, v in cmn.tasks.items() if not v.documents} == {
-        "CmedqaRetrieval", "CovidRetrieval", "DuRetrieval", "EcomRetrieval", "MMarcoRetrieval",
-        "MedicalRetrieval", "T2Retrieval", "VideoRetrieval"}
+        "CmedqaRetrieval",
+        "CovidRetrieval",
+        "DuRetrieval",
+        "EcomRetrieval",
+        "MMarcoRetrieval",
+        "MedicalRetrieval",
+        "T2Retrieval",
+        "VideoRetrieval",
+    }
 
 
 def test_coverage_check_names_missing_tasks():
     s = InstructionSet.from_dict({"tasks": {"STS12": {"instruction": "x", "documents": True}}}, origin="mine.json")
-    with pytest.raises(InstructionError, match=r"2 task\(s\) have no instruction in mine.json: \['ArguAna', 'SCIDOCS'\]"):
+    with pytest.raises(
+        InstructionError, match=r"2 task\(s\) have no instruction in mine.json: \['ArguAna', 'SCIDOCS'\]"
+    ):
         s.check_coverage(["STS12", "SCIDOCS", "ArguAna"])
 
 
 def test_user_files_json_yaml_and_reference_shape(tmp_path):
     (tmp_path / "a.yaml").write_text("tasks:\n  MyTask:\n    instruction: Find it\n    documents: true\n")
-    (tmp_path / "b.json").write_text(json.dumps({"MyTask": "Find it", "Other": "Get", "document_side_tasks": ["MyTask"]}))
+    (tmp_path / "b.json").write_text(
+        json.dumps({"MyTask": "Find it", "Other": "Get", "document_side_tasks": ["MyTask"]})
+    )
     for name in ("a.yaml", "b.json"):
         s = InstructionSet.from_file(tmp_path / name)
         assert s.query_prefix("MyTask") == "Instruct: Find it\nQuery: "
@@ -106,4 +124,7 @@ def test_cli_instructions_json(capsys):
     assert out["T2Retrieval"]["document_prefix"] == ""
     assert out["T2Retrieval"]["query_prefix"].startswith("Instruct: Given a Chinese search query")
     assert out["LCQMC"]["document_prefix"] == out["LCQMC"]["query_prefix"] != ""
-    assert prefixes("MTEB(eng, v2)", None, use_instruction=False)["ArguAna"] == {"query_prefix": "", "document_prefix": ""}
+    assert prefixes("MTEB(eng, v2)", None, use_instruction=False)["ArguAna"] == {
+        "query_prefix": "",
+        "document_prefix": "",
+    }

@@ -105,8 +105,7 @@ def test_info_nce_masks_in_batch_copies_like_a_loop():
     n = torch.randn(5, 2, 8, dtype=torch.float64)
     qk, pk = [10, 11, 12, 11, 14], [20, 21, 20, 23, 24]
     nk = [30, 31, 32, 33, 34, 35, 36, 37, 20, 39]
-    got = info_nce(q, p, n, temperature=0.4,
-                   keys=TextKeys(torch.tensor(qk), torch.tensor(pk), torch.tensor(nk)))
+    got = info_nce(q, p, n, temperature=0.4, keys=TextKeys(torch.tensor(qk), torch.tensor(pk), torch.tensor(nk)))
     total = 0.0
     for i in range(5):
         relevant = {pk[r] for r in range(5) if qk[r] == qk[i]}

@@ -40,15 +40,24 @@ def _worker(rank, world, port, q, p, n, labels, keys, out):
 
 def test_two_ranks_reproduce_the_full_batch_loss():
     torch.manual_seed(0)
-    q, p, n = torch.randn(8, 16, dtype=torch.float64), torch.randn(8, 16, dtype=torch.float64), torch.randn(8, 2, 16, dtype=torch.float64)
+    q, p, n = (
+        torch.randn(8, 16, dtype=torch.float64),
+        torch.randn(8, 16, dtype=torch.float64),
+        torch.randn(8, 2, 16, dtype=torch.float64),
+    )
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 3, 3])
     # Copies across the rank boundary: rows 0 and 5 share a positive, rows 2 and 6 a query, and row 7's
     # second negative is row 1's positive.
-    keys = (torch.tensor([0, 1, 2, 3, 4, 5, 2, 7]), torch.tensor([10, 11, 12, 13, 14, 10, 16, 17]),
-            torch.tensor([20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 11]))
+    keys = (
+        torch.tensor([0, 1, 2, 3, 4, 5, 2, 7]),
+        torch.tensor([10, 11, 12, 13, 14, 10, 16, 17]),
+        torch.tensor([20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 11]),
+    )
     out = torch.zeros(2, 2, dtype=torch.float64).share_memory_()
     mp.spawn(_worker, args=(2, _free_port(), q, p, n, labels, keys, out), nprocs=2, join=True)
     full = info_nce(q, p, n, temperature=0.05, labels=labels, keys=_keys(keys))
     assert float(full) != pytest.approx(float(info_nce(q, p, n, temperature=0.05, labels=labels)))
-    assert float(out[:, 0].mean()) == pytest.approx(float(full), rel=1e-9), "gathered candidates differ from the full batch"
+    assert float(out[:, 0].mean()) == pytest.approx(float(full), rel=1e-9), (
+        "gathered candidates differ from the full batch"
+    )
     assert (out[:, 1] > 0).all(), "no gradient reached the local queries"

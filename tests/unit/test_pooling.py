@@ -52,7 +52,9 @@ def test_cls_takes_first_real_token():
 def test_pooling_names_and_error():
     assert Pooling.from_str("last_token") is Pooling.LAST
     assert Pooling.from_str("MEAN") is Pooling.MEAN
-    with pytest.raises(InvalidOptionError, match=r"'max' is not a valid Pooling, must be one of \['mean', 'last', 'cls'\]"):
+    with pytest.raises(
+        InvalidOptionError, match=r"'max' is not a valid Pooling, must be one of \['mean', 'last', 'cls'\]"
+    ):
         Pooling.from_str("max")
 
 

@@ -20,7 +20,9 @@ def test_every_public_name_resolves_and_is_declared_for_type_checkers():
 
 
 def test_configs_import_without_torch_or_mteb():
-    code = ("import sys; from qzhou_eval import RunConfig, TrainConfig; "
-            "print(sorted(m for m in ('torch', 'mteb', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys; from qzhou_eval import RunConfig, TrainConfig; "
+        "print(sorted(m for m in ('torch', 'mteb', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"

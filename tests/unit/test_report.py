@@ -15,12 +15,34 @@ from qzhou_eval.results.conventions import load_convention
 from qzhou_eval.results.load import ResultFileError
 
 ENG, CMN = "MTEB(eng, v2)", "MTEB(cmn, v1)"
-COLS_ENG = ["Classification", "Clustering", "PairClassification", "Reranking", "Retrieval", "STS", "Summarization",
-            "Mean(Task)", "Mean(TaskType)"]
-COLS_CMN = ["Classification", "Clustering", "PairClassification", "Reranking", "Retrieval", "STS", "Mean(Task)",
-            "Mean(TaskType)"]
+COLS_ENG = [
+    "Classification",
+    "Clustering",
+    "PairClassification",
+    "Reranking",
+    "Retrieval",
+    "STS",
+    "Summarization",
+    "Mean(Task)",
+    "Mean(TaskType)",
+]
+COLS_CMN = [
+    "Classification",
+    "Clustering",
+    "PairClassification",
+    "Reranking",
+    "Retrieval",
+    "STS",
+    "Mean(Task)",
+    "Mean(TaskType)",
+]
 PUBLISHED = [
-    (ENG, "Salesforce/SFR-Embedding-Mistral", COLS_ENG, [80.47, 54.93, 88.59, 50.15, 59.33, 84.77, 36.32, 69.31, 64.94]),
+    (
+        ENG,
+        "Salesforce/SFR-Embedding-Mistral",
+        COLS_ENG,
+        [80.47, 54.93, 88.59, 50.15, 59.33, 84.77, 36.32, 69.31, 64.94],
+    ),
     (ENG, "nvidia/NV-Embed-v2", COLS_ENG, [87.19, 47.66, 88.69, 49.61, 62.84, 83.82, 35.21, 69.81, 65.00]),
     (CMN, "sensenova/piccolo-large-zh-v2", COLS_CMN, [76.42, 62.16, 85.22, 70.00, 74.36, 63.46, 70.86, 71.94]),
 ]
@@ -58,15 +80,21 @@ def test_partial_models_get_coverage_and_blank_means(cmn_report):
 
 def test_revision_choice_is_reported_and_deterministic(eng_report, baselines):
     assert eng_report.revisions["Salesforce/SFR-Embedding-Mistral"] == {
-        "external": 21, "938c560d1c236aa563b2dbdf084f28ab28bccb11": 20}
+        "external": 21,
+        "938c560d1c236aa563b2dbdf084f28ab28bccb11": 20,
+    }
     again = build_report([], ENG, baselines=baselines, models=["Salesforce/SFR-Embedding-Mistral"])
-    assert again.revisions == {"Salesforce/SFR-Embedding-Mistral": eng_report.revisions["Salesforce/SFR-Embedding-Mistral"]}
+    assert again.revisions == {
+        "Salesforce/SFR-Embedding-Mistral": eng_report.revisions["Salesforce/SFR-Embedding-Mistral"]
+    }
 
 
 def test_borda_points_ties_missing_tasks_and_rank():
     """Points pin the rules: n counts every model, ties share the average rank, a missing task is 0 points."""
-    scores = pd.DataFrame({"t1": [3.0, 3.0, 1.0, 0.5], "t2": [1.0, 2.0, math.nan, 0.1], "t3": [2.0, 1.0, 3.0, 0.0]},
-                          index=["a", "b", "c", "d"])
+    scores = pd.DataFrame(
+        {"t1": [3.0, 3.0, 1.0, 0.5], "t2": [1.0, 2.0, math.nan, 0.1], "t3": [2.0, 1.0, 3.0, 0.0]},
+        index=["a", "b", "c", "d"],
+    )
     # t1: a, b tie for ranks 1-2 -> 1.5 each -> 4 - 1.5 = 2.5; c 4 - 3 = 1; d 0.  (min ties: 3; dense: c 2)
     # t2: b 3, a 2, d 1 (n is 4 though only 3 ran it), c missing -> 0
     # t3: c 3, a 2, b 1, d 0
@@ -113,7 +141,9 @@ def test_render_formats_state_the_convention(eng_report):
 
 
 def test_bad_inputs(baselines, tmp_path):
-    with pytest.raises(ResultFileError, match=r"'Salesforce/SFR-Embedding' \(closest: \['Salesforce/SFR-Embedding-Mistral'"):
+    with pytest.raises(
+        ResultFileError, match=r"'Salesforce/SFR-Embedding' \(closest: \['Salesforce/SFR-Embedding-Mistral'"
+    ):
         build_report([], ENG, baselines=baselines, models=["Salesforce/SFR-Embedding"])
     with pytest.raises(ResultFileError, match="not in mteb's results layout"):
         build_report([tmp_path], ENG)
@@ -129,8 +159,17 @@ def test_bad_inputs(baselines, tmp_path):
 
 def test_cli_report_out_refuses_overwrite(baselines, tmp_path, capsys):
     out = tmp_path / "t.md"
-    args = ["report", "--benchmark", CMN, "--baselines", str(baselines), "--models", "sensenova/piccolo-large-zh-v2",
-            "--out", str(out)]
+    args = [
+        "report",
+        "--benchmark",
+        CMN,
+        "--baselines",
+        str(baselines),
+        "--models",
+        "sensenova/piccolo-large-zh-v2",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0 and "70.86" in out.read_text()
     assert main(args) == 2 and "exists; pass --force" in capsys.readouterr().err
     assert main(["report", "--benchmark", CMN, "--convention", "nope", "--baselines", str(baselines)]) == 2
@@ -158,7 +197,20 @@ def test_compare_exit_codes(baselines, tmp_path, capsys):
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "worse"), "--benchmark", CMN]) == 1
     out = capsys.readouterr().out
     assert "STSB: -2.00 (< -1.0)" in out and out.index("| STSB") < out.index("| AFQMC"), "worst first"
-    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "worse"), "--max-task-drop", "2.5", "--max-mean-drop", "1"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "base"),
+                str(tmp_path / "worse"),
+                "--max-task-drop",
+                "2.5",
+                "--max-mean-drop",
+                "1",
+            ]
+        )
+        == 0
+    )
     next((tmp_path / "same").glob("*/*/ATEC.json")).unlink()
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "same"), "--benchmark", CMN]) == 1
     assert "ATEC: missing in NEW" in capsys.readouterr().out

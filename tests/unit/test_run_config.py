@@ -13,14 +13,20 @@ from qzhou_eval.options import parse_layers
 from qzhou_eval.runs.config import RunConfig
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"benchmark": None}, r"RunConfig.benchmark or RunConfig.tasks"),
-    ({"shard": (2, 2)}, r"RunConfig.shard must be \(I, N\)"),
-    ({"encoder_options": {"batch_size": 0}}, r"RunConfig.encoder_options\['batch_size'\] must be a positive integer"),
-    ({"encoder_options": {"poolng": "mean"}}, r"unknown option\(s\) \['poolng'\]"),
-    ({"use_instruction": "yes"}, r"RunConfig.use_instruction must be True or False"),
-    ({"tasks": "STS12"}, r"RunConfig.tasks must be a list of names"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"benchmark": None}, r"RunConfig.benchmark or RunConfig.tasks"),
+        ({"shard": (2, 2)}, r"RunConfig.shard must be \(I, N\)"),
+        (
+            {"encoder_options": {"batch_size": 0}},
+            r"RunConfig.encoder_options\['batch_size'\] must be a positive integer",
+        ),
+        ({"encoder_options": {"poolng": "mean"}}, r"unknown option\(s\) \['poolng'\]"),
+        ({"use_instruction": "yes"}, r"RunConfig.use_instruction must be True or False"),
+        ({"tasks": "STS12"}, r"RunConfig.tasks must be a list of names"),
+    ],
+)
 def test_run_config_names_the_bad_field(kwargs, match):
     base = {"model_name_or_path": "m", "benchmark": "MTEB(eng, v2)", "output_dir": "out"}
     with pytest.raises(InvalidOptionError, match=match):
@@ -51,17 +57,26 @@ def test_leaderboard_variant_differs_from_reference_only_on_the_medrxiv_tasks():
     for task in changed:
         assert published.query_prefix(task) == published.document_prefix(task) == ""
         assert reference.document_prefix(task).startswith("Instruct: Identify the main category of Medrxiv")
-    assert load_benchmark_instructions("MTEB(cmn, v1)", "leaderboard-2025-08").tasks == \
-        load_benchmark_instructions("MTEB(cmn, v1)").tasks
+    assert (
+        load_benchmark_instructions("MTEB(cmn, v1)", "leaderboard-2025-08").tasks
+        == load_benchmark_instructions("MTEB(cmn, v1)").tasks
+    )
 
 
 def test_instructions_spec_is_a_variant_or_a_file(tmp_path):
-    with pytest.raises(InvalidOptionError, match=r"'leaderbord' is not a valid instruction variant.*'leaderboard-2025-08'"):
+    with pytest.raises(
+        InvalidOptionError, match=r"'leaderbord' is not a valid instruction variant.*'leaderboard-2025-08'"
+    ):
         resolve_instructions("MTEB(eng, v2)", "leaderbord")
     mine = tmp_path / "mine.json"
     mine.write_text('{"tasks": {"SciFact": {"instruction": "Verify the claim"}}}')
-    assert resolve_instructions(None, str(mine), ["SciFact"]).query_prefix("SciFact") == "Instruct: Verify the claim\nQuery: "
-    assert resolve_instructions(None, None, ["STSBenchmark"]).benchmark == "MTEB(eng, v2)", "named tasks: the covering set"
+    assert (
+        resolve_instructions(None, str(mine), ["SciFact"]).query_prefix("SciFact")
+        == "Instruct: Verify the claim\nQuery: "
+    )
+    assert resolve_instructions(None, None, ["STSBenchmark"]).benchmark == "MTEB(eng, v2)", (
+        "named tasks: the covering set"
+    )
     with pytest.raises(InstructionError, match=r"no bundled instruction set covers the task\(s\) \['SciFact'\]"):
         resolve_instructions(None, None, ["SciFact"])
 
@@ -78,7 +93,9 @@ def test_bad_token_prepending_layers(spec):
 
 
 def test_lowercase_applies_to_the_whole_input_like_do_lower_case():
-    assert InputFormatter(None, lowercase=True)(["Hello World"], "Instruct: X\nQuery: ") == ["instruct: x\nquery: hello world"]
+    assert InputFormatter(None, lowercase=True)(["Hello World"], "Instruct: X\nQuery: ") == [
+        "instruct: x\nquery: hello world"
+    ]
 
 
 def test_instructions_flag_turns_instructions_on_and_an_explicit_false_is_refused():
@@ -96,7 +113,13 @@ def test_resolved_values_decide_identity_not_spelling():
     from qzhou_eval.runs.provenance import identity_options
 
     implicit = identity_options(resolve_options({}, None, None), "cpu")
-    spelled = identity_options(resolve_options({"pooling": "mean", "normalize": True, "dtype": "fp32",
-                                                "batch_size": 7, "token_prepending_layers": "2-3"}, None, None), "cpu")
+    spelled = identity_options(
+        resolve_options(
+            {"pooling": "mean", "normalize": True, "dtype": "fp32", "batch_size": 7, "token_prepending_layers": "2-3"},
+            None,
+            None,
+        ),
+        "cpu",
+    )
     assert implicit == spelled, "defaults spelled out, batch size and unused layers are not a change"
     assert identity_options(resolve_options({}, None, None), "cuda")["dtype"] == "bfloat16"

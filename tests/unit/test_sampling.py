@@ -23,14 +23,17 @@ def test_stage2_fixes_the_retrieval_share():
     assert w["msmarco"] / w["hotpot"] == pytest.approx(4.0) and w["nli"] / w["cls"] == pytest.approx(3.0)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"sizes": {}}, "at least one dataset"),
-    ({"sizes": {"a": 0}}, "positive integers"),
-    ({"alpha": -1}, "alpha must be >= 0"),
-    ({"retrieval": ["nq"], "retrieval_ratio": 1.2}, "must be in \\(0, 1\\)"),
-    ({"retrieval": ["nope"], "retrieval_ratio": 0.7}, "not among the datasets"),
-    ({"retrieval": list(SIZES), "retrieval_ratio": 0.7}, "both inside and outside"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"sizes": {}}, "at least one dataset"),
+        ({"sizes": {"a": 0}}, "positive integers"),
+        ({"alpha": -1}, "alpha must be >= 0"),
+        ({"retrieval": ["nq"], "retrieval_ratio": 1.2}, "must be in \\(0, 1\\)"),
+        ({"retrieval": ["nope"], "retrieval_ratio": 0.7}, "not among the datasets"),
+        ({"retrieval": list(SIZES), "retrieval_ratio": 0.7}, "both inside and outside"),
+    ],
+)
 def test_weight_errors(kwargs, match):
     args = {"sizes": SIZES, "alpha": 0.5, **kwargs}
     with pytest.raises(InvalidOptionError, match=match):
@@ -54,7 +57,9 @@ def test_each_batch_is_one_dataset_read_sequentially():
         assert len(rows) == 4
         seen[name].extend(rows)
     for name, size in (("a", 10), ("b", 7)):
-        assert seen[name] == [i % size for i in range(len(seen[name]))], "rows must continue where the last batch stopped"
+        assert seen[name] == [i % size for i in range(len(seen[name]))], (
+            "rows must continue where the last batch stopped"
+        )
 
 
 def test_shuffled_reading_is_a_new_permutation_each_pass():
@@ -63,7 +68,7 @@ def test_shuffled_reading_is_a_new_permutation_each_pass():
     for name, rows in batches.take(30):
         seen[name].extend(rows)
     for name, size in (("a", 12), ("b", 8)):
-        passes = [seen[name][i:i + size] for i in range(0, len(seen[name]) - size + 1, size)]
+        passes = [seen[name][i : i + size] for i in range(0, len(seen[name]) - size + 1, size)]
         assert len(passes) >= 2
         assert all(sorted(p) == list(range(size)) for p in passes), "each pass reads every row once"
         assert passes[0] != list(range(size)) and passes[0] != passes[1], "passes are shuffled, differently"

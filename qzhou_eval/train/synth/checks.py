@@ -17,8 +17,19 @@ from collections import Counter
 from qzhou_eval.train.cleaning import normalise
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
-_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "CYRILLIC", "ARABIC", "GREEK", "HEBREW", "DEVANAGARI", "THAI",
-            "LATIN")
+_SCRIPTS = (
+    "CJK",
+    "HIRAGANA",
+    "KATAKANA",
+    "HANGUL",
+    "CYRILLIC",
+    "ARABIC",
+    "GREEK",
+    "HEBREW",
+    "DEVANAGARI",
+    "THAI",
+    "LATIN",
+)
 
 
 def parse_answer(text: str, fields: tuple[str, ...]) -> tuple[dict | None, str | None]:

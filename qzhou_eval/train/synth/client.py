@@ -34,9 +34,19 @@ class Answer:
 
 
 class ChatClient:
-    def __init__(self, base_url: str, api_key: str, model: str, *, timeout_s: float, max_retries: int,
-                 backoff_s: float, temperature: float, max_requests: int | None = None,
-                 max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        model: str,
+        *,
+        timeout_s: float,
+        max_retries: int,
+        backoff_s: float,
+        temperature: float,
+        max_requests: int | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
         try:
             import openai
         except ImportError:
@@ -57,7 +67,8 @@ class ChatClient:
     def _spend_request(self) -> None:
         with self._lock:
             if (self.max_requests is not None and self.requests >= self.max_requests) or (
-                    self.max_tokens is not None and self.tokens >= self.max_tokens):
+                self.max_tokens is not None and self.tokens >= self.max_tokens
+            ):
                 raise BudgetReached(f"budget reached ({self.requests} requests, {self.tokens} tokens)")
             self.requests += 1
 
@@ -79,7 +90,7 @@ class ChatClient:
         try:
             return max(0.0, float(header))
         except (TypeError, ValueError):
-            return self.backoff_s * 2 ** attempt * (1 + 0.25 * random.random())
+            return self.backoff_s * 2**attempt * (1 + 0.25 * random.random())
 
     def chat(self, messages: list[dict]) -> Answer:
         """One answer, retrying transient failures.
@@ -92,13 +103,15 @@ class ChatClient:
         for attempt in range(self.max_retries + 1):
             self._spend_request()
             try:
-                done = self.client.chat.completions.create(model=self.model, messages=messages,
-                                                           temperature=self.temperature)
+                done = self.client.chat.completions.create(
+                    model=self.model, messages=messages, temperature=self.temperature
+                )
             except self._openai.APIError as exc:
                 reason = self._retry_reason(exc)
                 if reason is None:
-                    raise InvalidOptionError(f"the endpoint refused the request ({exc}); check base_url, model "
-                                             "and the API key") from None
+                    raise InvalidOptionError(
+                        f"the endpoint refused the request ({exc}); check base_url, model and the API key"
+                    ) from None
                 self.retries[reason] += 1
                 if attempt == self.max_retries:
                     raise RequestFailed(f"{reason} after {self.max_retries} retries") from None

@@ -14,8 +14,11 @@ from qzhou_eval.train.data.schema import DataKind
 
 OPERATIONS = ("paraphrase", "augmentation", "hard_negative")
 # Operations each data kind may use (SPEC 3: NLI and classification data are only paraphrased).
-OPERATIONS_BY_KIND = {DataKind.RETRIEVAL.value: OPERATIONS, DataKind.PAIR.value: ("paraphrase",),
-                      DataKind.CLASSIFICATION.value: ("paraphrase",)}
+OPERATIONS_BY_KIND = {
+    DataKind.RETRIEVAL.value: OPERATIONS,
+    DataKind.PAIR.value: ("paraphrase",),
+    DataKind.CLASSIFICATION.value: ("paraphrase",),
+}
 
 
 @dataclass
@@ -47,16 +50,20 @@ class SynthConfig:
         self.kind = kind
         for op in self.operations:
             if op not in OPERATIONS_BY_KIND[kind]:
-                raise InvalidOptionError(f"SynthConfig.operations: {op!r} is not available for {kind} data; "
-                                         f"choose from {list(OPERATIONS_BY_KIND[kind])}")
+                raise InvalidOptionError(
+                    f"SynthConfig.operations: {op!r} is not available for {kind} data; "
+                    f"choose from {list(OPERATIONS_BY_KIND[kind])}"
+                )
         if self.concurrency < 1 or self.max_retries < 0:
             raise InvalidOptionError("SynthConfig.concurrency must be >= 1 and max_retries >= 0")
 
     def api_key(self) -> str:
         key = os.environ.get(self.api_key_env)
         if not key:
-            raise InvalidOptionError(f"no API key: set the environment variable {self.api_key_env} "
-                                     "(SynthConfig.api_key_env names it; keys never go in the config file)")
+            raise InvalidOptionError(
+                f"no API key: set the environment variable {self.api_key_env} "
+                "(SynthConfig.api_key_env names it; keys never go in the config file)"
+            )
         return key
 
     @classmethod

@@ -106,10 +106,19 @@ class LoopbackChat:
                 if isinstance(reply, Fail):
                     self._send(reply.status, {"error": {"message": f"loopback failure {reply.status}"}})
                     return
-                self._send(200, {"id": "loopback", "object": "chat.completion", "created": 0, "model": body["model"],
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": reply}}],
-                                 "usage": USAGE})
+                self._send(
+                    200,
+                    {
+                        "id": "loopback",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
+                        ],
+                        "usage": USAGE,
+                    },
+                )
 
             def _send(self, status: int, payload: dict) -> None:
                 data = json.dumps(payload).encode()

@@ -69,8 +69,9 @@ def _cosines(embed: Embed, a: list[str], b: list[str]) -> np.ndarray:
     return paired_cosines(embed(a), embed(b)) if a else np.zeros(0)
 
 
-def _ask(client: ChatClient, record: RequestRecord, config: SynthConfig, rows: list[dict],
-         todo: list[_Request]) -> tuple[int, int, bool]:
+def _ask(
+    client: ChatClient, record: RequestRecord, config: SynthConfig, rows: list[dict], todo: list[_Request]
+) -> tuple[int, int, bool]:
     """Ask for every request in ``todo`` with at most ``concurrency`` in flight; (answered, failed, budget hit)."""
     from tqdm.auto import tqdm
 
@@ -101,16 +102,24 @@ def _ask(client: ChatClient, record: RequestRecord, config: SynthConfig, rows: l
                     failed += 1
                     logger.warning("request %s (%s of row %d) failed: %s", request.id, request.op, request.source, exc)
                 else:
-                    record.add({"id": request.id, "op": request.op, "source": request.source, "answer": answer.text,
-                                "tokens": answer.tokens})
+                    record.add(
+                        {
+                            "id": request.id,
+                            "op": request.op,
+                            "source": request.source,
+                            "answer": answer.text,
+                            "tokens": answer.tokens,
+                        }
+                    )
                     answered += 1
                 if not budget:
                     submit_next()
     return answered, failed, budget
 
 
-def _candidates(config: SynthConfig, rows: list[dict], requests: list[_Request], record: RequestRecord,
-                rejected: list[dict]) -> list[tuple[_Request, dict]]:
+def _candidates(
+    config: SynthConfig, rows: list[dict], requests: list[_Request], record: RequestRecord, rejected: list[dict]
+) -> list[tuple[_Request, dict]]:
     """Answers that pass the surface checks, with their parsed fields; the others go to ``rejected``."""
     out = []
     for request in requests:
@@ -123,8 +132,9 @@ def _candidates(config: SynthConfig, rows: list[dict], requests: list[_Request],
             if request.op == "paraphrase":
                 reason = surface_reason(fields["text"], row[PARAPHRASED_FIELD[config.kind]], config.length_band)
             elif request.op == "augmentation":
-                reason = (surface_reason(fields["query"], row["query"], None)
-                          or surface_reason(fields["positive"], row["positive"], None))
+                reason = surface_reason(fields["query"], row["query"], None) or surface_reason(
+                    fields["positive"], row["positive"], None
+                )
             else:
                 reason = surface_reason(fields["negative"], row["positive"], _HARD_NEGATIVE_BAND)
         if reason is None:
@@ -134,8 +144,9 @@ def _candidates(config: SynthConfig, rows: list[dict], requests: list[_Request],
     return out
 
 
-def _semantic_reasons(config: SynthConfig, rows: list[dict], found: list[tuple[_Request, dict]],
-                      embed: Embed) -> list[str | None]:
+def _semantic_reasons(
+    config: SynthConfig, rows: list[dict], found: list[tuple[_Request, dict]], embed: Embed
+) -> list[str | None]:
     """One reason (or None) per candidate, scored in one batch per operation."""
     reasons: list[str | None] = [None] * len(found)
     by_op: dict[str, list[int]] = {}
@@ -168,8 +179,13 @@ def _new_row(config: SynthConfig, request: _Request, row: dict, fields: dict) ->
     if request.op == "paraphrase":
         new = {**row, PARAPHRASED_FIELD[config.kind]: fields["text"]}
     elif request.op == "augmentation":
-        new = {"query": fields["query"], "positive": fields["positive"], "negatives": [],
-               "instruction": row.get("instruction", ""), "dataset": row.get("dataset", "")}
+        new = {
+            "query": fields["query"],
+            "positive": fields["positive"],
+            "negatives": [],
+            "instruction": row.get("instruction", ""),
+            "dataset": row.get("dataset", ""),
+        }
     else:
         new = {**row, "negatives": [*row.get("negatives", []), fields["negative"]]}
     return {**new, "synthesis": {"op": request.op, "source": request.source, "request": request.id}}
@@ -183,17 +199,26 @@ def run_synthesis(config: SynthConfig, embed: Embed | None = None, client: ChatC
     """
     rows = [dataclasses.asdict(r) for r in read_rows(config.input, config.kind, instruction=config.instruction or None)]
     if len(rows) > config.max_source_rows:
-        raise InvalidOptionError(f"{config.input} has {len(rows)} rows; SPEC 3 synthesises only from datasets under "
-                                 f"{config.max_source_rows} (max_source_rows)")
+        raise InvalidOptionError(
+            f"{config.input} has {len(rows)} rows; SPEC 3 synthesises only from datasets under "
+            f"{config.max_source_rows} (max_source_rows)"
+        )
     out = Path(config.output_dir)
     requests = [_Request(_request_id(config, op, row), op, i) for i, row in enumerate(rows) for op in config.operations]
     record = RequestRecord(out / "requests.jsonl")
     before = sum(r.id in record for r in requests)
     todo = [r for r in requests if r.id not in record]
-    client = client or ChatClient(config.base_url, config.api_key(), config.model, timeout_s=config.timeout_s,
-                                  max_retries=config.max_retries, backoff_s=config.backoff_s,
-                                  temperature=config.temperature, max_requests=config.max_requests,
-                                  max_tokens=config.max_tokens)
+    client = client or ChatClient(
+        config.base_url,
+        config.api_key(),
+        config.model,
+        timeout_s=config.timeout_s,
+        max_retries=config.max_retries,
+        backoff_s=config.backoff_s,
+        temperature=config.temperature,
+        max_requests=config.max_requests,
+        max_tokens=config.max_tokens,
+    )
     try:
         answered, failed, budget = _ask(client, record, config, rows, todo) if todo else (0, 0, False)
     finally:
@@ -204,8 +229,8 @@ def run_synthesis(config: SynthConfig, embed: Embed | None = None, client: ChatC
     found = _candidates(config, rows, requests, record, rejected)
     if found:
         if embed is None:
-            from qzhou_eval.api import load_encoder
             from qzhou_eval._paths import bundled_model_path
+            from qzhou_eval.api import load_encoder
 
             embed = load_encoder(config.scorer_model or bundled_model_path()).encode
         reasons = _semantic_reasons(config, rows, found, embed)
@@ -217,15 +242,30 @@ def run_synthesis(config: SynthConfig, embed: Embed | None = None, client: ChatC
             kept_rows.append(_new_row(config, request, rows[request.source], fields))
             kept[request.op] += 1
         else:
-            rejected.append({"op": request.op, "source": request.source, "reason": reason,
-                             "answer": record.answers[request.id]["answer"]})
+            rejected.append(
+                {
+                    "op": request.op,
+                    "source": request.source,
+                    "reason": reason,
+                    "answer": record.answers[request.id]["answer"],
+                }
+            )
     by_reason: dict[str, Counter] = {}
     for item in rejected:
         by_reason.setdefault(item["op"], Counter())[item["reason"]] += 1
-    report = SynthReport(source_rows=len(rows), requests_planned=len(requests), answered_before=before,
-                         answered_now=answered, failed=failed, budget_reached=budget,
-                         http_requests=client.requests, tokens=client.tokens, retries=dict(client.retries),
-                         kept=dict(kept), rejected={op: dict(c) for op, c in by_reason.items()})
+    report = SynthReport(
+        source_rows=len(rows),
+        requests_planned=len(requests),
+        answered_before=before,
+        answered_now=answered,
+        failed=failed,
+        budget_reached=budget,
+        http_requests=client.requests,
+        tokens=client.tokens,
+        retries=dict(client.retries),
+        kept=dict(kept),
+        rejected={op: dict(c) for op, c in by_reason.items()},
+    )
     atomic_write_text(out / "rows.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept_rows))
     atomic_write_text(out / "rejected.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejected))
     atomic_write_json(out / "report.json", report.as_record())

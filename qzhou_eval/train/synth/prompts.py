@@ -51,5 +51,7 @@ def source_view(op: str, kind: str, row: dict) -> dict:
 
 
 def messages(op: str, kind: str, row: dict) -> list[dict]:
-    return [{"role": "system", "content": OPERATIONS[op].instructions},
-            {"role": "user", "content": json.dumps(source_view(op, kind, row), ensure_ascii=False)}]
+    return [
+        {"role": "system", "content": OPERATIONS[op].instructions},
+        {"role": "user", "content": json.dumps(source_view(op, kind, row), ensure_ascii=False)},
+    ]
