@@ -94,8 +94,9 @@ def minilm_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer_dir(tmp_path_factory, sts_sentences) -> Path:
-    """A small byte-level BPE tokenizer with Qwen's special tokens, trained on local sentences."""
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    """A small byte-level BPE tokenizer with Qwen's special tokens, trained on the demo pack's sentences."""
+    sentences = [r["text"] for r in read_jsonl_gz(DEMO / "Banking77Classification" / "train.jsonl.gz")]
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -108,7 +109,7 @@ def tiny_tokenizer_dir(tmp_path_factory, sts_sentences) -> Path:
         show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tok.train_from_iterator(sts_sentences[:2000], trainer=trainer)
+    tok.train_from_iterator(sentences[:2000], trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|endoftext|>",
