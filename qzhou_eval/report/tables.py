@@ -18,7 +18,7 @@ from qzhou_eval.results.aggregate import (
     score_frame,
     task_type_table,
 )
-from qzhou_eval.results.conventions import Convention, load_convention
+from qzhou_eval.results.conventions import MTEB_CONVENTION, Convention, load_convention
 from qzhou_eval.results.load import ModelResults, load_models
 from qzhou_eval.results.runs import load_run_dir
 
@@ -90,6 +90,23 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _convention_notes(report: Report) -> list[str]:
+    """Where this table and mteb's own ``Benchmark.get_score`` part ways, and why (``mteb`` convention only)."""
+    if report.convention.name != MTEB_CONVENTION:
+        return []
+    joined = sorted(name for name, revs in report.revisions.items() if len(revs) > 1)
+    notes = [
+        "Equal to mteb's `Benchmark.get_score` on the same files, except: a task-type mean is shown wherever that "
+        "type is complete (mteb blanks every mean when any task is missing)"
+    ]
+    if joined:
+        notes[0] += (
+            "; rows that join several revision folders (as the leaderboard does) have means where mteb, scoring "
+            f"each revision folder on its own, has none: {', '.join(joined)}"
+        )
+    return [notes[0] + ".", ""]
+
+
 def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> str:
     """The chosen table as markdown (GitHub pipes), CSV or JSON; each states its convention."""
     if fmt not in FORMATS:
@@ -126,6 +143,7 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
         shown.reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True),
         "",
     ]
+    lines.extend(_convention_notes(report))
     lines.append(
         "Revisions used (tasks per revision folder): "
         + "; ".join(

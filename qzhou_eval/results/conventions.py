@@ -61,7 +61,9 @@ def load_convention(name: str, benchmark: str) -> Convention:
     tasks = list(bench.tasks)
     types = {t.metadata.name: t.metadata.type for t in tasks}
     if name == MTEB_CONVENTION:
-        selection = {t.metadata.name: TaskSelection(tuple(t.metadata.eval_splits), tuple(t.hf_subsets)) for t in tasks}
+        # The benchmark's own task objects: their eval_splits / hf_subsets are the benchmark's selection (MTEB(eng, v2)
+        # scores MassiveIntentClassification on test only), which the task metadata's lists are not.
+        selection = {t.metadata.name: TaskSelection(tuple(t.eval_splits), tuple(t.hf_subsets)) for t in tasks}
         return Convention(
             name, f"benchmark definitions of the installed mteb {mteb.__version__}", benchmark, selection, types
         )
