@@ -51,6 +51,15 @@ def add_parser(sub) -> None:
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(handler=run_submit)
 
+    k = sub.add_parser("card", help="a Hugging Face model card with the run's results (model-index + tables)")
+    k.add_argument("run_dir", help="one model's results folder (<org__model> or <org__model>/<revision>)")
+    k.add_argument("--readme", default=None, help="an existing card to merge into (kept otherwise intact)")
+    k.add_argument("--out", default=None, help="where to write (default: --readme itself, else model_card.md)")
+    k.add_argument(
+        "--convention", default="mteb", help="split/subset convention of the tables: mteb | leaderboard-2025-08"
+    )
+    k.set_defaults(handler=run_card)
+
 
 def _refuse_existing(path: str | None, force: bool) -> None:
     if path and Path(path).exists() and not force:
@@ -106,4 +115,14 @@ def run_submit(args) -> int:
         args.run_dir, args.out, benchmark=args.benchmark, allow_partial=args.allow_partial, overwrite=args.overwrite
     )
     print(f"wrote and validated {target}")
+    return 0
+
+
+def run_card(args) -> int:
+    from qzhou_eval.report.model_card import write_card
+
+    out = args.out or args.readme or "model_card.md"
+    summary = write_card(args.run_dir, out, readme=args.readme, convention=args.convention)
+    suites = ", ".join(summary.benchmarks) or "no full suite"
+    print(f"wrote {summary.path}: {summary.entries} model-index results for {summary.model}; tables: {suites}")
     return 0
