@@ -114,7 +114,15 @@ def run_submit(args) -> int:
     target = submit(
         args.run_dir, args.out, benchmark=args.benchmark, allow_partial=args.allow_partial, overwrite=args.overwrite
     )
+    from qzhou_eval.report.submission import next_commands
+
     print(f"wrote and validated {target}")
+    model_name = target.parent.name.replace("__", "/", 1)
+    commands = next_commands(args.out, model_name)
+    print("next, on a machine with network access (mteb >= 2.26 and a GitHub login):")
+    print(f"  {commands[0]}   # commits to a branch of a local results clone, to push and open a PR yourself")
+    print(f"  {commands[1]}   # or pushes to your fork and opens the PR (pip install 'mteb[github]', gh auth login)")
+    print(f"  by hand: {commands[2]}")
     return 0
 
 

@@ -67,6 +67,22 @@ def submit(
     return target
 
 
+RESULTS_REPO = "https://github.com/embeddings-benchmark/results"
+
+
+def next_commands(out_dir: str | Path, model_name: str) -> list[str]:
+    """What to run where the network is: mteb's own submission command (its ``--output-folder`` is ``out_dir``,
+    whose ``results/`` holds the model), or the same by hand with git."""
+    out = Path(out_dir)
+    folder = model_name.replace("/", "__")
+    return [
+        f"mteb submit-results --output-folder {out} --models {model_name}",
+        f"mteb submit-results --output-folder {out} --models {model_name} --create-pr",
+        f"git clone {RESULTS_REPO} && cp -r {out / 'results' / folder} results/results/ && cd results && "
+        f"git checkout -b add-{folder} && git add results/{folder} && git commit -m 'Add results for {model_name}'",
+    ]
+
+
 def _check_model_meta(path: Path) -> None:
     """model_meta.json must be a JSON object naming the model, before anything is written.
 

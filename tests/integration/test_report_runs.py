@@ -1,5 +1,6 @@
 """Reporting on a fresh runner run, and submitting it through mteb's own result classes."""
 
+import mteb
 import pytest
 
 from qzhou_eval.cli.main import main
@@ -46,6 +47,16 @@ def test_submit_round_trip_and_refusals(finished_run, shared_dir, tmp_path):
     assert target.parts[-3:-1] == ("results", "sentence-transformers__all-MiniLM-L6-v2")
     with pytest.raises(SubmissionError, match="already exist"):
         submit(out, tmp_path / "sub", allow_partial=True)
+    # the printed next steps are commands mteb's own CLI accepts, pointing at what was written
+    from mteb.cli.build_cli import build_cli
+
+    from qzhou_eval.report.submission import next_commands
+
+    for command in next_commands(tmp_path / "sub", "sentence-transformers/all-MiniLM-L6-v2")[:2]:
+        args = build_cli().parse_args(command.split()[1:])
+        assert args.models == ["sentence-transformers/all-MiniLM-L6-v2"]
+        loaded = mteb.ResultCache(args.output_folder).load_results(models=args.models, include_remote=False)
+        assert {tr.task_name for mr in loaded.model_results for tr in mr.task_results} == {"STSBenchmark"}
     leaderboard = shared_dir / "leaderboard-results" / "results" / "sentence-transformers__all-MiniLM-L6-v2"
     with pytest.raises(SubmissionError, match="mixed mteb versions"):
         submit(leaderboard, tmp_path / "sub2", allow_partial=True)
