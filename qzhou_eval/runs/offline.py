@@ -59,5 +59,8 @@ def attach_data_dir(tasks: Sequence, data_dir: str | Path) -> None:
         listing = ", ".join(f"{name} ({why})" for name, why in problems.items())
         raise DataDirError(f"{len(problems)} task(s) are not usable in {root}: {listing}; expected {EXPECTED}")
     for task in tasks:
-        # A new dict, so other task objects sharing the metadata are not changed; keep 'revision'.
-        task.metadata.dataset = {**task.metadata.dataset, "path": str((root / task.metadata.name).resolve())}
+        # The task's own copy of its metadata: mteb shares one TaskMetadata object between every instance of a
+        # task class, so changing it in place would point every later get_task() in the process (a model card's
+        # dataset id, another run) at this folder. Keep 'revision': mteb writes it into result metadata.
+        dataset = {**task.metadata.dataset, "path": str((root / task.metadata.name).resolve())}
+        task.metadata = task.metadata.model_copy(update={"dataset": dataset})
