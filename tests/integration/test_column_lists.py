@@ -10,8 +10,10 @@ from qzhou_eval.runs.column_lists import columns_as_lists
 def _local_task(name: str, folder):
     import mteb
 
+    from qzhou_eval.runs.offline import attach_data_dir
+
     task = mteb.get_task(name)
-    task.metadata.dataset = {**task.metadata.dataset, "path": str(folder)}
+    attach_data_dir([task], folder.parent)  # this task object only (mteb shares metadata objects)
     return task
 
 

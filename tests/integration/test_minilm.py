@@ -75,10 +75,11 @@ def test_mteb_sts_benchmark_end_to_end(encoder, shared_dir):
     import mteb
 
     from qzhou_eval.encoder.mteb_model import QZhouMtebModel
+    from qzhou_eval.runs.offline import attach_data_dir
 
     model = QZhouMtebModel(encoder, None, use_instruction=False, model_name="sentence-transformers/all-MiniLM-L6-v2")
     task = mteb.get_task("STSBenchmark")
-    task.metadata.dataset = {**task.metadata.dataset, "path": str(shared_dir / "mteb-data" / "STSBenchmark")}
+    attach_data_dir([task], shared_dir / "mteb-data")  # this task object only (mteb shares metadata objects)
     result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False)
     score = result.task_results[0].get_score()
     assert score == pytest.approx(0.8203, abs=0.002), f"STSBenchmark main score drifted: {score}"
