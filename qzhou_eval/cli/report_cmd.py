@@ -22,7 +22,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--convention", default="leaderboard-2025-08", help="split/subset convention: leaderboard-2025-08 | mteb"
     )
-    p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
+    p.add_argument(
+        "--format",
+        choices=("markdown", "csv", "json", "html"),
+        default="markdown",
+        help="html: one self-contained page (both tables, the chart, deltas, the runs' manifests)",
+    )
     p.add_argument("--table", choices=("task-types", "tasks"), default="task-types")
     p.add_argument("--reference", default=None, help="add delta columns against this model")
     p.add_argument("--chart", default=None, help="also write a PNG chart of task-type scores here")
@@ -82,7 +87,12 @@ def run_report(args) -> int:
         convention=args.convention,
         reference=args.reference,
     )
-    text = render(report, args.format, args.table)
+    if args.format == "html":
+        from qzhou_eval.report.html import render_html, run_manifests
+
+        text = render_html(report, run_manifests(args.run_dirs, report.benchmark))
+    else:
+        text = render(report, args.format, args.table)
     if args.out:
         atomic_write_text(Path(args.out), text)
         print(f"wrote {args.out}", file=sys.stderr)

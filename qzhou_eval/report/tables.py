@@ -84,13 +84,14 @@ def build_report(
     return Report(benchmark, conv, summary, per_task, {m.name: m.revisions_used() for m in entries}, sources)
 
 
-def _fmt(value) -> str:
+def format_cell(value) -> str:
+    """How every report format prints a cell: two decimals, blank for missing."""
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.2f}"
     return str(value)
 
 
-def _convention_notes(report: Report) -> list[str]:
+def convention_notes(report: Report) -> list[str]:
     """Where this table and mteb's own ``Benchmark.get_score`` part ways, and why (``mteb`` convention only)."""
     if report.convention.name != MTEB_CONVENTION:
         return []
@@ -130,7 +131,7 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
             ensure_ascii=False,
             default=str,
         )
-    shown = frame.map(_fmt)
+    shown = frame.map(format_cell)
     shown.index.name = "model"
     if fmt == "csv":
         shown = shown.reset_index()
@@ -143,7 +144,7 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
         shown.reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True),
         "",
     ]
-    lines.extend(_convention_notes(report))
+    lines.extend(convention_notes(report))
     lines.append(
         "Revisions used (tasks per revision folder): "
         + "; ".join(

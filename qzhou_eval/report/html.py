@@ -1,0 +1,131 @@
+"""``report --format html``: one self-contained page (no network to open it) for people to look at.
+
+It holds the task-type and task tables (sortable by clicking a header), the chart as an inline PNG,
+per-task deltas against a reference model or a previous run with drops highlighted, and each run's
+manifest (model, options, versions). Every number is the one the markdown report prints: both read the
+same :class:`~qzhou_eval.report.tables.Report` and format cells with the same function.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.report.tables import Report, convention_notes, format_cell
+
+DROP = -1.0  # points: a delta at or below this is a regression (the compare gate's default per-task drop)
+
+_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach((th, col) => th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0];
+  const dir = th.dataset.dir === "desc" ? 1 : -1; th.dataset.dir = dir === 1 ? "asc" : "desc";
+  const key = r => { const t = r.cells[col].textContent.trim(); const v = parseFloat(t);
+                     return t === "" ? -Infinity : (isNaN(v) ? t : v); };
+  [...body.rows].sort((a, b) => { const x = key(a), y = key(b);
+    return (x > y ? 1 : x < y ? -1 : 0) * dir; }).forEach(r => body.appendChild(r));
+}));
+"""
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222} table{border-collapse:collapse;margin:1em 0}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right} th{cursor:pointer;background:#f3f3f3}
+td:first-child,th:first-child{text-align:left} tr.run td:first-child{font-weight:bold}
+td.drop{background:#f8c9c4} td.gain{background:#d4edd4} pre{background:#f7f7f7;padding:1em;overflow:auto}
+.note{color:#555;font-size:90%}
+"""
+
+
+def _benchmark_of(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("benchmark")
+    except (OSError, ValueError):
+        return None
+
+
+def run_manifests(run_dirs: list[str | Path], benchmark: str) -> list[Path]:
+    """The ``qzhou-run-*.json`` manifests (in each run folder or up to two levels above) for ``benchmark``.
+
+    A folder may hold manifests of both suites (the two runners share an output folder); the page shows
+    the ones of its benchmark (or of an ad-hoc ``tasks`` run).
+
+    Raises:
+        InvalidOptionError: a run whose manifests are all of another benchmark: one page is one benchmark.
+    """
+    found: list[Path] = []
+    for run_dir in run_dirs:
+        for folder in [Path(run_dir), *list(Path(run_dir).resolve().parents)[:2]]:
+            hits = sorted(folder.glob("qzhou-run-*.json"))
+            if not hits:
+                continue
+            suites = {p: _benchmark_of(p) for p in hits}
+            mine = [p for p, b in suites.items() if b in (benchmark, "tasks")]
+            if not mine:
+                raise InvalidOptionError(
+                    f"an HTML report shows one benchmark, {benchmark}, but the run {run_dir} is of "
+                    f"{sorted({str(b) for b in suites.values()})}; make one page per benchmark (--benchmark)"
+                )
+            found.extend(p for p in mine if p not in found)
+            break
+    return found
+
+
+def _table(frame: pd.DataFrame, runs: set[str], caption: str) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["model", *frame.columns])
+    rows = []
+    for name, row in frame.iterrows():
+        cells = [f"<td>{html.escape(str(name))}</td>"]
+        for column, value in row.items():
+            css = ""
+            if str(column).startswith("Δ") and isinstance(value, float) and value == value:
+                css = ' class="drop"' if value <= DROP else ' class="gain"' if value > 0 else ""
+            cells.append(f"<td{css}>{html.escape(format_cell(value))}</td>")
+        rows.append(f'<tr class="{"run" if name in runs else "baseline"}">{"".join(cells)}</tr>')
+    return (
+        f'<table class="sortable"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _chart(report: Report) -> str:
+    from qzhou_eval.report.plots import task_type_chart
+
+    with tempfile.TemporaryDirectory() as tmp:
+        png = task_type_chart(report, Path(tmp) / "chart.png").read_bytes()
+    return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+
+
+def render_html(report: Report, manifests: list[Path] | None = None) -> str:
+    """The page as one string."""
+    manifests = manifests or []
+    runs = {m for m, src in report.sources.items() if src.startswith("run")}
+    title = f"{report.benchmark} — convention {report.convention.name}"
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        f'<p class="note">{html.escape(report.convention.description.rstrip("."))}. Click a column header to sort. '
+        f"Δ cells at or below {DROP:+.1f} points are drops.</p>",
+        *(f'<p class="note">{html.escape(note)}</p>' for note in convention_notes(report) if note),
+        "<h2>Task types</h2>",
+        _table(report.task_types, runs, "task-types"),
+        _chart(report),
+        "<h2>Tasks</h2>",
+        _table(report.tasks, runs, "tasks"),
+        "<h2>Runs</h2>",
+    ]
+    for path in manifests:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        shown = {k: record.get(k) for k in ("benchmark", "model", "inputs", "backend", "device", "dtype", "versions")}
+        parts.append(f"<h3>{html.escape(path.name)}</h3><pre>{html.escape(json.dumps(shown, indent=2))}</pre>")
+    revisions = "; ".join(
+        f"{m}: {', '.join(f'{r} ({n})' for r, n in revs.items())}" for m, revs in report.revisions.items()
+    )
+    parts += [
+        f'<p class="note">Revisions used: {html.escape(revisions)}</p>',
+        f"<script>{_SCRIPT}</script></body></html>",
+    ]
+    return "\n".join(parts) + "\n"

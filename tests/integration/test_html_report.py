@@ -1,0 +1,114 @@
+"""``report --format html``: one self-contained page whose numbers are the markdown report's."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+
+from qzhou_eval.cli.main import main
+from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.report.html import render_html, run_manifests
+from qzhou_eval.report.tables import build_report, render
+
+ENG = "MTEB(eng, v2)"
+MODELS = ["sentence-transformers/all-MiniLM-L6-v2", "BAAI/bge-small-en-v1.5", "Kingsoft-LLM/QZhou-Embedding"]
+
+
+class Tables(HTMLParser):
+    """Every table's cell texts, row by row; and whether anything is fetched from the network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables, self.external = [], []
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("src", "href"):
+            if attrs.get(key) and not attrs[key].startswith("data:"):
+                self.external.append(attrs[key])
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(self._cell.strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def _markdown_rows(text: str) -> list[list[str]]:
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines if not re.match(r"^\|[-| ]+\|$", line)]
+
+
+@pytest.fixture
+def report(shared_dir):
+    return build_report([], ENG, baselines=shared_dir / "leaderboard-results", models=MODELS, reference=MODELS[0])
+
+
+def test_page_tables_equal_the_markdown_report(report):
+    page = render_html(report)
+    parsed = Tables()
+    parsed.feed(page)
+    assert parsed.external == [], "the page must open without network"
+    assert 'src="data:image/png;base64,' in page
+    for table, which in zip(parsed.tables, ("task-types", "tasks")):
+        assert table == _markdown_rows(render(report, "markdown", which)), which
+    deltas = [c for c in re.findall(r'<td class="(drop|gain)">', page)]
+    assert "drop" in deltas and "gain" in deltas, "bge-small and QZhou differ from MiniLM both ways"
+
+
+def test_manifests_shown_and_other_benchmarks_refused(shared_dir, finished_run, tmp_path, capsys):
+    out, _, _ = finished_run
+    page = tmp_path / "r.html"
+    assert main(["report", str(out), "--benchmark", ENG, "--format", "html", "--out", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "qzhou-run-MTEB-eng-v2.json" in text and "&quot;transformers&quot;" in text, "the run's manifest"
+    other = tmp_path / "cmn"
+    shutil.copytree(out, other)
+    for manifest in other.glob("qzhou-run-*.json"):
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        manifest.unlink()
+        (other / "qzhou-run-MTEB-cmn-v1.json").write_text(json.dumps({**record, "benchmark": "MTEB(cmn, v1)"}))
+    with pytest.raises(
+        InvalidOptionError, match=r"one benchmark, MTEB\(eng, v2\), but the run .* is of \['MTEB\(cmn, v1\)'\]"
+    ):
+        run_manifests([other], ENG)
+    assert main(["report", str(other), "--benchmark", ENG, "--format", "html", "--out", str(tmp_path / "x.html")]) == 2
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_a_real_headless_browser_shows_the_same_numbers(report, tmp_path):
+    """Chromium (Debian's package; .ci/run installs it) renders the page; its DOM tables equal the markdown."""
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium); the page was checked by the HTML parser above")
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    parsed = Tables()
+    parsed.feed(dom)
+    for table, which in zip(parsed.tables, ("task-types", "tasks")):
+        assert table == _markdown_rows(render(report, "markdown", which)), which
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
