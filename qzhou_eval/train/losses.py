@@ -59,6 +59,11 @@ def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat(parts, dim=0), dist.get_rank() * x.shape[0]
 
 
+def _gathered(x: torch.Tensor, gather: bool) -> torch.Tensor:
+    """``x`` from every rank when ``gather`` (and a process group is up), else ``x``."""
+    return gather_with_grad(x)[0] if gather else x
+
+
 def info_nce(
     queries: torch.Tensor,
     positives: torch.Tensor,
@@ -88,10 +93,10 @@ def info_nce(
     docs = F.normalize(positives, dim=-1)
     batch = q.shape[0]
     all_docs, offset = gather_with_grad(docs) if gather else (docs, 0)
-    all_q, _ = gather_with_grad(q) if gather else (q, 0)
+    all_q = _gathered(q, gather)
     all_labels = None
     if labels is not None:
-        all_labels, _ = gather_with_grad(labels) if gather else (labels, 0)
+        all_labels = _gathered(labels, gather)
     candidates = [q @ all_docs.T]
     masks = []
     targets = torch.arange(batch, device=q.device) + offset
@@ -104,7 +109,7 @@ def info_nce(
         masks.append(torch.zeros(batch, all_docs.shape[0], dtype=torch.bool, device=q.device))
     if negatives is not None:
         neg = F.normalize(negatives.reshape(-1, negatives.shape[-1]), dim=-1)
-        all_neg, _ = gather_with_grad(neg) if gather else (neg, 0)
+        all_neg = _gathered(neg, gather)
         candidates.append(q @ all_neg.T)
         masks.append(torch.zeros(batch, all_neg.shape[0], dtype=torch.bool, device=q.device))
     if query_negatives:
@@ -134,8 +139,8 @@ def _mask_copies(
     with_queries: bool,
 ) -> None:
     """OR the copy masks into ``masks`` (in-batch documents, then hard negatives, then queries)."""
-    all_queries, _ = gather_with_grad(keys.queries) if gather else (keys.queries, 0)
-    all_positives, _ = gather_with_grad(keys.positives) if gather else (keys.positives, 0)
+    all_queries = _gathered(keys.queries, gather)
+    all_positives = _gathered(keys.positives, gather)
     same_query = (keys.queries[:, None] == all_queries[None, :]).float()  # [B, G]: rows asking the same query
 
     def is_relevant(candidates: torch.Tensor) -> torch.Tensor:
@@ -149,7 +154,7 @@ def _mask_copies(
     documents[rows, targets] = False  # the target is not masked
     masks[0] |= documents
     if with_negatives and keys.negatives is not None:
-        all_negatives, _ = gather_with_grad(keys.negatives) if gather else (keys.negatives, 0)
+        all_negatives = _gathered(keys.negatives, gather)
         masks[1] |= is_relevant(all_negatives)
 
 
