@@ -129,7 +129,7 @@ class GroupedBatches:
         self.batch_size = batch_size if not isinstance(batch_size, Mapping) else dict(self.batch_sizes)
         self.rng = np.random.default_rng(seed)
         self.seed, self.shuffle = seed, shuffle
-        self._orders: dict[tuple[str, int], np.ndarray] = {}
+        self._orders: dict[str, tuple[int, np.ndarray]] = {}  # dataset -> (pass, row order)
         self.state = GroupedSamplerState(positions={n: 0 for n in self.names})
 
     def next_batch(self) -> tuple[str, list[int]]:
@@ -144,11 +144,12 @@ class GroupedBatches:
         size = self.sizes[name]
         if not self.shuffle:
             return position % size
-        key = (name, position // size)
-        if key not in self._orders:
-            self._orders = {k: v for k, v in self._orders.items() if k[0] != name}  # one pass per dataset kept
-            self._orders[key] = np.random.default_rng([self.seed, self.names.index(name), key[1]]).permutation(size)
-        return int(self._orders[key][position % size])
+        current = position // size
+        cached = self._orders.get(name)
+        if cached is None or cached[0] != current:  # the current pass's order only, per dataset
+            order = np.random.default_rng([self.seed, self.names.index(name), current]).permutation(size)
+            self._orders[name] = cached = (current, order)
+        return int(cached[1][position % size])
 
     def take(self, steps: int) -> Iterator[tuple[str, list[int]]]:
         for _ in range(steps):
