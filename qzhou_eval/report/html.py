@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.report.tables import Report, convention_notes, format_cell
+from qzhou_eval.report.tables import Report, convention_notes, format_cell, revisions_note
 
 DROP = -1.0  # points: a delta at or below this is a regression (the compare gate's default per-task drop)
 
@@ -40,14 +40,16 @@ td.drop{background:#f8c9c4} td.gain{background:#d4edd4} pre{background:#f7f7f7;p
 """
 
 
-def _benchmark_of(path: Path) -> str | None:
+def _read(path: Path) -> dict:
+    """A manifest's content; {} when unreadable (a report only reads: it never moves or repairs files)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("benchmark")
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
-def run_manifests(run_dirs: list[str | Path], benchmark: str) -> list[Path]:
+def run_manifests(run_dirs: list[str | Path], benchmark: str) -> dict[Path, dict]:
     """The ``qzhou-run-*.json`` manifests (in each run folder or up to two levels above) for ``benchmark``.
 
     A folder may hold manifests of both suites (the two runners share an output folder); the page shows
@@ -56,20 +58,21 @@ def run_manifests(run_dirs: list[str | Path], benchmark: str) -> list[Path]:
     Raises:
         InvalidOptionError: a run whose manifests are all of another benchmark: one page is one benchmark.
     """
-    found: list[Path] = []
+    found: dict[Path, dict] = {}
     for run_dir in run_dirs:
         for folder in [Path(run_dir), *list(Path(run_dir).resolve().parents)[:2]]:
             hits = sorted(folder.glob("qzhou-run-*.json"))
             if not hits:
                 continue
-            suites = {p: _benchmark_of(p) for p in hits}
-            mine = [p for p, b in suites.items() if b in (benchmark, "tasks")]
+            records = {p: _read(p) for p in hits}
+            mine = {p: r for p, r in records.items() if r.get("benchmark") in (benchmark, "tasks")}
             if not mine:
                 raise InvalidOptionError(
                     f"an HTML report shows one benchmark, {benchmark}, but the run {run_dir} is of "
-                    f"{sorted({str(b) for b in suites.values()})}; make one page per benchmark (--benchmark)"
+                    f"{sorted({str(r.get('benchmark')) for r in records.values()})}; make one page per benchmark "
+                    "(--benchmark)"
                 )
-            found.extend(p for p in mine if p not in found)
+            found.update(mine)
             break
     return found
 
@@ -99,9 +102,9 @@ def _chart(report: Report) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
-def render_html(report: Report, manifests: list[Path] | None = None) -> str:
-    """The page as one string."""
-    manifests = manifests or []
+def render_html(report: Report, manifests: dict[Path, dict] | None = None) -> str:
+    """The page as one string; ``manifests`` as :func:`run_manifests` returns them."""
+    manifests = manifests or {}
     runs = {m for m, src in report.sources.items() if src.startswith("run")}
     title = f"{report.benchmark} — convention {report.convention.name}"
     parts = [
@@ -117,15 +120,11 @@ def render_html(report: Report, manifests: list[Path] | None = None) -> str:
         _table(report.tasks, runs, "tasks"),
         "<h2>Runs</h2>",
     ]
-    for path in manifests:
-        record = json.loads(path.read_text(encoding="utf-8"))
+    for path, record in manifests.items():
         shown = {k: record.get(k) for k in ("benchmark", "model", "inputs", "backend", "device", "dtype", "versions")}
         parts.append(f"<h3>{html.escape(path.name)}</h3><pre>{html.escape(json.dumps(shown, indent=2))}</pre>")
-    revisions = "; ".join(
-        f"{m}: {', '.join(f'{r} ({n})' for r, n in revs.items())}" for m, revs in report.revisions.items()
-    )
     parts += [
-        f'<p class="note">Revisions used: {html.escape(revisions)}</p>',
+        f'<p class="note">{html.escape(revisions_note(report))}</p>',
         f"<script>{_SCRIPT}</script></body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -91,6 +91,15 @@ def format_cell(value) -> str:
     return str(value)
 
 
+def revisions_note(report: Report) -> str:
+    """Which revision folder each model's task files came from (every format that shows a table says it)."""
+    return "Revisions used (tasks per revision folder): " + "; ".join(
+        f"{name}: " + ", ".join(f"{rev} ({n})" for rev, n in revs.items())
+        for name, revs in report.revisions.items()
+        if revs
+    )
+
+
 def convention_notes(report: Report) -> list[str]:
     """Where this table and mteb's own ``Benchmark.get_score`` part ways, and why (``mteb`` convention only)."""
     if report.convention.name != MTEB_CONVENTION:
@@ -145,12 +154,5 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
         "",
     ]
     lines.extend(convention_notes(report))
-    lines.append(
-        "Revisions used (tasks per revision folder): "
-        + "; ".join(
-            f"{name}: " + ", ".join(f"{rev} ({n})" for rev, n in revs.items())
-            for name, revs in report.revisions.items()
-            if revs
-        )
-    )
+    lines.append(revisions_note(report))
     return "\n".join(lines) + "\n"
