@@ -150,6 +150,7 @@ def load_encoder(
         )
     source = resolve_source(model_name_or_path, revision)
     info = read_checkpoint(source)
+    source.check_weights(info.layout.transformer_subfolder if info.layout else "")
     resolved = resolve_options(explicit, select_preset(preset, info), info)
     return build_encoder(info, resolved, device, backend)
 

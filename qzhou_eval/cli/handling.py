@@ -16,6 +16,7 @@ from pathlib import Path
 
 from qzhou_eval._ranks import launched_by_torchrun, process_rank
 from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.integrity.exhaustion import exhausted, is_exhaustion
 
 
 def add_verbosity(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
@@ -65,6 +66,32 @@ def _rank_label() -> str:
     return f" (rank {process_rank()})" if launched_by_torchrun() else ""
 
 
+def _missing_package(exc: ImportError) -> str | None:
+    """The third-party package an ImportError asks for, or None when the import failure is qzhou-eval's own."""
+    import re
+
+    name = getattr(exc, "name", None)
+    if isinstance(exc, ModuleNotFoundError) and name:
+        top = name.split(".")[0]
+        return None if top == "qzhou_eval" else top.replace("_", "-")
+    match = re.search(r"pip install (?:-U )?['\"`]?([A-Za-z0-9_.\-]+(?:[<>=!~]=?[^\s'\"`]+)?)", str(exc))
+    if match:
+        return match.group(1)
+    match = re.search(r"requires the ([A-Za-z0-9_\-]+) library", str(exc))
+    return match.group(1) if match else None
+
+
+def _report_bug(exc: BaseException, code: int) -> int:
+    log = _bug_report(exc)
+    where = f"the traceback is in {log}" if log else "run with -v to see the traceback"
+    print(
+        f"qzhou-eval{_rank_label()}: internal error (a bug in qzhou-eval, not in your input): {type(exc).__name__}: "
+        f"{str(exc)[:300]}; {where}; please report it with that file",
+        file=sys.stderr,
+    )
+    return code
+
+
 def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0, internal_error_code: int = 1) -> int:
     """Run a command with the CLI's error contract.
 
@@ -82,18 +109,26 @@ def run_handled(action: Callable[[], int], verbose: int = 0, quiet: int = 0, int
     except (QZhouEvalError, argparse.ArgumentTypeError) as exc:
         print(f"qzhou-eval{_rank_label()}: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:
+        package = _missing_package(exc)
+        if package is None:
+            return _report_bug(exc, internal_error_code)
+        print(
+            f"qzhou-eval{_rank_label()}: error: the package {package!r} is needed here but not installed "
+            f"({str(exc).strip().splitlines()[0][:200]}); install it with: python3 -m pip install {package}",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:
+        if not is_exhaustion(exc):
+            return _report_bug(exc, internal_error_code)
+        print(f"qzhou-eval{_rank_label()}: error: {exhausted(exc.filename or '?', exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("qzhou-eval: interrupted; finished tasks are saved, rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a report
-        log = _bug_report(exc)
-        where = f"the traceback is in {log}" if log else "run with -v to see the traceback"
-        print(
-            f"qzhou-eval{_rank_label()}: internal error (a bug in qzhou-eval, not in your input): {type(exc).__name__}: "
-            f"{str(exc)[:300]}; {where}; please report it with that file",
-            file=sys.stderr,
-        )
-        return internal_error_code
+        return _report_bug(exc, internal_error_code)
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)

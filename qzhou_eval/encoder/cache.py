@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from qzhou_eval.encoder.stats import EncodeStats
+from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.integrity.exhaustion import exhausted, free_bytes, is_exhaustion, sqlite_damage, sqlite_io_failure
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ def model_key(identity: dict) -> bytes:
 
 def checksum(key: bytes, dim: int, blob: bytes) -> bytes:
     return hashlib.blake2b(key + dim.to_bytes(4, "little") + blob, digest_size=8).digest()
+
+
+class CacheIOError(QZhouEvalError, OSError):
+    """The cache file could not be used for a reason other than damage; it is left untouched."""
 
 
 class EmbeddingCache:
@@ -57,8 +63,8 @@ class EmbeddingCache:
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
-            self._move_aside(exc)
-            self._db = self._open()
+            self._db = None
+            self._recover(exc)
 
     def _open(self) -> sqlite3.Connection:
         # The encoder stores each batch from its results thread, never while it reads in its own.
@@ -134,13 +140,53 @@ class EmbeddingCache:
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
 
-    def _recover(self, exc: Exception) -> None:
-        self._db.close()
+    def _recover(self, exc: sqlite3.Error) -> None:
+        """Damage: set the file aside and start afresh. Anything else (full disk, I/O error, lock): stop, touching nothing."""
+        if self._db is not None:
+            self._db.close()
+        if is_exhaustion(exc) or not sqlite_damage(exc):
+            if is_exhaustion(exc) or sqlite_io_failure(exc):
+                raise (
+                    exhausted(self.path, exc)
+                    if is_exhaustion(exc) or _disk_is_full(self.path)
+                    else CacheIOError(
+                        f"embedding cache {self.path} could not be read or written ({exc}); it was left as it is — "
+                        "check the disk, or pass --cache_dir none to run without the cache"
+                    )
+                ) from exc
+            raise CacheIOError(
+                f"embedding cache {self.path}: {exc}; it was left as it is — rerun once no other program holds it, "
+                "or pass --cache_dir none"
+            ) from exc
         self._move_aside(exc)
         self._db = self._open()
 
     def close(self) -> None:
         self._db.close()
+
+
+def _disk_is_full(path: Path) -> bool:
+    """SQLite reports a write that hit a limit as a plain I/O error: the free space, the process's file-size
+    limit against the cache's files, and a probe write tell exhaustion apart from other failures."""
+    import errno
+    import resource
+    import tempfile
+
+    free = free_bytes(path.parent)
+    if free is not None and free < (64 << 20):
+        return True
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    sizes = [Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()]
+    if limit != resource.RLIM_INFINITY and max(sizes, default=0) + (1 << 20) > limit:
+        return True
+    try:
+        with tempfile.TemporaryFile(dir=path.parent) as fh:
+            fh.write(b"\0" * (1 << 20))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    return False
 
 
 def _is_intact(key: object, dim: object, blob: object, check: object) -> bool:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from qzhou_eval.errors import ModelFormatError
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.st_layout import SentenceTransformerLayout, read_layout
 
@@ -92,8 +93,14 @@ def read_checkpoint(source: ModelSource) -> CheckpointInfo:
     """Read ``modules.json`` (if any) and the transformer's ``config.json``; no weights, no torch."""
     layout = read_layout(source)
     sub = layout.transformer_subfolder if layout else ""
-    config = source.read_json(f"{sub}/config.json" if sub else "config.json")
-    config = config if isinstance(config, dict) else {}
+    name = f"{sub}/config.json" if sub else "config.json"
+    config = source.read_json(name)
+    if config is not None and not isinstance(config, dict):
+        raise ModelFormatError(
+            f"{name} of {source.name_or_path} is a JSON {type(config).__name__}, not an object; a transformers "
+            "config.json maps settings to values — fetch the checkpoint again"
+        )
+    config = config or {}
     auto_map = config.get("auto_map") if isinstance(config.get("auto_map"), dict) else {}
     return CheckpointInfo(
         source=source,

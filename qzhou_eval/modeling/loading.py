@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from qzhou_eval.errors import InvalidOptionError, ModelFormatError
+from qzhou_eval.errors import InvalidOptionError, ModelFormatError, QZhouEvalError
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.st_layout import SentenceTransformerLayout
 from qzhou_eval.options import canonical_dtype_name
@@ -77,6 +79,26 @@ class LoadedModel:
     attn_implementation: str | None = None
 
 
+@contextlib.contextmanager
+def checkpoint_errors(where: str, part: str) -> Iterator[None]:
+    """What transformers raises on a checkpoint it cannot read becomes one error naming the folder and the fix.
+
+    A missing optional package is left to the CLI (it names the package and the install command).
+    """
+    try:
+        yield
+    except (ImportError, QZhouEvalError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # transformers, safetensors and torch raise many types for unreadable checkpoints
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        hint = "fetch the checkpoint again"
+        if "does not recognize this architecture" in str(exc) or "model_type" in str(exc):
+            hint = "upgrade transformers, or check config.json's model_type"
+        raise ModelFormatError(
+            f"{where}: its {part} cannot be loaded ({type(exc).__name__}: {message}); {hint}"
+        ) from exc
+
+
 def _subpath(source: ModelSource, sub: str) -> tuple[str, dict]:
     """(path or hub id, extra from_pretrained kwargs) for a module subfolder."""
     if source.is_local:
@@ -92,7 +114,8 @@ def load_tokenizer(source: ModelSource, layout: SentenceTransformerLayout | None
     from transformers import AutoTokenizer
 
     where, extra = _subpath(source, layout.transformer_subfolder if layout else "")
-    tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code, **extra)
+    with checkpoint_errors(where, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code, **extra)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
@@ -106,7 +129,8 @@ def load_backbone_config(source: ModelSource, layout: SentenceTransformerLayout 
     from transformers import AutoConfig
 
     where, extra = _subpath(source, layout.transformer_subfolder if layout else "")
-    return AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code, **extra)
+    with checkpoint_errors(where, "config"):
+        return AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code, **extra)
 
 
 def _from_pretrained(where: str, extra: dict, dtype: torch.dtype, trust_remote_code: bool) -> tuple[nn.Module, str]:
@@ -164,7 +188,8 @@ def load_backbone(
 ) -> LoadedModel:
     """Load backbone, tokenizer and any Dense heads, in eval mode on ``device``."""
     where, extra = _subpath(source, layout.transformer_subfolder if layout else "")
-    model, attn = _from_pretrained(where, extra, dtype, trust_remote_code)
+    with checkpoint_errors(where, "weights"):
+        model, attn = _from_pretrained(where, extra, dtype, trust_remote_code)
     model.eval().to(device)
     tokenizer = load_tokenizer(source, layout, trust_remote_code)
     # Dense heads run in the model dtype: sentence-transformers runs every module of the reference in bf16.

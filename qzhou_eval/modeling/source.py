@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from qzhou_eval.errors import ModelFormatError, ModelNotFoundError
+from qzhou_eval.integrity.content import tree_digest
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+# Files that never change what the model computes: documentation, and weights for other runtimes.
+_NOT_IDENTITY_SUFFIXES = (".md", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".onnx", ".h5", ".msgpack", ".ot", ".gguf")
+_NOT_IDENTITY_DIRS = ("onnx", "openvino", "__pycache__")
+_NOT_IDENTITY_NAMES = ("LICENSE", "LICENSE.txt", "NOTICE", ".gitattributes")
+# What a tokenizer is made of: one of these must sit beside tokenizer_config.json (or be tokenizer.json).
+_TOKENIZER_VOCABS = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "qwen.tiktoken",
+    "tiktoken.model",
+)
 
 
 @dataclass(frozen=True)
@@ -55,37 +72,66 @@ class ModelSource:
         except RemoteEntryNotFoundError:  # the repo answered: no such file (offline misses are not this)
             return None
 
-    def check_weights(self) -> None:
-        """A local folder must hold weight files; an interrupted download often lacks them.
+    def check_weights(self, tokenizer_subfolder: str = "") -> None:
+        """A local folder must hold complete weight files and a tokenizer; an interrupted download often lacks them.
+
+        Safetensors files are checked structurally (header parses, size equals header + data), so a
+        truncated or damaged file fails here, before any task data is read.
 
         Raises:
-            ModelFormatError: naming the folder and the files looked for.
+            ModelFormatError: naming the folder or file and what is missing or wrong.
         """
         if self.local_path is None:
             return
-        if not any(p.name.endswith(_WEIGHT_SUFFIXES) for p in self.local_path.rglob("*") if p.is_file()):
+        files = [p for p in self.local_path.rglob("*") if p.is_file()]
+        weights = [p for p in files if p.name.endswith(_WEIGHT_SUFFIXES)]
+        if not weights:
             raise ModelFormatError(
                 f"{self.local_path} holds no weight files ({', '.join('*' + s for s in _WEIGHT_SUFFIXES)}); the "
                 "download or copy is incomplete — fetch the checkpoint again"
             )
+        for path in weights:
+            if path.suffix == ".safetensors":
+                check_safetensors(path)
+            elif path.stat().st_size == 0:
+                raise ModelFormatError(f"{path} is empty; the download or copy is incomplete — fetch it again")
+        folder = self.local_path / tokenizer_subfolder if tokenizer_subfolder else self.local_path
+        if not any((folder / name).is_file() for name in _TOKENIZER_VOCABS):
+            raise ModelFormatError(
+                f"{folder} holds no tokenizer files (one of {', '.join(_TOKENIZER_VOCABS)}); without them every text "
+                "would be read as unknown tokens — copy the checkpoint's tokenizer files into the folder"
+            )
+
+    def identity_files(self) -> list[Path]:
+        """Every file of a local checkpoint that can change its output (weights, configs, tokenizer, ST modules, code)."""
+        assert self.local_path is not None
+        out = []
+        for path in self.local_path.rglob("*"):
+            rel = path.relative_to(self.local_path)
+            if any(part.startswith(".") or part in _NOT_IDENTITY_DIRS for part in rel.parts[:-1]):
+                continue
+            if rel.name.startswith(".") or rel.name in _NOT_IDENTITY_NAMES or rel.name.endswith(_NOT_IDENTITY_SUFFIXES):
+                continue
+            if path.is_file():
+                out.append(path)
+        return out
+
+    @cached_property
+    def content_digest(self) -> str:
+        """Full digest of every identity file's bytes (local), or the hub revision; computed once per object."""
+        if self.local_path is None:
+            return f"hub:{self.name_or_path}@{self.revision or 'main'}"
+        try:
+            return tree_digest(self.local_path, self.identity_files())
+        except OSError as exc:
+            raise ModelFormatError(f"{self.local_path}: a checkpoint file cannot be read ({exc})") from None
 
     def fingerprint(self) -> str:
-        """A short, stable identity of the weights: the hub revision, or a hash of the local files.
-
-        Local folders hash each weight file's name, size and first MiB, which tells checkpoints
-        apart without reading gigabytes.
-        """
+        """A short, stable identity of the checkpoint (its results' revision folder): the hub revision, or
+        the first 16 hex digits of :attr:`content_digest`, which covers every byte of every identity file."""
         if self.local_path is None:
             return self.revision or "main"
-        digest = hashlib.sha256()
-        for path in sorted(p for p in self.local_path.rglob("*") if p.is_file()):
-            rel = path.relative_to(self.local_path).as_posix()
-            if rel.endswith(_WEIGHT_SUFFIXES) or rel.endswith(".json"):
-                digest.update(rel.encode())
-                digest.update(str(path.stat().st_size).encode())
-                with path.open("rb") as fh:
-                    digest.update(fh.read(1 << 20))
-        return digest.hexdigest()[:16]
+        return self.content_digest.split(":")[-1][:16]
 
 
 def resolve_source(model_name_or_path: str | os.PathLike, revision: str | None = None) -> ModelSource:
@@ -121,3 +167,28 @@ def resolve_source(model_name_or_path: str | os.PathLike, revision: str | None =
     if found is None:
         raise ModelNotFoundError(f"hub repo {text!r} has no config.json or modules.json; is it a model repo?")
     return source
+
+
+def check_safetensors(path: Path) -> None:
+    """The header must parse and the file must be exactly header + the tensors it declares.
+
+    Raises:
+        ModelFormatError: truncated, padded or damaged, naming the file.
+    """
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as fh:
+            (header_len,) = struct.unpack("<Q", fh.read(8))
+            if header_len > min(size - 8, 100 << 20):
+                raise ValueError(f"header length {header_len} exceeds the file")
+            header = json.loads(fh.read(header_len).decode("utf-8"))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (struct.error, ValueError, UnicodeDecodeError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ModelFormatError(
+            f"{path} is not a readable safetensors file ({exc}); fetch the checkpoint again"
+        ) from None
+    if 8 + header_len + max(ends, default=0) != size:
+        raise ModelFormatError(
+            f"{path} is {size} bytes but its header declares {8 + header_len + max(ends, default=0)}: truncated or "
+            "damaged; fetch the checkpoint again"
+        )

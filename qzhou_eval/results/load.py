@@ -163,8 +163,22 @@ def load_model_results(folder: Path, model_name: str, tasks: list[str] | None = 
             by_task.setdefault(tf.task, []).append(tf)
     result = ModelResults(model_name, folder)
     for task, candidates in by_task.items():
-        result.tasks[task] = choose_revision(model_name, candidates)
+        result.tasks[task] = _verified(choose_revision(model_name, candidates))
     return result
+
+
+def _verified(task_file: TaskFile) -> TaskFile:
+    """A result in a qzhou-eval run folder is shown only if it is the file its record names.
+
+    Raises:
+        ResultFileError: naming the file and why it is not trusted.
+    """
+    from qzhou_eval.runs.provenance import unverified_reason
+
+    reason = unverified_reason(task_file.path)
+    if reason is not None:
+        raise ResultFileError(f"{task_file.path} {reason}")
+    return task_file
 
 
 def load_models(root: Path, names: list[str] | None, tasks: list[str] | None) -> list[ModelResults]:

@@ -151,8 +151,8 @@ def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo, 
 
         path = load_preset(config.preset).model
     source = resolve_source(path)
-    source.check_weights()
     info = read_checkpoint(source)
+    source.check_weights(info.layout.transformer_subfolder if info.layout else "")
     return source, info, select_preset(config.preset, info)
 
 

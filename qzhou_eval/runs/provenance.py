@@ -21,6 +21,7 @@ from typing import Any
 
 from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
+from qzhou_eval.integrity.content import hash_bytes
 from qzhou_eval.options import BATCHING_OPTIONS, ResolvedOptions, canonical_dtype_name
 
 STATE_DIRNAME = ".qzhou"
@@ -107,9 +108,15 @@ class TaskRecord:
     finished: str
 
     def as_record(self) -> dict[str, Any]:
-        return {"task": self.task, "inputs": self.inputs.as_record(), "prefixes_sha256": self.prefixes_sha256,
+        body = {"task": self.task, "inputs": self.inputs.as_record(), "prefixes_sha256": self.prefixes_sha256,
                 "data_fingerprint": self.data_fingerprint, "result_sha256": self.result_sha256,
                 "main_score": self.main_score, "finished": self.finished}
+        return {**body, "record_check": record_check(body)}
+
+
+def record_check(body: dict[str, Any]) -> str:
+    """A record's checksum over its own fields: a record edited by hand (or damaged) is never believed."""
+    return hash_bytes(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode())
 
 
 def prefixes_sha256(instructions: InstructionSet | None, task: str, use_instruction: bool) -> str:
@@ -143,6 +150,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_record(path: Path) -> TaskRecord | None:
+    """A record file, or None when absent, unreadable or not matching its own checksum."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        check = data.pop("record_check")
+        if check != record_check(data):
+            return None
+        return TaskRecord(data["task"], RunInputs.from_record(data["inputs"]), data["prefixes_sha256"],
+                          data["data_fingerprint"], data["result_sha256"], float(data["main_score"]), data["finished"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 class RecordStore:
     """The task records of one model revision in one output folder."""
 
@@ -153,13 +173,21 @@ class RecordStore:
         return self.folder / f"{task}.json"
 
     def read(self, task: str) -> TaskRecord | None:
-        """The record, or None when absent or unreadable (then the task is simply run again)."""
+        """The record, or None when absent, unreadable or not matching its own checksum (then the task runs again)."""
+        return read_record(self.path(task))
+
+    def verified_score(self, task: str, result_file: Path) -> float | None:
+        """The main score read from ``result_file`` itself, only when the file is the one its record names."""
+        from qzhou_eval.runs.results_io import read_task_result
+
+        record = self.read(task)
         try:
-            data = json.loads(self.path(task).read_text(encoding="utf-8"))
-            return TaskRecord(data["task"], RunInputs.from_record(data["inputs"]), data["prefixes_sha256"],
-                              data["data_fingerprint"], data["result_sha256"], float(data["main_score"]), data["finished"])
-        except (OSError, ValueError, KeyError, TypeError):
+            if record is None or file_sha256(result_file) != record.result_sha256:
+                return None
+        except OSError:
             return None
+        result = read_task_result(result_file)
+        return None if result is None else float(result.get_score())
 
     def write(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path,
               main_score: float) -> None:
@@ -174,7 +202,9 @@ class RecordStore:
         if not result_file.is_file():
             return Verdict(Reuse.ABSENT)
         if record is None:
-            return Verdict(Reuse.UNRECORDED, f"{result_file.name} has no record of what produced it")
+            why = "has no record of what produced it" if not self.path(task).exists() else (
+                "has a record that is unreadable or does not match its own checksum (edited or damaged)")
+            return Verdict(Reuse.UNRECORDED, f"{result_file.name} {why}")
         diffs = record.inputs.differences(inputs, instructions=False)
         if record.prefixes_sha256 != prefixes:
             diffs.append(f"{task}'s instruction prefixes differ")
@@ -205,3 +235,32 @@ class RecordStore:
             if diffs:
                 out[path.stem] = "; ".join(diffs)
         return out
+
+
+def unverified_reason(result_file: Path) -> str | None:
+    """Why a result file in a qzhou-eval run folder may not be shown, or None when it may.
+
+    ``result_file`` sits at ``<output_dir>/<org__model>/<revision>/<Task>.json``. Where that output folder
+    holds records for the model (it is a qzhou-eval run), the file must be the exact one its record
+    names; folders written by other tools (the public results repository, ``submit``'s copy) carry no
+    records and are read as they are.
+    """
+    revision_dir = result_file.parent
+    model_dir = revision_dir.parent
+    records = model_dir.parent / STATE_DIRNAME / "records" / model_dir.name
+    if not records.is_dir():
+        return None
+    record_file = records / revision_dir.name / result_file.name
+    if not record_file.exists():
+        return ("has no record of what produced it (a run stopped before recording it, or the file was put there by "
+                "hand); rerun the same command to finish the task")
+    record = read_record(record_file)
+    if record is None:
+        return f"its record {record_file} is unreadable or was edited; rerun the same command to re-run the task"
+    try:
+        if file_sha256(result_file) != record.result_sha256:
+            return ("is not the file its record names (edited or damaged after the run); rerun the same command to "
+                    "re-run the task")
+    except OSError as exc:
+        return f"cannot be read ({exc})"
+    return None

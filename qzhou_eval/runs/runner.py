@@ -25,6 +25,8 @@ from qzhou_eval.encoder.mteb_model import QZhouMtebModel
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval._ranks import launched_by_torchrun
 from qzhou_eval.errors import DistributedError, InvalidOptionError, QZhouEvalError
+from qzhou_eval.integrity.exhaustion import is_exhaustion
+from qzhou_eval.integrity.outputs import check_file_target, check_folder_target
 from qzhou_eval.modeling.loading import check_device, resolve_device
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.column_lists import columns_as_lists
@@ -136,6 +138,8 @@ def _admit_as_writer(config: RunConfig, tasks: list, data: dict[str, TaskData], 
     """Check and claim the output folder; tell the other ranks (if any) the finished tasks, or why none run."""
     try:
         output_dir = Path(config.output_dir)
+        check_folder_target(output_dir, "--output_dir")
+        _check_state_paths(config, tasks, request)
         _check_writable(output_dir)
         lock = stack.enter_context(OutputFolderLock(output_dir, request.inputs, f"qzhou-eval run ({config.suite})"))
         done = _admit(config, tasks, data, request, lock)
@@ -146,6 +150,23 @@ def _admit_as_writer(config: RunConfig, tasks: list, data: dict[str, TaskData], 
     if data_parallel is not None:
         data_parallel.broadcast_object(("admitted", done))
     return lock, done
+
+
+def _check_state_paths(config: RunConfig, tasks: list, request: ResolvedRequest) -> None:
+    """Every path this run will write is free to hold a file, checked before the model loads (not after hours)."""
+    output_dir = Path(config.output_dir)
+    results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
+    store = RecordStore(output_dir, request.model_name, request.inputs.revision)
+    for folder in (output_dir / STATE_DIRNAME, store.folder, results_dir, output_dir / "errors"):
+        check_folder_target(folder, "state folder")
+    check_file_target(output_dir / STATE_DIRNAME / "lock", "lock file")
+    check_file_target(manifests.manifest_path(output_dir, config.suite), "manifest")
+    check_file_target(results_dir / "model_meta.json", "result file")
+    for task in tasks:
+        name = task.metadata.name
+        check_file_target(results_dir / f"{name}.json", "result file")
+        check_file_target(store.path(name), "record file")
+        check_file_target(output_dir / "errors" / f"{name}.txt", "error file")
 
 
 def _admitted_by_writer(data_parallel: DataParallel) -> list[str]:
@@ -205,10 +226,13 @@ def _run_admitted(config: RunConfig, tasks: list, data: dict[str, TaskData], req
         stats, failed = run.evaluate(pending)
         scores.update(run.scores)
     ran = [t.metadata.name for t in pending if t.metadata.name not in failed]
-    for name in done:
-        record = store.read(name)
-        if record is not None:
-            scores[name] = record.main_score
+    for name in done:  # the printed score is read from the result file its record verifies, never from the record
+        score = store.verified_score(name, results_dir / f"{name}.json")
+        if score is None:
+            raise QZhouEvalError(
+                f"{results_dir / (name + '.json')} changed while this run was starting; rerun the same command"
+            )
+        scores[name] = score
     return RunSummary(results_dir, {n: scores[n] for n in [*done, *ran] if n in scores}, ran, done, stats, failed)
 
 
@@ -272,6 +296,8 @@ class _TaskLoop:
                 except DistributedError:
                     raise  # a rank is gone: no task can finish, and the others must not wait for it
                 except Exception as exc:  # one task's failure must not end a 20-hour suite
+                    if is_exhaustion(exc):
+                        raise  # no space: every later task would fail the same way; stop, all written intact
                     error = exc
                 if self.data_parallel is not None:
                     self.data_parallel.agree(f"the outcome of {name}",

@@ -3,9 +3,11 @@
 For a ``--data_dir`` task folder every split file its ``README.md`` lists is opened (gzip streams are
 read to the end, so a truncated or damaged file fails here, in seconds, with its name), the columns
 mteb will read are checked where the task uses mteb's standard columns, and the folder gets a content
-fingerprint. ``datasets`` then prepares that folder in a cache directory keyed by the fingerprint, so
-it can never serve another copy's data under the same folder name. File digests are memoised by
-(size, mtime) so a repeated run only stats its files.
+fingerprint over every byte. ``datasets`` then prepares that folder in a cache directory keyed by the
+fingerprint, so it can never serve another copy's data under the same folder name. File digests are
+memoised under a stamp an edit cannot keep (inode, size, mtime and ctime: ``integrity.content``), so a
+repeated run only stats its files and an edit that restores the mtime is still seen. Every data path
+stays inside its task folder.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qzhou_eval._atomic import atomic_write_json
+from qzhou_eval.integrity.content import ContentMemo
 from qzhou_eval.runs.offline import DataDirError
 
 _DATA_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".parquet", ".csv", ".csv.gz")
-_FORMAT_VERSION = 1  # bump when what a memo entry means changes
 
 
 @dataclass(frozen=True)
@@ -39,57 +40,36 @@ class TaskData:
 
 @dataclass(frozen=True)
 class _FileFacts:
-    sha256: str
+    digest: str
     columns: tuple[str, ...] | None  # None: not knowable without parsing the whole file
 
 
-def _memo_path() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "qzhou-eval" / "file-digests.json"
-
-
 class _DigestMemo:
-    """sha256 + columns per absolute path, valid while the file's (size, mtime_ns) are unchanged."""
+    """Digest + columns per file, memoised under a stamp no edit can keep (``integrity.content``)."""
 
     def __init__(self) -> None:
-        self.path = _memo_path()
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            self.entries = data["files"] if data.get("version") == _FORMAT_VERSION else {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            self.entries = {}
-        self.changed = False
+        self._memo = ContentMemo("task-data-files")
 
     def facts(self, path: Path) -> _FileFacts:
-        stat = path.stat()
-        key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
-        entry = self.entries.get(key)
-        if isinstance(entry, dict) and entry.get("stamp") == stamp:
-            cols = entry.get("columns")
-            return _FileFacts(entry["sha256"], tuple(cols) if cols is not None else None)
-        facts = _read_file(path)
-        self.entries[key] = {"stamp": stamp, "sha256": facts.sha256,
-                             "columns": list(facts.columns) if facts.columns is not None else None}
-        self.changed = True
-        return facts
+        facts = self._memo.facts(path, _derive_facts)
+        cols = facts.get("columns")
+        return _FileFacts(facts["digest"], tuple(cols) if cols is not None else None)
 
     def save(self) -> None:
-        if not self.changed:
-            return
-        with contextlib.suppress(OSError):  # a memo that cannot be written only costs time
-            atomic_write_json(self.path, {"version": _FORMAT_VERSION, "files": self.entries})
+        self._memo.save()
 
 
-def _read_file(path: Path) -> _FileFacts:
-    """Hash the raw bytes and read the file to its end; the first record gives the columns.
+def _derive_facts(path: Path) -> dict[str, Any]:
+    cols = _read_file(path)
+    return {"columns": list(cols) if cols is not None else None}
+
+
+def _read_file(path: Path) -> tuple[str, ...] | None:
+    """Read the file to its end (a damaged gzip fails here); the first record gives the columns.
 
     Raises:
         DataDirError: empty, truncated, not decompressible, or not in its declared format.
     """
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
     if path.stat().st_size == 0:
         raise DataDirError(f"{path} is empty; copy the file again from its source")
     name = path.name
@@ -113,7 +93,7 @@ def _read_file(path: Path) -> _FileFacts:
                            "copy the file again from its source (qzhou-eval mirror re-downloads a task)") from None
     except Exception as exc:  # pyarrow raises its own types for a damaged parquet file
         raise DataDirError(f"{path} is not a readable parquet file ({exc}); copy it again from its source") from None
-    return _FileFacts(digest.hexdigest(), columns)
+    return columns
 
 
 def _columns_of_first_line(line: bytes, csv: bool) -> tuple[str, ...] | None:
@@ -159,13 +139,37 @@ def readme_configs(folder: Path) -> dict[str, dict[str, list[Path]]]:
             if patterns is None:
                 raise DataDirError(f"{readme}: config {name!r} has a data_files entry without a path ({item!r})")
             for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                _confined(readme, folder, pattern)
                 matched = sorted(folder.glob(pattern)) if any(c in pattern for c in "*?[") else [folder / pattern]
+                if any(not p.resolve().is_relative_to(folder.resolve()) for p in matched):
+                    raise DataDirError(f"{readme}: {pattern!r} matches a link that leaves the task folder {folder}; "
+                                       "copy the file into the folder instead of linking to it")
                 if not matched or not all(p.is_file() for p in matched):
                     raise DataDirError(f"{folder / pattern} (config {name!r}, split {item.get('split')!r}, listed in "
                                        f"{readme.name}) does not exist; copy the task folder again")
                 splits.setdefault(str(item.get("split", "train")), []).extend(matched)
         out[name] = splits
     return out
+
+
+def _confined(readme: Path, folder: Path, pattern: object) -> None:
+    """A data path must name a file inside the task folder: no absolute path, no '..', no link out of it.
+
+    Raises:
+        DataDirError: naming the README, the path and the fix.
+    """
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise DataDirError(f"{readme}: a data_files path is {pattern!r}, not a file name; list the split files by name")
+    pure = Path(pattern)
+    resolved_root = folder.resolve()
+    inside = not pure.is_absolute() and ".." not in pure.parts
+    if inside and not any(c in pattern for c in "*?["):
+        inside = (folder / pattern).resolve().is_relative_to(resolved_root)
+    if not inside:
+        raise DataDirError(
+            f"{readme}: data path {pattern!r} leaves the task folder {folder}; a task's files must sit inside its "
+            "folder (copy them there and list them by relative name)"
+        )
 
 
 def _retrieval_columns(config: str) -> list[tuple[str, ...]]:
@@ -210,13 +214,16 @@ class _ListedFile:
 def _fingerprint_folder(folder: Path, memo: _DigestMemo) -> tuple[str, list[_ListedFile]]:
     """Content fingerprint of a task folder (README + every listed file); no mteb needed."""
     configs = readme_configs(folder)
-    digest = hashlib.sha256((folder / "README.md").read_bytes())
+    digest = hashlib.sha256((folder / "README.md").read_bytes())  # the README is read whole each run
     listed = []
     for config, splits in sorted(configs.items()):
         for split, files in sorted(splits.items()):
             for path in files:
-                facts = memo.facts(path)
-                digest.update(f"{config}\0{split}\0{path.relative_to(folder).as_posix()}\0{facts.sha256}\0".encode())
+                try:
+                    facts = memo.facts(path)
+                except OSError as exc:
+                    raise DataDirError(f"{path} cannot be read ({exc}); copy the task folder again") from None
+                digest.update(f"{config}\0{split}\0{path.relative_to(folder).as_posix()}\0{facts.digest}\0".encode())
                 listed.append(_ListedFile(config, split, path, facts))
     return "sha256:" + digest.hexdigest(), listed
 
