@@ -231,32 +231,27 @@ def check_values(resolved: ResolvedOptions) -> None:
     """
     from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
     from qzhou_eval.encoder.inputs import check_template
+    from qzhou_eval.integrity.numbers import NON_NEGATIVE_INT, POSITIVE_INT, check_number
     from qzhou_eval.modeling.pooling_mode import Pooling
 
     Pooling.from_str(resolved["pooling"])
     canonical_dtype_name(resolved["dtype"])
     template = check_template(resolved["prompt_template"])
-    for key in ("batch_size", "max_length"):
-        value = resolved[key]
-        if value is None and key == "batch_size":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise InvalidOptionError(f"{key} must be a positive integer, got {value!r}")
-    budget = resolved["max_tokens_per_batch"]
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
-        raise InvalidOptionError(
-            f"max_tokens_per_batch must be a non-negative integer (0 = the reference's fixed "
-            f"batches of batch_size texts), got {budget!r}"
-        )
+    check_number("batch_size", resolved["batch_size"], POSITIVE_INT, none_ok=True)
+    check_number("max_length", resolved["max_length"], POSITIVE_INT)
+    budget = check_number(
+        "max_tokens_per_batch (0 = the reference's fixed batches of batch_size texts)",
+        resolved["max_tokens_per_batch"],
+        NON_NEGATIVE_INT,
+        none_ok=True,
+    )
     if budget is not None and 0 < budget < resolved["max_length"]:
         raise InvalidOptionError(
             f"max_tokens_per_batch={budget} is smaller than the longest allowed input, max_length="
             f"{resolved['max_length']} tokens; raise the budget to at least {resolved['max_length']}, lower "
             "max_length, or pass max_tokens_per_batch=0 for fixed batches of batch_size texts"
         )
-    dim = resolved["dim"]
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
-        raise InvalidOptionError(f"dim must be a positive integer, got {dim!r}")
+    check_number("dim", resolved["dim"], POSITIVE_INT, none_ok=True)
     for key in ("normalize", "lowercase", "token_prepending", "trust_remote_code"):
         if not isinstance(resolved[key], bool):
             raise InvalidOptionError(f"{key} must be True or False, got {resolved[key]!r}")

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.numbers import COSINE, PERCENT_OPEN_TOP, number_arg
+from qzhou_eval.integrity.outputs import check_output
 
 
 def add_parser(sub) -> None:
@@ -17,10 +19,19 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=None, help="embedding model for the score floor (default: the bundled MiniLM)")
     floor = p.add_mutually_exclusive_group()
     floor.add_argument(
-        "--min_score", type=float, default=None, help="drop rows whose two sides score below this cosine"
+        "--min_score",
+        type=number_arg(COSINE, "--min_score"),
+        default=None,
+        help="drop rows whose two sides score below this cosine",
     )
-    floor.add_argument("--drop_percentile", type=float, default=None, help="drop the lowest-scoring P percent")
+    floor.add_argument(
+        "--drop_percentile",
+        type=number_arg(PERCENT_OPEN_TOP, "--drop_percentile"),
+        default=None,
+        help="drop the lowest-scoring P percent",
+    )
     p.add_argument("--instruction", default=None, help="instruction for the first side (retrieval queries)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (never the --input itself)")
     p.set_defaults(handler=run)
 
 
@@ -32,6 +43,8 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix != ".jsonl":
         raise InvalidOptionError(f"--out {out}: write rows to a .jsonl file")
+    check_output(out, inputs=[args.input], overwrite=args.overwrite)
+    check_output(out.with_name(out.name + ".report.json"), inputs=[args.input], overwrite=args.overwrite)
     rows = read_rows(args.input, args.kind)
     embed = embed_queries = None
     if args.min_score is not None or args.drop_percentile is not None:

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, number_arg
+from qzhou_eval.integrity.outputs import check_output
 
 logger = logging.getLogger(__name__)
 
@@ -21,18 +23,39 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--split", default="train", help="the qrels split to mine for (default: train)")
     p.add_argument("--out", required=True, help="output .jsonl (a report is written beside it: <out>.report.json)")
-    p.add_argument("--range_min", type=int, default=10, help="skip the nearest range_min non-relevant documents")
-    p.add_argument("--range_max", type=int, default=30, help="candidates are ranks range_min+1..range_max")
+    p.add_argument(
+        "--range_min",
+        type=number_arg(NON_NEGATIVE_INT, "--range_min"),
+        default=10,
+        help="skip the nearest range_min non-relevant documents",
+    )
+    p.add_argument(
+        "--range_max",
+        type=number_arg(POSITIVE_INT, "--range_max"),
+        default=30,
+        help="candidates are ranks range_min+1..range_max",
+    )
     p.add_argument(
         "--margin",
-        type=float,
+        type=number_arg(FRACTION, "--margin"),
         default=0.95,
         help="drop candidates scoring >= margin x the positive's score (0: no filter)",
     )
-    p.add_argument("--num_negatives", type=int, default=4, help="negatives kept per (query, positive)")
+    p.add_argument(
+        "--num_negatives",
+        type=number_arg(POSITIVE_INT, "--num_negatives"),
+        default=4,
+        help="negatives kept per (query, positive)",
+    )
     p.add_argument("--instruction", default=None, help="query instruction (as the model was trained to get it)")
-    p.add_argument("--corpus_chunk", type=int, default=32768, help="documents encoded and searched at a time")
+    p.add_argument(
+        "--corpus_chunk",
+        type=number_arg(POSITIVE_INT, "--corpus_chunk"),
+        default=32768,
+        help="documents encoded and searched at a time",
+    )
     p.add_argument("--device", default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a file of --data_dir)")
     p.set_defaults(handler=run)
 
 
@@ -46,6 +69,9 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix != ".jsonl":
         raise InvalidOptionError(f"--out {out}: write rows to a .jsonl file")
+    inputs = [p for p in Path(args.data_dir).rglob("*") if p.is_file()] if Path(args.data_dir).is_dir() else []
+    check_output(out, inputs=inputs, overwrite=args.overwrite)
+    check_output(out.with_name(out.name + ".report.json"), inputs=inputs, overwrite=args.overwrite)
     config = MiningConfig(
         range_min=args.range_min,
         range_max=args.range_max,

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.numbers import NON_NEGATIVE, number_arg
+from qzhou_eval.integrity.outputs import check_output, same_file
 from qzhou_eval.runs.suites import parse_list
 
 
@@ -44,8 +46,18 @@ def add_parser(sub) -> None:
     c.add_argument("new")
     c.add_argument("--benchmark", default=None, help="default: the suite the tasks belong to")
     c.add_argument("--convention", default="leaderboard-2025-08")
-    c.add_argument("--max-task-drop", type=float, default=1.0, help="points a single task may drop (default 1.0)")
-    c.add_argument("--max-mean-drop", type=float, default=0.3, help="points the mean may drop (default 0.3)")
+    c.add_argument(
+        "--max-task-drop",
+        type=number_arg(NON_NEGATIVE, "--max-task-drop"),
+        default=1.0,
+        help="points a single task may drop (default 1.0)",
+    )
+    c.add_argument(
+        "--max-mean-drop",
+        type=number_arg(NON_NEGATIVE, "--max-mean-drop"),
+        default=0.3,
+        help="points the mean may drop (default 0.3)",
+    )
     c.set_defaults(handler=run_compare, internal_error_code=3)
 
     s = sub.add_parser("submit", help="write a run in the results-repository layout, validated with mteb")
@@ -63,12 +75,15 @@ def add_parser(sub) -> None:
     k.add_argument(
         "--convention", default="mteb", help="split/subset convention of the tables: mteb | leaderboard-2025-08"
     )
+    k.add_argument("--overwrite", action="store_true", help="replace an existing --out (or update --readme in place)")
     k.set_defaults(handler=run_card)
 
 
-def _refuse_existing(path: str | None, force: bool) -> None:
-    if path and Path(path).exists() and not force:
-        raise InvalidOptionError(f"{path} exists; pass --force to replace it")
+def _refuse_existing(path: str | None, force: bool, run_dirs: list[str], flag: str) -> None:
+    """An output is never a file of the runs read, and replaces an existing file only with --force."""
+    if path:
+        inputs = [p for d in run_dirs if Path(d).is_dir() for p in Path(d).rglob("*") if p.is_file()]
+        check_output(path, inputs=inputs, overwrite=force, flag=flag, overwrite_flag="--force")
 
 
 def run_report(args) -> int:
@@ -76,8 +91,10 @@ def run_report(args) -> int:
     from qzhou_eval.report.plots import task_type_chart
     from qzhou_eval.report.tables import build_report, render
 
-    _refuse_existing(args.out, args.force)
-    _refuse_existing(args.chart, args.force)
+    _refuse_existing(args.out, args.force, args.run_dirs, "--out")
+    _refuse_existing(args.chart, args.force, args.run_dirs, "--chart")
+    if args.out and args.chart and same_file(Path(args.out), Path(args.chart)):
+        raise InvalidOptionError(f"--out and --chart name the same file ({args.out}); give each its own path")
     models = parse_list(args.models) or None
     report = build_report(
         args.run_dirs,
@@ -140,6 +157,11 @@ def run_card(args) -> int:
     from qzhou_eval.report.model_card import write_card
 
     out = args.out or args.readme or "model_card.md"
+    inputs = [p for p in Path(args.run_dir).rglob("*") if p.is_file()] if Path(args.run_dir).is_dir() else []
+    if Path(out).exists() and not args.overwrite:
+        what = "update --readme in place" if args.readme and same_file(Path(out), Path(args.readme)) else "replace it"
+        raise InvalidOptionError(f"{out} exists; pass --overwrite to {what} (the card is merged, other text kept)")
+    check_output(out, inputs=inputs, overwrite=True, flag="--out")
     summary = write_card(args.run_dir, out, readme=args.readme, convention=args.convention)
     suites = ", ".join(summary.benchmarks) or "no full suite"
     print(f"wrote {summary.path}: {summary.entries} model-index results for {summary.model}; tables: {suites}")

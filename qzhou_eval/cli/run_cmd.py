@@ -8,7 +8,9 @@ from pathlib import Path
 from qzhou_eval._ranks import process_rank
 from qzhou_eval.cli.handling import add_verbosity, run_handled
 from qzhou_eval.cli.options import parse_bool
+from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, number_arg
 from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.suites import parse_list, parse_shard
 
@@ -50,22 +52,22 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
         default=None,
         help="qzhou-embedding | qzhou-embedding-zh | none (default: recognised from the checkpoint)",
     )
-    p.add_argument("--dim", type=int, default=None, help="MRL dimension")
+    p.add_argument("--dim", type=number_arg(POSITIVE_INT, "--dim"), default=None, help="MRL dimension")
     p.add_argument(
         "--max_length",
-        type=int,
+        type=number_arg(POSITIVE_INT, "--max_length"),
         default=None,
         help="truncation length in tokens (default: the preset's, the checkpoint's max_seq_length, else 1024)",
     )
     p.add_argument(
         "--batch_size",
-        type=int,
+        type=number_arg(POSITIVE_INT, "--batch_size"),
         default=None,
         help="most texts per forward pass (default 1024 under the token budget; 32 with --max_tokens_per_batch 0)",
     )
     p.add_argument(
         "--max_tokens_per_batch",
-        type=int,
+        type=number_arg(NON_NEGATIVE_INT, "--max_tokens_per_batch"),
         default=None,
         help="fill batches longest first up to this many padded tokens (default 16384 on CUDA, 4096 on CPU); 0 = the "
         "reference's fixed batches of --batch_size texts (bit-level bf16 parity with the reference)",
@@ -111,6 +113,19 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     )
     p.add_argument(
         "--fail_fast", action="store_true", help="stop at the first task that fails (default: record it, go on)"
+    )
+    p.add_argument(
+        "--collapse_error",
+        type=number_arg(FRACTION, "--collapse_error"),
+        default=ReadabilityLimits.collapse_error,
+        help="share of a task's sampled distinct texts that collapse to one token sequence or embedding at which "
+        "the task fails as unreadable (default 0.9; 1.0 turns the check off)",
+    )
+    p.add_argument(
+        "--readability_warn",
+        type=number_arg(FRACTION, "--readability_warn"),
+        default=ReadabilityLimits.warn,
+        help="share of unknown-token pieces or collapsed texts that earns a warning (default 0.05)",
     )
 
 
@@ -179,6 +194,7 @@ def build_config(args, benchmark: str | None):
         device=args.device,
         fail_fast=args.fail_fast,
         backend=args.backend,
+        readability=ReadabilityLimits(args.collapse_error, args.readability_warn),
     )
 
 

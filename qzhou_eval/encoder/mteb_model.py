@@ -16,6 +16,14 @@ from mteb.models.model_meta import ModelMeta
 from mteb.types import PromptType
 
 from qzhou_eval.encoder.embedder import Encoder
+from qzhou_eval.encoder.readability import (
+    Readability,
+    ReadabilityLimits,
+    check_collapse,
+    embedding_collapsed,
+    sample_distinct,
+    token_counts,
+)
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 
@@ -42,6 +50,7 @@ class QZhouMtebModel(AbsEncoder):
         use_instruction: bool = True,
         model_name: str | None = None,
         revision: str | None = None,
+        readability_limits: ReadabilityLimits | None = None,
     ) -> None:
         if use_instruction and instructions is None:
             raise InvalidOptionError("use_instruction=True needs instructions (an InstructionSet)")
@@ -49,6 +58,8 @@ class QZhouMtebModel(AbsEncoder):
         self.instructions = instructions
         self.use_instruction = use_instruction
         self.mteb_model_meta = self._model_meta(model_name or encoder.source.default_model_name, revision)
+        self.readability_limits = readability_limits or ReadabilityLimits()
+        self.readability: dict[str, Readability] = {}  # per task, over all its encode calls (the runner reads it)
 
     def _model_meta(self, name: str, revision: str | None) -> ModelMeta:
         encoder = self.model
@@ -93,4 +104,24 @@ class QZhouMtebModel(AbsEncoder):
         # mteb's show_progress_bar=False turns the bar off; otherwise it follows the log level.
         show = None if kwargs.get("show_progress_bar", True) else False
         side = getattr(prompt_type, "value", prompt_type) or "text"
-        return self.model.encode(texts, prefix=prefix, show_progress=show, progress_desc=f"{task_metadata.name} {side}")
+        name = task_metadata.name
+        sampled_rows, call = self._probe_tokens(name, texts, prefix, f"{name}/{hf_subset}/{hf_split}/{side}")
+        vectors = self.model.encode(texts, prefix=prefix, show_progress=show, progress_desc=f"{name} {side}")
+        call.embedding_collapsed = embedding_collapsed(vectors[sampled_rows])
+        check_collapse(name, call.embedding_collapse_share, "embedding", call, self.readability_limits)
+        total = self.readability.setdefault(name, Readability())
+        for key in ("texts", "with_unknown", "pieces", "unknown_pieces", "token_collapsed", "embedding_collapsed"):
+            setattr(total, key, getattr(total, key) + getattr(call, key))
+        return vectors
+
+    def _probe_tokens(self, task: str, texts: list[str], prefix: str, seed: str) -> tuple[list[int], Readability]:
+        """Tokenise a sample of the call's distinct inputs exactly as encoding will; stop on a total collapse."""
+        inputs = self.model.format_inputs(texts, prefix)
+        rows = sample_distinct(inputs, seed)
+        sampled = [inputs[r] for r in rows]
+        with_unknown, pieces, unknown, collapsed = token_counts(
+            self.model.tokenizer, sampled, self.model.options.max_length
+        )
+        call = Readability(len(sampled), with_unknown, pieces, unknown, collapsed)
+        check_collapse(task, call.token_collapse_share, "token sequence", call, self.readability_limits)
+        return rows, call

@@ -29,10 +29,12 @@ from typing import Any
 from qzhou_eval._paths import data_dir
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
 from qzhou_eval.errors import InstructionError, InvalidOptionError
+from qzhou_eval.integrity.files import parse_yaml, read_text
 
 # The variant a run uses when neither --instructions nor a preset names one.
 DEFAULT_VARIANT = "reference"
 _FILE_SUFFIXES = (".json", ".yaml", ".yml")
+_TASKS_SCHEMA_KEYS = frozenset({"benchmark", "template", "tasks", "source", "variant", "extends", "_path"})
 
 
 @dataclass(frozen=True)
@@ -84,21 +86,45 @@ class InstructionSet:
         path = Path(path)
         if not path.is_file():
             raise InstructionError(f"instruction file {str(path)!r} does not exist")
-        return cls.from_dict(_read_file(path), origin=str(path))
+        return cls.from_dict(_read_file(path), origin=str(path), user_file=True)
 
     @classmethod
-    def from_dict(cls, data: Any, origin: str = "<memory>") -> InstructionSet:
-        """Build from the parsed file content (either accepted schema)."""
+    def from_dict(cls, data: Any, origin: str = "<memory>", user_file: bool = False) -> InstructionSet:
+        """Build from the parsed file content (either accepted schema).
+
+        A user's file may not use the bundled files' ``variant`` / ``extends`` keys, and every key of
+        the ``tasks`` schema must be known: a misspelt key is an error, never silently ignored.
+        """
         if not isinstance(data, dict):
             raise InstructionError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
         template = data.get("template", INSTRUCTION_TEMPLATE)
+        if not isinstance(template, str):
+            raise InstructionError(
+                f"{origin}: 'template' must be a string with an '{{instruction}}' slot, got {template!r}"
+            )
+        bundled_only = sorted({"variant", "extends"} & set(data)) if user_file else []
+        if bundled_only:
+            raise InstructionError(
+                f"{origin}: {bundled_only} are keys of the bundled variant files only; a file of your own lists every "
+                "task it instructs (copy the bundled file and edit it)"
+            )
         if "tasks" in data:
             raw = data["tasks"]
             if not isinstance(raw, dict):
                 raise InstructionError(f"{origin}: 'tasks' must map task names to entries")
+            unknown = sorted(set(data) - _TASKS_SCHEMA_KEYS)
+            if unknown:
+                raise InstructionError(
+                    f"{origin}: unknown top-level key(s) {unknown}; valid: {sorted(_TASKS_SCHEMA_KEYS)}"
+                )
             tasks = {name: _parse_entry(name, entry, origin) for name, entry in raw.items()}
         else:
-            doc_side = set(data.get("document_side_tasks", []))
+            doc_side_raw = data.get("document_side_tasks", [])
+            if not isinstance(doc_side_raw, list) or not all(isinstance(t, str) for t in doc_side_raw):
+                raise InstructionError(
+                    f"{origin}: 'document_side_tasks' must be a list of task names, got {doc_side_raw!r}"
+                )
+            doc_side = set(doc_side_raw)
             raw = {
                 k: v
                 for k, v in data.items()
@@ -167,6 +193,9 @@ def _parse_entry(name: str, entry: Any, origin: str) -> TaskInstruction:
         entry = {"instruction": entry}
     if not isinstance(entry, dict) or not isinstance(entry.get("instruction"), str):
         raise InstructionError(f"{origin}: task {name!r} needs a string 'instruction', got {entry!r}")
+    unknown = sorted(set(entry) - {"instruction", "documents"})
+    if unknown:
+        raise InstructionError(f"{origin}: task {name!r} has unknown key(s) {unknown}; valid: instruction, documents")
     documents = entry.get("documents", False)
     if not isinstance(documents, bool):
         raise InstructionError(f"{origin}: task {name!r} 'documents' must be true or false, got {documents!r}")
@@ -195,18 +224,25 @@ def route_prefix(
 
 
 def _read_file(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "instruction file", InstructionError)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return parse_yaml(text, f"instruction file {path}", InstructionError)
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except Exception as exc:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except ValueError as exc:
         raise InstructionError(
             f"instruction file {str(path)!r} cannot be parsed ({exc}); fix the file, or pass a "
             f"bundled variant name ({', '.join(available_variants())})"
-        ) from exc
+        ) from None
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} is given twice; keep one")
+        out[key] = value
+    return out
 
 
 def _bundled_index() -> dict[tuple[str, str], dict[str, Any]]:

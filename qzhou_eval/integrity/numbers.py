@@ -24,8 +24,11 @@ class Range:
     low_open: bool = False
     high_open: bool = False
     integer: bool = False
+    name: str | None = None  # how messages say it ("a positive integer"); derived from the bounds when None
 
     def describe(self) -> str:
+        if self.name:
+            return self.name
         kind = "an integer" if self.integer else "a finite number"
         if self.low is not None and self.high is not None:
             return (
@@ -51,8 +54,8 @@ PERCENT_OPEN_TOP = Range(low=0, high=100, high_open=True)
 FRACTION = Range(low=0, high=1)
 OPEN_FRACTION = Range(low=0, high=1, low_open=True, high_open=True)
 COSINE = Range(low=-1, high=1)
-POSITIVE_INT = Range(low=1, integer=True)
-NON_NEGATIVE_INT = Range(low=0, integer=True)
+POSITIVE_INT = Range(low=1, integer=True, name="a positive integer")
+NON_NEGATIVE_INT = Range(low=0, integer=True, name="a non-negative integer")
 
 
 def check_number(name: str, value: Any, allowed: Range = ANY, *, none_ok: bool = False) -> Any:
@@ -76,7 +79,7 @@ def check_number(name: str, value: Any, allowed: Range = ANY, *, none_ok: bool =
         raise InvalidOptionError(
             f"{name} must be {allowed.describe()}, got {value!r} (NaN and infinities mean nothing here)"
         )
-    if allowed.integer and not float(value).is_integer():
+    if allowed.integer and not isinstance(value, int):
         raise InvalidOptionError(f"{name} must be {allowed.describe()}, got {value!r}")
     if not allowed.contains(value):
         raise InvalidOptionError(f"{name} must be {allowed.describe()}, got {value!r}")
@@ -103,3 +106,22 @@ def number_arg(allowed: Range = ANY, flag: str = "the value"):
 
     parse.__name__ = "integer" if allowed.integer else "number"  # argparse names the type in its message
     return parse
+
+
+def check_numeric_fields(obj: Any, where: str, ranges: dict[str, Range]) -> None:
+    """Every number a dataclass holds (and every number in its list fields) is finite and inside ``ranges[field]``.
+
+    Fields without an entry in ``ranges`` must still be finite: no config value is ever NaN or infinite.
+
+    Raises:
+        InvalidOptionError: naming ``where.field``.
+    """
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        allowed = ranges.get(f.name, ANY)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                check_number(f"{where}.{f.name}", item, allowed)

@@ -16,8 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.report.tables import Report, convention_notes, format_cell, revisions_note
+from qzhou_eval.report.tables import (
+    Report,
+    convention_notes,
+    find_manifests,
+    format_cell,
+    readability_notes,
+    revisions_note,
+)
 
 DROP = -1.0  # points: a delta at or below this is a regression (the compare gate's default per-task drop)
 
@@ -40,41 +46,10 @@ td.drop{background:#f8c9c4} td.gain{background:#d4edd4} pre{background:#f7f7f7;p
 """
 
 
-def _read(path: Path) -> dict:
-    """A manifest's content; {} when unreadable (a report only reads: it never moves or repairs files)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
 def run_manifests(run_dirs: list[str | Path], benchmark: str) -> dict[Path, dict]:
-    """The ``qzhou-run-*.json`` manifests (in each run folder or up to two levels above) for ``benchmark``.
-
-    A folder may hold manifests of both suites (the two runners share an output folder); the page shows
-    the ones of its benchmark (or of an ad-hoc ``tasks`` run).
-
-    Raises:
-        InvalidOptionError: a run whose manifests are all of another benchmark: one page is one benchmark.
-    """
-    found: dict[Path, dict] = {}
-    for run_dir in run_dirs:
-        for folder in [Path(run_dir), *list(Path(run_dir).resolve().parents)[:2]]:
-            hits = sorted(folder.glob("qzhou-run-*.json"))
-            if not hits:
-                continue
-            records = {p: _read(p) for p in hits}
-            mine = {p: r for p, r in records.items() if r.get("benchmark") in (benchmark, "tasks")}
-            if not mine:
-                raise InvalidOptionError(
-                    f"an HTML report shows one benchmark, {benchmark}, but the run {run_dir} is of "
-                    f"{sorted({str(r.get('benchmark')) for r in records.values()})}; make one page per benchmark "
-                    "(--benchmark)"
-                )
-            found.update(mine)
-            break
-    return found
+    """The runs' manifests for ``benchmark`` (:func:`~qzhou_eval.report.tables.find_manifests`); one page is one
+    benchmark, so a run whose manifests are all of another benchmark is refused (InvalidOptionError)."""
+    return find_manifests(run_dirs, benchmark, strict=True)
 
 
 def _table(frame: pd.DataFrame, runs: set[str], caption: str) -> str:
@@ -113,6 +88,7 @@ def render_html(report: Report, manifests: dict[Path, dict] | None = None) -> st
         f'<p class="note">{html.escape(report.convention.description.rstrip("."))}. Click a column header to sort. '
         f"Δ cells at or below {DROP:+.1f} points are drops.</p>",
         *(f'<p class="note">{html.escape(note)}</p>' for note in convention_notes(report) if note),
+        *(f'<p class="note warn">{html.escape(note)}</p>' for note in readability_notes(report)),
         "<h2>Task types</h2>",
         _table(report.task_types, runs, "task-types"),
         _chart(report),

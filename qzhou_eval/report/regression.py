@@ -10,6 +10,7 @@ import pandas as pd
 
 from qzhou_eval.benchmarks import SUITES, bundled_task_names
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.numbers import NON_NEGATIVE, check_number
 from qzhou_eval.results.aggregate import score_frame
 from qzhou_eval.results.conventions import load_convention
 from qzhou_eval.results.load import ModelResults
@@ -63,8 +64,8 @@ def compare_runs(
 ) -> Comparison:
     """Deltas NEW - BASE in points (x100). A task drop beyond ``max_task_drop``, a mean drop beyond
     ``max_mean_drop`` (over the tasks both have), and a task BASE has but NEW lacks are flagged."""
-    if max_task_drop < 0 or max_mean_drop < 0:
-        raise InvalidOptionError("--max-task-drop and --max-mean-drop are drops in points and must be >= 0")
+    check_number("--max-task-drop (points)", max_task_drop, NON_NEGATIVE)
+    check_number("--max-mean-drop (points)", max_mean_drop, NON_NEGATIVE)
     base_model, new_model = _single_model(base, "BASE"), _single_model(new, "NEW")
     benchmark = benchmark or detect_benchmark(base_model, new_model)
     conv = load_convention(convention, benchmark)
@@ -78,7 +79,8 @@ def compare_runs(
             f"and NEW ({sorted(scores.index[has_new])[:5]}); point both at runs of the same suite"
         )
     common["delta"] = common["new"] - common["base"]
-    common["flag"] = ["DROP" if d < -max_task_drop else "" for d in common["delta"]]
+    # "not within tolerance" rather than "beyond it": a delta that is not a number can never pass
+    common["flag"] = ["" if d >= -max_task_drop else "DROP" for d in common["delta"]]
     common = common.sort_values("delta")
     only_base = sorted(scores.index[has_base & ~has_new])
     only_new = sorted(scores.index[~has_base & has_new])
@@ -92,7 +94,7 @@ def compare_runs(
         only_new,
     )
     result.flags += [f"{task}: {row.delta:+.2f} (< -{max_task_drop})" for task, row in common.iterrows() if row.flag]
-    if len(common) and result.mean_delta < -max_mean_drop:
+    if len(common) and not result.mean_delta >= -max_mean_drop:
         result.flags.append(f"mean over {len(common)} common tasks: {result.mean_delta:+.2f} (< -{max_mean_drop})")
     result.flags += [f"{task}: missing in NEW" for task in only_base]
     return result

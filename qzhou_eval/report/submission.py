@@ -8,6 +8,7 @@ from pathlib import Path
 from qzhou_eval._atomic import atomic_write_text
 from qzhou_eval.benchmarks import bundled_task_names
 from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.integrity.outputs import check_folder_target, same_file
 from qzhou_eval.report.regression import detect_benchmark
 from qzhou_eval.results.runs import load_run_dir
 
@@ -55,6 +56,9 @@ def submit(
             f"task files were produced by mixed mteb versions {sorted(map(str, versions))}; re-run them with one version"
         )
     target = Path(out_dir) / "results" / source.parent.name / source.name
+    if target.exists() and same_file(target, source):
+        raise SubmissionError(f"--out {out_dir} would write the run's own folder {source}; choose another --out")
+    check_folder_target(target, "--out")
     files = [tf.path for tf in model.tasks.values()] + [meta_file]
     clashes = [target / f.name for f in files if (target / f.name).exists()]
     if clashes and not overwrite:

@@ -34,6 +34,8 @@ class Report:
     tasks: pd.DataFrame
     revisions: dict[str, dict[str, int]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    # {model: {task: readability record}} from the runs' manifests (encoder/readability.py)
+    readability: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def table(self, which: str) -> pd.DataFrame:
         if which not in TABLES:
@@ -81,7 +83,78 @@ def build_report(
     if reference:
         summary = add_deltas(summary, reference, [c for c in summary.columns if c not in (COVERAGE, BORDA)])
         per_task = add_deltas(per_task, reference, task_names + [MEAN_TASK])
-    return Report(benchmark, conv, summary, per_task, {m.name: m.revisions_used() for m in entries}, sources)
+    readability: dict[str, dict[str, dict]] = {}
+    for record in find_manifests(run_dirs, benchmark).values():
+        model = (record.get("model") or {}).get("name") if isinstance(record.get("model"), dict) else None
+        tasks = record.get("tasks") if isinstance(record.get("tasks"), dict) else {}
+        for task, entry in tasks.items():
+            if (
+                model in sources
+                and task in task_names
+                and isinstance(entry, dict)
+                and isinstance(entry.get("readability"), dict)
+            ):
+                readability.setdefault(model, {})[task] = entry["readability"]
+    revisions = {m.name: m.revisions_used() for m in entries}
+    return Report(benchmark, conv, summary, per_task, revisions, sources, readability)
+
+
+def _read_manifest(path: Path) -> dict:
+    """A manifest's content; {} when unreadable (a report only reads: it never moves or repairs files)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def find_manifests(run_dirs: list[str | Path], benchmark: str, strict: bool = False) -> dict[Path, dict]:
+    """The ``qzhou-run-*.json`` manifests (in each run folder or up to two levels above) for ``benchmark``.
+
+    A folder may hold manifests of both suites (the two runners share an output folder); those of
+    ``benchmark`` (or of an ad-hoc ``tasks`` run) are returned.
+
+    Raises:
+        InvalidOptionError: with ``strict``, a run whose manifests are all of another benchmark.
+    """
+    found: dict[Path, dict] = {}
+    for run_dir in run_dirs:
+        for folder in [Path(run_dir), *list(Path(run_dir).resolve().parents)[:2]]:
+            hits = sorted(folder.glob("qzhou-run-*.json"))
+            if not hits:
+                continue
+            records = {p: _read_manifest(p) for p in hits}
+            mine = {p: r for p, r in records.items() if r.get("benchmark") in (benchmark, "tasks")}
+            if not mine and strict:
+                raise InvalidOptionError(
+                    f"an HTML report shows one benchmark, {benchmark}, but the run {run_dir} is of "
+                    f"{sorted({str(r.get('benchmark')) for r in records.values()})}; make one page per benchmark "
+                    "(--benchmark)"
+                )
+            found.update(mine)
+            break
+    return found
+
+
+def readability_notes(report: Report) -> list[str]:
+    """One line per run task the model read poorly (unknown tokens or collapsed texts at 5 % or more)."""
+    from qzhou_eval.encoder.readability import ReadabilityLimits
+
+    warn = ReadabilityLimits().warn
+    notes = []
+    for model, tasks in report.readability.items():
+        for task, rec in sorted(tasks.items()):
+            figures = {k: rec.get(k) for k in ("texts_with_unknown_tokens", "unknown_token_pieces", "token_collapse")}
+            if not all(isinstance(v, (int, float)) for v in figures.values()):
+                continue
+            if max(figures["unknown_token_pieces"], figures["token_collapse"]) < warn:
+                continue
+            notes.append(
+                f"Readability — {model}, {task}: {figures['texts_with_unknown_tokens']:.0%} of sampled texts contain "
+                f"unknown tokens ({figures['unknown_token_pieces']:.0%} of token pieces); "
+                f"{figures['token_collapse']:.0%} of distinct texts collapse to another's tokens."
+            )
+    return notes
 
 
 def format_cell(value) -> str:
@@ -134,6 +207,7 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
                 "convention_description": report.convention.description,
                 "table": which,
                 "revisions": report.revisions,
+                "readability": report.readability,
                 "rows": rows,
             },
             indent=2,
@@ -154,5 +228,8 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
         "",
     ]
     lines.extend(convention_notes(report))
+    notes = readability_notes(report)
+    if notes:
+        lines += [*notes, ""]
     lines.append(revisions_note(report))
     return "\n".join(lines) + "\n"

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import InstructionSet, resolve_instructions
+from qzhou_eval.integrity.numbers import POSITIVE_INT, check_number
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.source import ModelSource, resolve_source
 from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, check_values, resolve_options
@@ -49,6 +51,7 @@ class RunConfig:
     device: str | None = None
     fail_fast: bool = False
     backend: str = "hf"  # "hf" (transformers) or "vllm"; never changes a result's identity
+    readability: ReadabilityLimits = field(default_factory=ReadabilityLimits)  # encoder/readability.py
 
     def __post_init__(self) -> None:
         if not self.benchmark and not self.tasks:
@@ -80,9 +83,10 @@ class RunConfig:
             raise InvalidOptionError(f"RunConfig.encoder_options has unknown option(s) {unknown}; valid: "
                                      f"{sorted(HARNESS_DEFAULTS)}")
         for name in _POSITIVE_INT_OPTIONS:
-            value = self.encoder_options.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise InvalidOptionError(f"RunConfig.encoder_options[{name!r}] must be a positive integer, got {value!r}")
+            check_number(f"RunConfig.encoder_options[{name!r}]", self.encoder_options.get(name), POSITIVE_INT,
+                         none_ok=True)
+        if not isinstance(self.readability, ReadabilityLimits):
+            raise InvalidOptionError(f"RunConfig.readability must be a ReadabilityLimits, got {self.readability!r}")
         if self.data_dir is not None:
             self.data_dir = Path(self.data_dir)
         if isinstance(self.cache_dir, (str, Path)):

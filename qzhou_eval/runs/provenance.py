@@ -178,7 +178,7 @@ class RecordStore:
 
     def verified_score(self, task: str, result_file: Path) -> float | None:
         """The main score read from ``result_file`` itself, only when the file is the one its record names."""
-        from qzhou_eval.runs.results_io import read_task_result
+        from qzhou_eval.runs.results_io import main_score_of
 
         record = self.read(task)
         try:
@@ -186,8 +186,7 @@ class RecordStore:
                 return None
         except OSError:
             return None
-        result = read_task_result(result_file)
-        return None if result is None else float(result.get_score())
+        return main_score_of(result_file)
 
     def write(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path,
               main_score: float) -> None:

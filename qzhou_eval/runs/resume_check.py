@@ -2,7 +2,7 @@
 
 A resumed or repeated run then answers in well under a second instead of paying mteb's import and
 benchmark-registry start-up; any doubt (no record, other inputs, changed data, a result file that
-is not the recorded one) returns None and the full runner takes over, with its own checks and errors.
+is not the recorded one) returns None. Printed scores are read from the verified result files, not the records, and the full runner takes over, with its own checks and errors.
 """
 
 from __future__ import annotations
@@ -60,5 +60,7 @@ def finished_run_summary(config: RunConfig) -> RunSummary | None:
     verdicts = store.verdicts(request.inputs, prefixes, fingerprints, results_dir)
     if any(verdict.reuse is not Reuse.FINISHED for verdict in verdicts.values()):
         return None
-    scores = {name: store.read(name).main_score for name in names}
+    scores = {name: store.verified_score(name, results_dir / f"{name}.json") for name in names}
+    if None in scores.values():
+        return None  # changed since the verdict: the full runner decides
     return RunSummary(results_dir, scores, ran=[], skipped=names, encode_stats=None)

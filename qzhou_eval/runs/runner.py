@@ -10,6 +10,7 @@ is recorded (manifest + traceback file) and the others still run, unless ``fail_
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from qzhou_eval.api import build_encoder
 from qzhou_eval.encoder.mteb_model import QZhouMtebModel
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval._ranks import launched_by_torchrun
-from qzhou_eval.errors import DistributedError, InvalidOptionError, QZhouEvalError
+from qzhou_eval.errors import DistributedError, EmbeddingError, InvalidOptionError, QZhouEvalError
 from qzhou_eval.integrity.exhaustion import is_exhaustion
 from qzhou_eval.integrity.outputs import check_file_target, check_folder_target
 from qzhou_eval.modeling.loading import check_device, resolve_device
@@ -273,7 +274,9 @@ class _TaskLoop:
             cache_root = Path(config.output_dir) / CACHE_DIRNAME if config.cache_dir is True else Path(config.cache_dir)
             cache = encoder.attach_cache(cache_root / "embeddings.sqlite")
         model = QZhouMtebModel(encoder, request.instructions, use_instruction=config.use_instruction,
-                               model_name=request.model_name, revision=request.inputs.revision)
+                               model_name=request.model_name, revision=request.inputs.revision,
+                               readability_limits=config.readability)
+        self.model = model
         if self.writes:
             atomic_write_json(self.results_dir / "model_meta.json", model.mteb_model_meta.to_dict())
         self.header.update(device=encoder.options.device, dtype=encoder.options.dtype,
@@ -322,8 +325,17 @@ class _TaskLoop:
     def _save_result(self, name: str, task_result, wall: float, stats: EncodeStats, total: EncodeStats) -> dict:
         """Result file, then its record, then the manifest entry: a kill between them only costs a re-run."""
         score = float(task_result.get_score())
+        if not math.isfinite(score):  # mteb wrote NaN/inf: never a result that looks finished
+            raise EmbeddingError(f"{name}: mteb computed a main score of {score}; the task's data or model output is "
+                                 "degenerate — see the result's scores")
         self.scores[name] = score
         entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": score}
+        readability = self.model.readability.pop(name, None)
+        if readability is not None:
+            entry["readability"] = readability.as_record()
+            if readability.needs_warning(self.config.readability):
+                logger.warning("%s: the model reads this task's texts poorly: %s; its score is printed but "
+                               "compare it with care", name, readability.summary())
         if not self.writes:
             return entry
         result_file = self.results_dir / f"{name}.json"

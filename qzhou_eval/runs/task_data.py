@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from qzhou_eval.integrity.content import ContentMemo
+from qzhou_eval.integrity.files import parse_yaml
 from qzhou_eval.runs.offline import DataDirError
 
 _DATA_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".parquet", ".csv", ".csv.gz")
@@ -112,14 +113,11 @@ def _columns_of_first_line(line: bytes, csv: bool) -> tuple[str, ...] | None:
 
 def readme_configs(folder: Path) -> dict[str, dict[str, list[Path]]]:
     """README.md's YAML ``configs:`` as {config: {split: [files]}} (globs expanded)."""
-    import yaml
-
     readme = folder / "README.md"
     text = readme.read_text(encoding="utf-8", errors="replace")
-    try:
-        header = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else None
-    except (yaml.YAMLError, IndexError) as exc:
-        raise DataDirError(f"{readme}: the YAML header does not parse ({exc}); fix its 'configs:' block") from None
+    parts = text.split("---", 2)
+    header = parse_yaml(parts[1], f"{readme} (its YAML header)", DataDirError) if text.startswith("---") and len(
+        parts) == 3 else None
     configs = header.get("configs") if isinstance(header, dict) else None
     if not isinstance(configs, list) or not configs:
         raise DataDirError(f"{readme} has no YAML 'configs:' list; expected the layout in mteb-data/README.md")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.numbers import COSINE, PERCENT_OPEN_TOP, check_number
 from qzhou_eval.train.data.schema import ClassificationRow, PairRow, RetrievalRow
 
 _PUNCTUATION_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
@@ -108,8 +109,8 @@ def clean(
     """
     if min_score is not None and drop_percentile is not None:
         raise InvalidOptionError("give min_score or drop_percentile, not both")
-    if drop_percentile is not None and not 0 <= drop_percentile < 100:
-        raise InvalidOptionError(f"drop_percentile {drop_percentile}: a percentage in [0, 100)")
+    check_number("drop_percentile", drop_percentile, PERCENT_OPEN_TOP, none_ok=True)
+    check_number("min_score", min_score, COSINE, none_ok=True)
     if (min_score is not None or drop_percentile is not None) and embed is None:
         raise InvalidOptionError("a score floor needs an embedding model to score the rows with")
     kept, exact, normalised = deduplicate(rows)

@@ -9,6 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.files import load_yaml, parse_yaml
+from qzhou_eval.integrity.numbers import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    OPEN_FRACTION,
+    POSITIVE,
+    POSITIVE_INT,
+    check_numeric_fields,
+)
 from qzhou_eval.train.data.schema import DataKind
 
 # Losses a dataset of each kind may use; the first is the recipe's default (SPEC 3).
@@ -104,6 +113,28 @@ class DatasetSpec:
             raise InvalidOptionError.for_choice(f"loss for {self.kind} dataset {self.name!r}", self.loss, valid)
 
 
+# The meaningful range of every numeric knob (integrity.numbers: one rule; anything else must be finite).
+_TRAIN_RANGES = {
+    "alpha": NON_NEGATIVE,
+    "retrieval_share": OPEN_FRACTION,
+    "batch_size": POSITIVE_INT,
+    "pair_batch_size": POSITIVE_INT,
+    "hard_negatives": NON_NEGATIVE_INT,
+    "learning_rate": POSITIVE,
+    "max_steps": POSITIVE_INT,
+    "num_epochs": POSITIVE,
+    "warmup_steps": NON_NEGATIVE_INT,
+    "weight_decay": NON_NEGATIVE,
+    "temperature": POSITIVE,
+    "cosent_scale": POSITIVE,
+    "query_max_length": POSITIVE_INT,
+    "passage_max_length": POSITIVE_INT,
+    "matryoshka_dims": POSITIVE_INT,
+    "logging_steps": POSITIVE_INT,
+    "save_steps": POSITIVE_INT,
+}
+
+
 @dataclass
 class TrainConfig:
     """The recipe's knobs (SPEC 3). Stage 1: retrieval only; stage 2: everything, retrieval share fixed."""
@@ -156,22 +187,9 @@ class TrainConfig:
             raise InvalidOptionError(f"TrainConfig.stage must be 1 or 2, got {self.stage}")
         if self.stage == 1 and any(not d.retrieval_group for d in self.datasets):
             raise InvalidOptionError("TrainConfig.stage=1 trains on retrieval datasets only (SPEC 3); use stage: 2")
-        if self.retrieval_share is not None and not 0 < self.retrieval_share < 1:
-            raise InvalidOptionError(f"TrainConfig.retrieval_share must be in (0, 1), got {self.retrieval_share}")
+        check_numeric_fields(self, "TrainConfig", _TRAIN_RANGES)
         if (self.max_steps is None) == (self.num_epochs is None):
             raise InvalidOptionError("TrainConfig: set exactly one of max_steps and num_epochs")
-        for field_name in (
-            "batch_size",
-            "pair_batch_size",
-            "query_max_length",
-            "passage_max_length",
-            "logging_steps",
-            "save_steps",
-        ):
-            if getattr(self, field_name) <= 0:
-                raise InvalidOptionError(f"TrainConfig.{field_name} must be positive, got {getattr(self, field_name)}")
-        if self.temperature <= 0:
-            raise InvalidOptionError(f"TrainConfig.temperature must be positive, got {self.temperature}")
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -180,25 +198,17 @@ class TrainConfig:
         Raises:
             InvalidOptionError: unknown keys (named), unreadable file, or invalid values.
         """
-        import yaml
-
         path = Path(path)
         if not path.is_file():
             raise InvalidOptionError(f"training config {str(path)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InvalidOptionError(f"{path} is not readable YAML/JSON ({str(exc)[:300]}); fix the file") from None
+        data = load_yaml(path, "training config") or {}
         if not isinstance(data, dict):
             raise InvalidOptionError(f"{path} must hold a mapping of config keys, got a {type(data).__name__}")
         for item in overrides or []:
             if "=" not in item:
                 raise InvalidOptionError(f"override {item!r} must look like key=value")
             key, value = item.split("=", 1)
-            try:
-                data[key.strip()] = yaml.safe_load(value)
-            except yaml.YAMLError as exc:
-                raise InvalidOptionError(f"override {item!r}: the value does not parse ({exc})") from None
+            data[key.strip()] = parse_yaml(value, f"override {item!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

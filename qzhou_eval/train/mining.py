@@ -24,9 +24,20 @@ import numpy as np
 import torch
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, check_numeric_fields
 from qzhou_eval.train.data.retrieval_folder import RetrievalData
 
 logger = logging.getLogger(__name__)
+
+
+_MINING_RANGES = {
+    "range_min": NON_NEGATIVE_INT,
+    "range_max": POSITIVE_INT,
+    "margin": FRACTION,
+    "num_negatives": POSITIVE_INT,
+    "corpus_chunk": POSITIVE_INT,
+    "query_chunk": POSITIVE_INT,
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class MiningConfig:
     query_chunk: int = 4096  # queries scored against a corpus chunk at a time
 
     def check(self) -> None:
+        check_numeric_fields(self, "MiningConfig", _MINING_RANGES)
         if not 0 <= self.range_min < self.range_max:
             raise InvalidOptionError(
                 f"--range_min {self.range_min} / --range_max {self.range_max}: need "

@@ -9,6 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.integrity.files import load_yaml
+from qzhou_eval.integrity.numbers import (
+    COSINE,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    OPEN_FRACTION,
+    POSITIVE,
+    POSITIVE_INT,
+    Range,
+    check_numeric_fields,
+)
+from qzhou_eval.integrity.outputs import same_file
 from qzhou_eval.train.config import check_field_types
 from qzhou_eval.train.data.schema import DataKind
 
@@ -18,6 +30,22 @@ OPERATIONS_BY_KIND = {
     DataKind.RETRIEVAL.value: OPERATIONS,
     DataKind.PAIR.value: ("paraphrase",),
     DataKind.CLASSIFICATION.value: ("paraphrase",),
+}
+
+
+OUTPUT_FILES = ("rows.jsonl", "rejected.jsonl", "report.json", "requests.jsonl")
+_SYNTH_RANGES = {
+    "max_source_rows": POSITIVE_INT,
+    "concurrency": POSITIVE_INT,
+    "max_retries": NON_NEGATIVE_INT,
+    "timeout_s": POSITIVE,
+    "backoff_s": NON_NEGATIVE,
+    "max_requests": POSITIVE_INT,
+    "max_tokens": POSITIVE_INT,
+    "temperature": Range(low=0, high=2),
+    "length_band": OPEN_FRACTION,
+    "paraphrase_min_similarity": COSINE,
+    "rewording_max_similarity": COSINE,
 }
 
 
@@ -54,8 +82,13 @@ class SynthConfig:
                     f"SynthConfig.operations: {op!r} is not available for {kind} data; "
                     f"choose from {list(OPERATIONS_BY_KIND[kind])}"
                 )
-        if self.concurrency < 1 or self.max_retries < 0:
-            raise InvalidOptionError("SynthConfig.concurrency must be >= 1 and max_retries >= 0")
+        check_numeric_fields(self, "SynthConfig", _SYNTH_RANGES)
+        outputs = [Path(self.output_dir) / name for name in OUTPUT_FILES]
+        if any(same_file(Path(self.input), out) for out in outputs):
+            raise InvalidOptionError(
+                f"SynthConfig.input {self.input} is one of the run's own outputs in {self.output_dir} "
+                f"({', '.join(OUTPUT_FILES)}); copy it elsewhere or choose another output_dir"
+            )
 
     def api_key(self) -> str:
         key = os.environ.get(self.api_key_env)
@@ -68,12 +101,10 @@ class SynthConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> SynthConfig:
-        import yaml
-
         path = Path(path)
         if not path.is_file():
             raise InvalidOptionError(f"synthesis config {str(path)!r} does not exist")
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data: Any = load_yaml(path, "synthesis config") or {}
         if not isinstance(data, dict):
             raise InvalidOptionError(f"{path} must hold a mapping of config keys")
         known = {f.name for f in dataclasses.fields(cls)}
