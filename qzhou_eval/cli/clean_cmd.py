@@ -20,13 +20,13 @@ def add_parser(sub) -> None:
     floor = p.add_mutually_exclusive_group()
     floor.add_argument(
         "--min_score",
-        type=number_arg(COSINE, "--min_score"),
+        type=number_arg(COSINE),
         default=None,
         help="drop rows whose two sides score below this cosine",
     )
     floor.add_argument(
         "--drop_percentile",
-        type=number_arg(PERCENT_OPEN_TOP, "--drop_percentile"),
+        type=number_arg(PERCENT_OPEN_TOP),
         default=None,
         help="drop the lowest-scoring P percent",
     )

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--instruction", default=None, help="task instruction for every text")
     p.add_argument("--pooling_mode", default=None, help="mean | last | cls")
-    p.add_argument("--dim", type=number_arg(POSITIVE_INT, "--dim"), default=None, help="MRL dimension")
+    p.add_argument("--dim", type=number_arg(POSITIVE_INT), default=None, help="MRL dimension")
     p.add_argument("--device", default=None)
     p.add_argument("--save", default=None, help="write the embeddings to this .npy file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --save file")

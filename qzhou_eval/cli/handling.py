@@ -19,6 +19,14 @@ from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.integrity.exhaustion import exhausted, is_exhaustion
 
 
+class CliParser(argparse.ArgumentParser):
+    """argparse with the CLI's error contract: a bad flag is one line ``qzhou-eval: error: ...``, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"qzhou-eval: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def add_verbosity(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
     """-v / -q, accepted before or after the subcommand (a subcommand's copy never resets the top's count)."""
     default = 0 if top else argparse.SUPPRESS

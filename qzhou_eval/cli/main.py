@@ -16,15 +16,15 @@ from qzhou_eval.cli import (
     synth_cmd,
     train_cmd,
 )
-from qzhou_eval.cli.handling import add_verbosity, run_handled
+from qzhou_eval.cli.handling import CliParser, add_verbosity, run_handled
 
 _COMMANDS = (run_cmd, report_cmd, train_cmd, mine_cmd, clean_cmd, synth_cmd, instructions_cmd, mirror_cmd, encode_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qzhou-eval", description=__doc__)
+    parser = CliParser(prog="qzhou-eval", description=__doc__)
     add_verbosity(parser)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
     for module in _COMMANDS:
         module.add_parser(sub)
     for subparser in sub.choices.values():

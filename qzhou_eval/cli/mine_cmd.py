@@ -25,32 +25,32 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output .jsonl (a report is written beside it: <out>.report.json)")
     p.add_argument(
         "--range_min",
-        type=number_arg(NON_NEGATIVE_INT, "--range_min"),
+        type=number_arg(NON_NEGATIVE_INT),
         default=10,
         help="skip the nearest range_min non-relevant documents",
     )
     p.add_argument(
         "--range_max",
-        type=number_arg(POSITIVE_INT, "--range_max"),
+        type=number_arg(POSITIVE_INT),
         default=30,
         help="candidates are ranks range_min+1..range_max",
     )
     p.add_argument(
         "--margin",
-        type=number_arg(FRACTION, "--margin"),
+        type=number_arg(FRACTION),
         default=0.95,
         help="drop candidates scoring >= margin x the positive's score (0: no filter)",
     )
     p.add_argument(
         "--num_negatives",
-        type=number_arg(POSITIVE_INT, "--num_negatives"),
+        type=number_arg(POSITIVE_INT),
         default=4,
         help="negatives kept per (query, positive)",
     )
     p.add_argument("--instruction", default=None, help="query instruction (as the model was trained to get it)")
     p.add_argument(
         "--corpus_chunk",
-        type=number_arg(POSITIVE_INT, "--corpus_chunk"),
+        type=number_arg(POSITIVE_INT),
         default=32768,
         help="documents encoded and searched at a time",
     )

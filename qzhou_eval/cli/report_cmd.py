@@ -48,13 +48,13 @@ def add_parser(sub) -> None:
     c.add_argument("--convention", default="leaderboard-2025-08")
     c.add_argument(
         "--max-task-drop",
-        type=number_arg(NON_NEGATIVE, "--max-task-drop"),
+        type=number_arg(NON_NEGATIVE),
         default=1.0,
         help="points a single task may drop (default 1.0)",
     )
     c.add_argument(
         "--max-mean-drop",
-        type=number_arg(NON_NEGATIVE, "--max-mean-drop"),
+        type=number_arg(NON_NEGATIVE),
         default=0.3,
         help="points the mean may drop (default 0.3)",
     )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from qzhou_eval._ranks import process_rank
-from qzhou_eval.cli.handling import add_verbosity, run_handled
+from qzhou_eval.cli.handling import CliParser, add_verbosity, run_handled
 from qzhou_eval.cli.options import parse_bool
 from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.errors import InvalidOptionError
@@ -52,22 +52,22 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
         default=None,
         help="qzhou-embedding | qzhou-embedding-zh | none (default: recognised from the checkpoint)",
     )
-    p.add_argument("--dim", type=number_arg(POSITIVE_INT, "--dim"), default=None, help="MRL dimension")
+    p.add_argument("--dim", type=number_arg(POSITIVE_INT), default=None, help="MRL dimension")
     p.add_argument(
         "--max_length",
-        type=number_arg(POSITIVE_INT, "--max_length"),
+        type=number_arg(POSITIVE_INT),
         default=None,
         help="truncation length in tokens (default: the preset's, the checkpoint's max_seq_length, else 1024)",
     )
     p.add_argument(
         "--batch_size",
-        type=number_arg(POSITIVE_INT, "--batch_size"),
+        type=number_arg(POSITIVE_INT),
         default=None,
         help="most texts per forward pass (default 1024 under the token budget; 32 with --max_tokens_per_batch 0)",
     )
     p.add_argument(
         "--max_tokens_per_batch",
-        type=number_arg(NON_NEGATIVE_INT, "--max_tokens_per_batch"),
+        type=number_arg(NON_NEGATIVE_INT),
         default=None,
         help="fill batches longest first up to this many padded tokens (default 16384 on CUDA, 4096 on CPU); 0 = the "
         "reference's fixed batches of --batch_size texts (bit-level bf16 parity with the reference)",
@@ -116,14 +116,14 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     )
     p.add_argument(
         "--collapse_error",
-        type=number_arg(FRACTION, "--collapse_error"),
+        type=number_arg(FRACTION),
         default=ReadabilityLimits.collapse_error,
         help="share of a task's sampled distinct texts that collapse to one token sequence or embedding at which "
         "the task fails as unreadable (default 0.9; 1.0 turns the check off)",
     )
     p.add_argument(
         "--readability_warn",
-        type=number_arg(FRACTION, "--readability_warn"),
+        type=number_arg(FRACTION),
         default=ReadabilityLimits.warn,
         help="share of unknown-token pieces or collapsed texts that earns a warning (default 0.05)",
     )
@@ -157,6 +157,10 @@ def _encoder_options(args) -> dict:
 def build_config(args, benchmark: str | None):
     from qzhou_eval.runs.config import RunConfig
 
+    if getattr(args, "benchmark", None) is not None and not str(args.benchmark).strip():
+        raise InvalidOptionError(
+            '--benchmark "" names nothing; name a benchmark (e.g. "MTEB(eng, v2)") or leave the flag out and pass --tasks'
+        )
     model = args.model_name_or_path
     model_name = args.model_name
     if model is None and args.preset in (None, "none"):
@@ -247,7 +251,7 @@ def run(args, benchmark: str | None = None) -> int:
 
 def main_for_benchmark(benchmark: str, argv: list[str] | None = None) -> int:
     """Entry of run_mteb_all_v2.py / run_cmteb_all.py: the reference flags for one fixed suite."""
-    parser = argparse.ArgumentParser(description=f"Evaluate a checkpoint on {benchmark} (QZhou protocol).")
+    parser = CliParser(description=f"Evaluate a checkpoint on {benchmark} (QZhou protocol).")
     add_arguments(parser, benchmark=benchmark)
     add_verbosity(parser)
     args = parser.parse_args(argv)

@@ -86,7 +86,7 @@ def check_number(name: str, value: Any, allowed: Range = ANY, *, none_ok: bool =
     return int(value) if allowed.integer else value
 
 
-def number_arg(allowed: Range = ANY, flag: str = "the value"):
+def number_arg(allowed: Range = ANY):
     """An argparse ``type=`` that parses and checks with :func:`check_number` (argparse adds the flag's name)."""
 
     def parse(text: str):
@@ -100,7 +100,7 @@ def number_arg(allowed: Range = ANY, flag: str = "the value"):
                     f"{text!r} is not a number; {flag} must be {allowed.describe()}"
                 ) from None
         try:
-            return check_number(flag, value, allowed)
+            return check_number("the value", value, allowed)
         except InvalidOptionError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 

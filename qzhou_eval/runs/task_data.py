@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import zlib
@@ -43,6 +44,7 @@ class TaskData:
 class _FileFacts:
     digest: str
     columns: tuple[str, ...] | None  # None: not knowable without parsing the whole file
+    gaps: dict[str, int]  # column -> first (1-based) line where it is missing or null (JSON lines)
 
 
 class _DigestMemo:
@@ -54,19 +56,21 @@ class _DigestMemo:
     def facts(self, path: Path) -> _FileFacts:
         facts = self._memo.facts(path, _derive_facts)
         cols = facts.get("columns")
-        return _FileFacts(facts["digest"], tuple(cols) if cols is not None else None)
+        return _FileFacts(facts["digest"], tuple(cols) if cols is not None else None, dict(facts.get("gaps") or {}))
 
     def save(self) -> None:
         self._memo.save()
 
 
 def _derive_facts(path: Path) -> dict[str, Any]:
-    cols = _read_file(path)
-    return {"columns": list(cols) if cols is not None else None}
+    columns, gaps = _read_file(path)
+    return {"columns": list(columns) if columns is not None else None, "gaps": gaps}
 
 
-def _read_file(path: Path) -> tuple[str, ...] | None:
-    """Read the file to its end (a damaged gzip fails here); the first record gives the columns.
+def _read_file(path: Path) -> tuple[tuple[str, ...] | None, dict[str, int]]:
+    """Read the file to its end (a damaged gzip fails here): the first record's columns, and for JSON lines
+    the first line at which each of them is missing or null (``{column: line}``, 1-based), so a bad late row
+    is named before the model loads.
 
     Raises:
         DataDirError: empty, truncated, not decompressible, or not in its declared format.
@@ -74,15 +78,23 @@ def _read_file(path: Path) -> tuple[str, ...] | None:
     if path.stat().st_size == 0:
         raise DataDirError(f"{path} is empty; copy the file again from its source")
     name = path.name
+    gaps: dict[str, int] = {}
     try:
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
             columns: tuple[str, ...] | None = tuple(pq.read_schema(path).names)
-        elif name.endswith((".jsonl.gz", ".json.gz", ".csv.gz")):
+        elif name.endswith((".jsonl.gz", ".jsonl")):
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rb") as fh:  # to the end: the gzip trailer's CRC catches damage anywhere
+                first = fh.readline()
+                columns = _columns_of_first_line(first, csv=False)
+                if columns is not None:
+                    _scan_json_lines(first, fh, columns, gaps)
+        elif name.endswith((".json.gz", ".csv.gz")):
             with gzip.open(path, "rb") as fh:
                 first = fh.readline()
-                while fh.read(1 << 20):  # to the end: the gzip trailer's CRC catches damage anywhere
+                while fh.read(1 << 20):
                     pass
             columns = _columns_of_first_line(first, csv=name.endswith(".csv.gz"))
         else:
@@ -94,7 +106,23 @@ def _read_file(path: Path) -> tuple[str, ...] | None:
                            "copy the file again from its source (qzhou-eval mirror re-downloads a task)") from None
     except Exception as exc:  # pyarrow raises its own types for a damaged parquet file
         raise DataDirError(f"{path} is not a readable parquet file ({exc}); copy it again from its source") from None
-    return columns
+    return columns, gaps
+
+
+def _scan_json_lines(first: bytes, fh, columns: tuple[str, ...], gaps: dict[str, int]) -> None:
+    """Parse every line; note the first line where each column is absent or null. Blank lines are skipped."""
+    for number, line in enumerate(itertools.chain([first], fh), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"line {number} is not JSON ({exc})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number} is a JSON {type(record).__name__}, not an object")
+        for column in columns:
+            if column not in gaps and record.get(column) is None:
+                gaps[column] = number
 
 
 def _columns_of_first_line(line: bytes, csv: bool) -> tuple[str, ...] | None:
@@ -260,6 +288,14 @@ def check_task_folder(task, folder: Path, memo: _DigestMemo) -> TaskData:
         if missing:
             raise DataDirError(f"{item.path} (config {item.config!r}, split {item.split!r}) lacks column(s) {missing} "
                                f"that mteb reads for {task.metadata.name}; it has {list(item.facts.columns)}")
+        for alt in needed:
+            present = [c for c in alt if c in item.facts.columns]
+            if present and all(c in item.facts.gaps for c in present):
+                column = present[0]
+                raise DataDirError(
+                    f"{item.path} line {item.facts.gaps[column]} has no value for {column!r} (missing or null), which "
+                    f"mteb reads for {task.metadata.name}; fix or drop that row (copy the file again from its source)"
+                )
     splits_by_config: dict[str, set[str]] = {}
     for item in listed:
         splits_by_config.setdefault(item.config, set()).add(item.split)
