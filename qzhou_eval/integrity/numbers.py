@@ -97,7 +97,7 @@ def number_arg(allowed: Range = ANY):
                 value = float(text)
             except ValueError:
                 raise argparse.ArgumentTypeError(
-                    f"{text!r} is not a number; {flag} must be {allowed.describe()}"
+                    f"{text!r} is not a number; it must be {allowed.describe()}"
                 ) from None
         try:
             return check_number("the value", value, allowed)
