@@ -96,9 +96,7 @@ def number_arg(allowed: Range = ANY):
             try:
                 value = float(text)
             except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"{text!r} is not a number; it must be {allowed.describe()}"
-                ) from None
+                raise argparse.ArgumentTypeError(f"{text!r} is not a number; it must be {allowed.describe()}") from None
         try:
             return check_number("the value", value, allowed)
         except InvalidOptionError as exc:

@@ -44,7 +44,7 @@ def check_file_target(path: Path, what: str) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise InvalidOptionError(
-                    f"{what} {path}: {parent} is a file, not a folder; move it away or choose another path"
+                    f"{what} {path} is not writable: {parent} is a file, not a folder; move it away or choose another path"
                 )
             return
 
@@ -57,7 +57,9 @@ def check_folder_target(path: Path, what: str) -> None:
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise InvalidOptionError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
+                raise InvalidOptionError(
+                    f"{what} {path} is not writable: {parent} is a file, not a folder; choose another path"
+                )
             return
 
 

@@ -19,11 +19,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from qzhou_eval.errors import QZhouEvalError
-from qzhou_eval.runs.provenance import STATE_DIRNAME, RunInputs
+from qzhou_eval.integrity.outputs import check_file_target, check_folder_target
+from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, RunInputs
 
 
 class OutputDirBusy(QZhouEvalError):
     """Another live run with other inputs holds the output folder."""
+
+
+def check_state_paths(output_dir: Path, suite: str, results_dir: Path, store: RecordStore, tasks: list[str]) -> None:
+    """Every path a run of ``tasks`` will write can hold a file: checked before the model loads, not after hours.
+
+    Raises:
+        InvalidOptionError: naming the path and what stands in its place.
+    """
+    from qzhou_eval.runs.manifest import manifest_path
+
+    for folder in (output_dir / STATE_DIRNAME, store.folder, results_dir, output_dir / "errors"):
+        check_folder_target(folder, "state folder")
+    check_file_target(output_dir / STATE_DIRNAME / "lock", "lock file")
+    check_file_target(manifest_path(output_dir, suite), "manifest")
+    check_file_target(results_dir / "model_meta.json", "result file")
+    for name in tasks:
+        check_file_target(results_dir / f"{name}.json", "result file")
+        check_file_target(store.path(name), "record file")
+        check_file_target(output_dir / "errors" / f"{name}.txt", "error file")
 
 
 def _try_lock(fd: int, mode: int) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.runs import manifest as manifests
+from qzhou_eval.runs.folder_lock import check_state_paths
 from qzhou_eval.runs.config import RunConfig, RunSummary, resolve_request, results_dir_for
 from qzhou_eval.runs.provenance import RecordStore, Reuse, cuda_surely_absent, prefixes_sha256
 from qzhou_eval.runs.suites import bundled_task_names, shard_names
@@ -53,6 +54,10 @@ def finished_run_summary(config: RunConfig) -> RunSummary | None:
         return None
     results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
     store = RecordStore(output_dir, request.model_name, request.inputs.revision)
+    try:
+        check_state_paths(output_dir, config.suite, results_dir, store, names)
+    except QZhouEvalError:
+        return None  # the full runner names the problem
     fingerprints = folder_fingerprints(Path(config.data_dir), names)
     if None in fingerprints.values():
         return None

@@ -27,7 +27,7 @@ from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval._ranks import launched_by_torchrun
 from qzhou_eval.errors import DistributedError, EmbeddingError, InvalidOptionError, QZhouEvalError
 from qzhou_eval.integrity.exhaustion import is_exhaustion
-from qzhou_eval.integrity.outputs import check_file_target, check_folder_target
+from qzhou_eval.integrity.outputs import check_folder_target
 from qzhou_eval.modeling.loading import check_device, resolve_device
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.column_lists import columns_as_lists
@@ -41,7 +41,7 @@ from qzhou_eval.runs.config import (
     resolve_request,
     results_dir_for,
 )
-from qzhou_eval.runs.folder_lock import OutputFolderLock
+from qzhou_eval.runs.folder_lock import OutputFolderLock, check_state_paths
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
 from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, Reuse, prefixes_sha256
 from qzhou_eval.runs.results_io import (
@@ -140,7 +140,9 @@ def _admit_as_writer(config: RunConfig, tasks: list, data: dict[str, TaskData], 
     try:
         output_dir = Path(config.output_dir)
         check_folder_target(output_dir, "--output_dir")
-        _check_state_paths(config, tasks, request)
+        results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
+        store = RecordStore(output_dir, request.model_name, request.inputs.revision)
+        check_state_paths(output_dir, config.suite, results_dir, store, [t.metadata.name for t in tasks])
         _check_writable(output_dir)
         lock = stack.enter_context(OutputFolderLock(output_dir, request.inputs, f"qzhou-eval run ({config.suite})"))
         done = _admit(config, tasks, data, request, lock)
@@ -151,23 +153,6 @@ def _admit_as_writer(config: RunConfig, tasks: list, data: dict[str, TaskData], 
     if data_parallel is not None:
         data_parallel.broadcast_object(("admitted", done))
     return lock, done
-
-
-def _check_state_paths(config: RunConfig, tasks: list, request: ResolvedRequest) -> None:
-    """Every path this run will write is free to hold a file, checked before the model loads (not after hours)."""
-    output_dir = Path(config.output_dir)
-    results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
-    store = RecordStore(output_dir, request.model_name, request.inputs.revision)
-    for folder in (output_dir / STATE_DIRNAME, store.folder, results_dir, output_dir / "errors"):
-        check_folder_target(folder, "state folder")
-    check_file_target(output_dir / STATE_DIRNAME / "lock", "lock file")
-    check_file_target(manifests.manifest_path(output_dir, config.suite), "manifest")
-    check_file_target(results_dir / "model_meta.json", "result file")
-    for task in tasks:
-        name = task.metadata.name
-        check_file_target(results_dir / f"{name}.json", "result file")
-        check_file_target(store.path(name), "record file")
-        check_file_target(output_dir / "errors" / f"{name}.txt", "error file")
 
 
 def _admitted_by_writer(data_parallel: DataParallel) -> list[str]:

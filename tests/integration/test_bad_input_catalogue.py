@@ -157,7 +157,7 @@ CASES = [
         "TrainConfig.learning_rate must be a number, got 'fast'",
     ),
     ("train override without =", ["train", "{train_config}", "max_steps"], "must look like key=value"),
-    ("train config not YAML", ["train", "{bad_json}"], "not readable YAML"),
+    ("train config not YAML", ["train", "{bad_json}"], "malformed YAML"),
     ("train dataset without path", ["train", "{train_no_path}"], "needs a 'path'"),
     ("train unknown key", ["train", "{train_config}", "learning_rte=1"], "unknown config keys ['learning_rte']"),
     # instructions / mirror / encode
@@ -169,6 +169,124 @@ CASES = [
         ["encode", "x", "--model_name_or_path", "{model}", "--pooling_mode", "max"],
         "is not a valid Pooling, must be one of",
     ),
+    # issue 21's campaign: checkpoints
+    (
+        "truncated safetensors",
+        _run("--output_dir", "{tmp}/campaign-1", "--model_name_or_path", "{truncated_weights}"),
+        "truncated or damaged",
+    ),
+    (
+        "safetensors with a garbage header",
+        _run("--output_dir", "{tmp}/campaign-2", "--model_name_or_path", "{garbage_weights}"),
+        "not a readable safetensors",
+    ),
+    (
+        "config.json is a JSON list",
+        _run("--output_dir", "{tmp}/campaign-3", "--model_name_or_path", "{config_list}"),
+        "is a JSON list, not an object",
+    ),
+    (
+        "unknown model_type",
+        _run("--output_dir", "{tmp}/campaign-4", "--model_name_or_path", "{unknown_type}"),
+        "its weights cannot be loaded",
+    ),
+    (
+        "model folder without tokenizer files",
+        _run("--output_dir", "{tmp}/campaign-5", "--model_name_or_path", "{no_tokenizer}"),
+        "holds no tokenizer files",
+    ),
+    # instruction files
+    (
+        "instruction file not UTF-8",
+        _run("--output_dir", "{tmp}/campaign-6", "--instructions", "{instr_binary}"),
+        "is not UTF-8 text",
+    ),
+    (
+        "instruction template not a string",
+        _run("--output_dir", "{tmp}/campaign-7", "--instructions", "{instr_template}"),
+        "'template' must be a string",
+    ),
+    (
+        "document_side_tasks not a list",
+        _run("--output_dir", "{tmp}/campaign-8", "--instructions", "{instr_docside}"),
+        "must be a list of task names",
+    ),
+    (
+        "user instruction file with extends",
+        _run("--output_dir", "{tmp}/campaign-9", "--instructions", "{instr_extends}"),
+        "bundled variant files only",
+    ),
+    (
+        "instruction file with a duplicate key",
+        _run("--output_dir", "{tmp}/campaign-10", "--instructions", "{instr_dup}"),
+        "is given twice",
+    ),
+    (
+        "instruction entry with a misspelt key",
+        _run("--output_dir", "{tmp}/campaign-11", "--instructions", "{instr_typo}"),
+        "unknown key(s) ['document']",
+    ),
+    # state of the output folder
+    (".qzhou is a file", _run("--output_dir", "{state_file}"), "is a file, not a folder"),
+    (".qzhou/lock is a folder", _run("--output_dir", "{lock_dir}"), "lock file"),
+    ("result path is a folder", _run("--output_dir", "{result_dir}"), "is a folder, not a file"),
+    ("record path is a folder", _run("--output_dir", "{record_dir}"), "is a folder, not a file"),
+    # data folders
+    (
+        "data path leaves the task folder",
+        _run("--output_dir", "{tmp}/campaign-12", "--data_dir", "{data_escape}"),
+        "leaves the task folder",
+    ),
+    (
+        "absolute data path",
+        _run("--output_dir", "{tmp}/campaign-13", "--data_dir", "{data_absolute}"),
+        "leaves the task folder",
+    ),
+    (
+        "null score in a late row",
+        _run("--output_dir", "{tmp}/campaign-14", "--data_dir", "{data_null}"),
+        "line 1200 has no value for 'score'",
+    ),
+    # numbers
+    ("compare NaN task threshold", ["compare", "{finished}", "{finished}", "--max-task-drop", "nan"], "got nan"),
+    ("compare infinite mean threshold", ["compare", "{finished}", "{finished}", "--max-mean-drop", "inf"], "got inf"),
+    ("collapse threshold above 1", _run("--output_dir", "{tmp}/campaign-15", "--collapse_error", "1.5"), "in [0, 1]"),
+    (
+        "clean percentile above 100",
+        ["clean", "--input", "{rows}", "--kind", "pair", "--out", "{tmp}/c.jsonl", "--drop_percentile", "150"],
+        "in [0, 100)",
+    ),
+    ("train temperature NaN", ["train", "{train_config}", "temperature=.nan"], "temperature must be a finite number"),
+    ("empty --benchmark", ["run", "--benchmark", "", *STS, "--output_dir", "{tmp}/o"], "names nothing"),
+    ("train config with a duplicate key", ["train", "{train_dup}"], "is given twice"),
+    # outputs never overwrite inputs
+    (
+        "clean --out is its --input",
+        ["clean", "--input", "{rows}", "--kind", "pair", "--out", "{rows}"],
+        "is also an input",
+    ),
+    (
+        "clean --out exists",
+        ["clean", "--input", "{rows}", "--kind", "pair", "--out", "{other_rows}"],
+        "pass --overwrite",
+    ),
+    (
+        "encode --save exists",
+        ["encode", "x", "--model_name_or_path", "{model}", "--save", "{existing_npy}"],
+        "--overwrite",
+    ),
+    (
+        "report --out is a result file",
+        ["report", "{finished}", "--benchmark", "MTEB(eng, v2)", "--out", "{finished_result}", "--force"],
+        "is also an input",
+    ),
+    ("card --out exists", ["card", "{finished}", "--out", "{a_file}"], "pass --overwrite"),
+    (
+        "mine --out is a data file",
+        ["mine", "--data_dir", "{scifact}", "--out", "{scifact_queries}"],
+        "write rows to a .jsonl",
+    ),
+    ("mine --out exists", ["mine", "--data_dir", "{scifact}", "--out", "{other_rows}"], "pass --overwrite"),
 ]
 
 
@@ -238,6 +356,8 @@ def world(tmp_path_factory, minilm_path, shared_dir, finished_run):
     (other / "STSBenchmark.json").unlink()
     places["other_task_run"] = str(other.parent.parent)
 
+    _campaign_world(tmp, model, shared_dir, finished, result_dir, places)
+
     train = tmp / "train.yaml"
     train.write_text(
         f"model: {minilm_path}\noutput_dir: {tmp}/trained\nmax_steps: 1\nstage: 2\ndatasets:\n"
@@ -249,6 +369,115 @@ def world(tmp_path_factory, minilm_path, shared_dir, finished_run):
     )
     places.update(train_config=str(train), train_no_path=str(no_path))
     return places
+
+
+def _campaign_world(tmp: Path, model: Path, shared_dir: Path, finished: Path, result_dir: Path, places: dict) -> None:
+    """The broken files of issue 21's campaign; weights are linked, not copied, where the case never reads them."""
+
+    def model_copy(name: str, skip=()) -> Path:
+        folder = tmp / name
+        folder.mkdir()
+        for path in model.rglob("*"):
+            rel = path.relative_to(model)
+            if path.is_dir() or rel.name in skip:
+                continue
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            if rel.name == "model.safetensors":
+                (folder / rel).symlink_to(path)
+            else:
+                shutil.copy(path, folder / rel)
+        places[name] = str(folder)
+        return folder
+
+    weights = (model / "model.safetensors").read_bytes()
+    for name, data in (("truncated_weights", weights[: 10 << 20]), ("garbage_weights", b"\xff" * 4096)):
+        target = model_copy(name) / "model.safetensors"
+        target.unlink()
+        target.write_bytes(data)
+    (model_copy("config_list") / "config.json").write_text("[1, 2]")
+    config = json.loads((model / "config.json").read_text())
+    (model_copy("unknown_type") / "config.json").write_text(json.dumps({**config, "model_type": "frobnicator"}))
+    model_copy("no_tokenizer", skip=("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"))
+
+    instr = {"tasks": {"STSBenchmark": {"instruction": "Retrieve semantically similar text", "documents": True}}}
+    files = {
+        "instr_binary": b'{"STSBenchmark": "caf\xe9"}',
+        "instr_template": json.dumps({**instr, "template": 5}).encode(),
+        "instr_docside": json.dumps({"STSBenchmark": "x", "document_side_tasks": 5}).encode(),
+        "instr_extends": json.dumps({**instr, "extends": "reference"}).encode(),
+        "instr_dup": b'{"STSBenchmark": "a", "STSBenchmark": "b"}',
+        "instr_typo": json.dumps({"tasks": {"STSBenchmark": {"instruction": "x", "document": True}}}).encode(),
+    }
+    for name, data in files.items():
+        (tmp / f"{name}.json").write_bytes(data)
+        places[name] = str(tmp / f"{name}.json")
+
+    def finished_copy(name: str) -> Path:
+        out = tmp / name
+        shutil.copytree(finished, out)
+        places[name] = str(out)
+        return out
+
+    state = finished_copy("state_file") / ".qzhou"
+    shutil.rmtree(state)
+    state.write_text("not a folder")
+    lock = finished_copy("lock_dir") / ".qzhou" / "lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()
+    out = finished_copy("result_dir")
+    result = next(out.glob("*/*/STSBenchmark.json"))
+    result.unlink()
+    result.mkdir()
+    out = finished_copy("record_dir")
+    record = next(out.glob(".qzhou/records/*/*/STSBenchmark.json"))
+    record.unlink()
+    record.mkdir()
+    places["finished_result"] = str(next(finished.glob("*/*/STSBenchmark.json")))
+
+    def data_copy(name: str) -> Path:
+        root = tmp / name
+        shutil.copytree(shared_dir / "mteb-data" / "STSBenchmark", root / "STSBenchmark")
+        for path in [root, *root.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+        places[name] = str(root)
+        return root / "STSBenchmark"
+
+    for name, replacement in (("data_escape", "../../STSBenchmark/test.jsonl.gz"), ("data_absolute", None)):
+        folder = data_copy(name)
+        readme = folder / "README.md"
+        target = replacement or str((folder / "test.jsonl.gz").resolve())
+        readme.write_text(readme.read_text().replace("test.jsonl.gz", target, 1))
+    split = data_copy("data_null") / "test.jsonl.gz"
+    with gzip.open(split, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    rows[1199]["score"] = None
+    with gzip.open(split, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+
+    pairs = [{"text_a": f"a sentence {i}", "text_b": f"another sentence {i}", "score": 1.0} for i in range(3)]
+    for name in ("rows", "other_rows"):
+        (tmp / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
+        places[name] = str(tmp / f"{name}.jsonl")
+    (tmp / "existing.npy").write_bytes(b"keep me")
+    places["existing_npy"] = str(tmp / "existing.npy")
+    places["scifact"] = str(shared_dir / "mteb-data" / "SciFact")
+    places["scifact_queries"] = str(shared_dir / "mteb-data" / "SciFact" / "queries" / "test.jsonl.gz")
+    (tmp / "train-dup.yaml").write_text("model: a\nmodel: b\noutput_dir: o\ndatasets: []\n")
+    places["train_dup"] = str(tmp / "train-dup.yaml")
+
+
+def test_outputs_that_are_inputs_are_left_intact(world, capsys):
+    """Campaign: clean --input rows.jsonl --out rows.jsonl left 0 of 3 rows; encode --save overwrote silently."""
+    rows = Path(world["rows"]).read_bytes()
+    assert main(["clean", "--input", world["rows"], "--kind", "pair", "--out", world["rows"]]) == 2
+    assert Path(world["rows"]).read_bytes() == rows
+    link = Path(world["tmp"]) / "link-to-rows.jsonl"
+    link.symlink_to(world["rows"])
+    assert main(["clean", "--input", world["rows"], "--kind", "pair", "--out", str(link)]) == 2, "through a link too"
+    assert Path(world["rows"]).read_bytes() == rows
+    assert main(["encode", "x", "--model_name_or_path", world["model"], "--save", world["existing_npy"]]) == 2
+    assert Path(world["existing_npy"]).read_bytes() == b"keep me"
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize(("name", "argv", "fragment"), CASES, ids=[c[0] for c in CASES])

@@ -38,9 +38,11 @@ def test_card_merges_into_an_existing_readme_and_the_hub_reads_it(run_dir, tmp_p
 
     readme = tmp_path / "README.md"
     readme.write_text(EXISTING, encoding="utf-8")
-    assert main(["card", str(run_dir), "--readme", str(readme)]) == 0
+    assert main(["card", str(run_dir), "--readme", str(readme), "--overwrite"]) == 0
     assert "model-index results for Kingsoft-LLM/QZhou-Embedding" in capsys.readouterr().out
-    assert main(["card", str(run_dir), "--readme", str(readme)]) == 0  # a second run replaces, never duplicates
+    assert (
+        main(["card", str(run_dir), "--readme", str(readme), "--overwrite"]) == 0
+    )  # a second run replaces, never duplicates
     text = readme.read_text(encoding="utf-8")
     assert text.count(SECTION_START) == 1 and "Hand-written text that must survive." in text
     card = ModelCard.load(readme)
@@ -63,5 +65,5 @@ def test_malformed_header_names_the_line_and_leaves_the_file(run_dir, tmp_path):
     with pytest.raises(CardError, match=r"README.md: line \d: malformed YAML in the metadata header"):
         write_card(run_dir, readme, readme=readme)
     assert readme.read_text(encoding="utf-8") == broken
-    assert main(["card", str(run_dir), "--readme", str(readme)]) == 2
+    assert main(["card", str(run_dir), "--readme", str(readme), "--overwrite"]) == 2
     assert readme.read_text(encoding="utf-8") == broken
