@@ -9,7 +9,7 @@ same-size byte edit; every in-place fault restores the file's mtime (the hardest
 After each fault the runner's command line runs over the faulted world and must satisfy:
 
 - exit 0 only with the score a run from scratch gives (a clean run's score for a fault in the
-  harness's own state; a fresh run over the same faulted inputs, with no cache, for a fault in an
+  harness's own state; a fresh run over the same faulted inputs, in a new output folder, for a fault in an
   input), and only from a result file its record verifies;
 - otherwise exit 2 with one ``qzhou-eval: error:`` line, or exit 1 for a resumable run (a task
   recorded as failed); never a traceback or "internal error";
@@ -252,7 +252,7 @@ def check_fault(world: World, clean_score: float, fault: Fault, tmp: Path) -> tu
     if code == 0:
         score = verified_score(stdout)
         if fault.group in INPUT_GROUPS:
-            fresh_code, fresh_out, fresh_err = run_cli(run_argv(faulted, tmp / "fresh", "--cache_dir", "none"))
+            fresh_code, fresh_out, fresh_err = run_cli(run_argv(faulted, tmp / "fresh"))
             expected = verified_score(fresh_out) if fresh_code == 0 else None
             if fresh_code != 0:
                 problems.append(f"exit 0, but a run from scratch over the same inputs exits {fresh_code}")

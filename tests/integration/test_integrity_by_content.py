@@ -25,6 +25,7 @@ from qzhou_eval.errors import ModelFormatError
 from qzhou_eval.integrity.content import ContentMemo
 from qzhou_eval.results.load import ResultFileError
 from qzhou_eval.runs.config import RunConfig
+from qzhou_eval.runs.manifest import OutputDirConflict
 from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.runner import run_suite
 
@@ -82,11 +83,13 @@ def test_a_checkpoint_changed_in_place_is_evaluated_again(model_copy, small_sts,
     out = tmp_path / "out"
     before = run_suite(_config(model_copy, small_sts, out))
     scale_tensor_in_place(model_copy / "model.safetensors", "encoder.layer.0.attention.self.query.weight", 1.5)
-    after = run_suite(_config(model_copy, small_sts, out))
+    with pytest.raises(OutputDirConflict, match=r"revision: '\w+' -> '\w+'"):
+        run_suite(_config(model_copy, small_sts, out))  # the same folder now holds another model's results
+    after = run_suite(_config(model_copy, small_sts, out, overwrite=True))
     assert after.ran == ["STSBenchmark"] and after.skipped == [], "a changed checkpoint is not the finished one"
     assert after.results_dir != before.results_dir, "its identity (the revision folder) follows the bytes"
     assert after.encode_stats.encoded > 0 and after.encode_stats.reused_earlier == 0, "no stale cached vector"
-    fresh = run_suite(_config(model_copy, small_sts, tmp_path / "fresh", cache_dir=False))
+    fresh = run_suite(_config(model_copy, small_sts, tmp_path / "fresh"))
     assert after.scores["STSBenchmark"] == pytest.approx(fresh.scores["STSBenchmark"], abs=1e-6)
     assert after.scores["STSBenchmark"] != pytest.approx(before.scores["STSBenchmark"], abs=1e-4)
 
@@ -114,7 +117,7 @@ def test_a_data_file_edited_with_size_and_mtime_kept_is_seen(minilm_path, small_
     restore()
     after = run_suite(_config(minilm_path, small_sts, out))
     assert after.ran == ["STSBenchmark"], "the edited data must be evaluated, not served from the old record"
-    fresh = run_suite(_config(minilm_path, small_sts, tmp_path / "fresh", cache_dir=False))
+    fresh = run_suite(_config(minilm_path, small_sts, tmp_path / "fresh"))
     assert after.scores["STSBenchmark"] == pytest.approx(fresh.scores["STSBenchmark"], abs=1e-6)
     assert after.scores["STSBenchmark"] != pytest.approx(before.scores["STSBenchmark"], abs=1e-4)
 
