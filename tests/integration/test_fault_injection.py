@@ -220,10 +220,21 @@ def copy_world(world: World, dst: Path) -> World:
     return new
 
 
+def warm_memos(world: World) -> None:
+    """Digest the copied inputs at their new paths, so a fault meets a memo that knows the file (the real case:
+    a file edited after a run), not a cold one that re-hashes everything anyway."""
+    from qzhou_eval.modeling.source import resolve_source
+    from qzhou_eval.runs.task_data import folder_fingerprints
+
+    assert resolve_source(world.model).content_digest
+    assert None not in folder_fingerprints(world.data, ["STSBenchmark"]).values()
+
+
 def check_fault(world: World, clean_score: float, fault: Fault, tmp: Path) -> tuple[str, list[str]]:
     """Apply one fault to a copy of the world, run, and return (outcome, violated invariants)."""
     faulted = copy_world(world, tmp)
     os.environ["XDG_CACHE_HOME"] = str(tmp / "xdg")
+    warm_memos(faulted)  # as after a run at these very paths: the memo holds every input's digest
     root = faulted.root(fault.group)
     apply_fault(root, fault, _files(root))
     inputs_before = {g: snapshot(faulted.root(g)) for g in INPUT_GROUPS}
