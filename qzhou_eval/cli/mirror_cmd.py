@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from qzhou_eval.runs.suites import parse_list
 
@@ -17,11 +18,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from qzhou_eval.integrity.outputs import check_folder_target
     from qzhou_eval.runs.mirror import mirror_tasks
     from qzhou_eval.runs.suites import run_tasks
 
     if not args.benchmark and not args.tasks:
         raise argparse.ArgumentTypeError("pass --benchmark NAME or --tasks NAME[,NAME...]")
+    check_folder_target(Path(args.out), "--out")
     tasks = run_tasks(args.benchmark, parse_list(args.tasks), (), ())
     status = mirror_tasks(tasks, args.out, overwrite=args.overwrite)
     for name, state in status.items():
