@@ -92,7 +92,7 @@ class Encoder:
         """Model identity + embedding options: what a cached embedding depends on."""
         return {
             "model": self.source.name_or_path,
-            "weights": self.source.fingerprint(),
+            "weights": self.source.content_digest,  # every byte of every identity file (modeling/source.py)
             "options": self.options.embedding_options(),
         }
 

@@ -322,12 +322,7 @@ def world(tmp_path_factory, minilm_path, shared_dir, finished_run):
     )
 
     def data_copy(name: str) -> Path:
-        root = tmp / name
-        shutil.copytree(shared_dir / "mteb-data" / "STSBenchmark", root / "STSBenchmark")
-        for path in [root, *root.rglob("*")]:
-            path.chmod(path.stat().st_mode | 0o200)
-        places[name] = str(root)
-        return root / "STSBenchmark"
+        return _sts_copy(tmp, name, shared_dir, places)
 
     (data_copy("data_missing") / "test.jsonl.gz").unlink()
     split = data_copy("data_truncated") / "test.jsonl.gz"
@@ -369,6 +364,16 @@ def world(tmp_path_factory, minilm_path, shared_dir, finished_run):
     )
     places.update(train_config=str(train), train_no_path=str(no_path))
     return places
+
+
+def _sts_copy(tmp: Path, name: str, shared_dir: Path, places: dict) -> Path:
+    """A writable copy of STSBenchmark under ``tmp/name``, its root registered as ``{name}``."""
+    root = tmp / name
+    shutil.copytree(shared_dir / "mteb-data" / "STSBenchmark", root / "STSBenchmark")
+    for path in [root, *root.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    places[name] = str(root)
+    return root / "STSBenchmark"
 
 
 def _campaign_world(tmp: Path, model: Path, shared_dir: Path, finished: Path, result_dir: Path, places: dict) -> None:
@@ -435,12 +440,7 @@ def _campaign_world(tmp: Path, model: Path, shared_dir: Path, finished: Path, re
     places["finished_result"] = str(next(finished.glob("*/*/STSBenchmark.json")))
 
     def data_copy(name: str) -> Path:
-        root = tmp / name
-        shutil.copytree(shared_dir / "mteb-data" / "STSBenchmark", root / "STSBenchmark")
-        for path in [root, *root.rglob("*")]:
-            path.chmod(path.stat().st_mode | 0o200)
-        places[name] = str(root)
-        return root / "STSBenchmark"
+        return _sts_copy(tmp, name, shared_dir, places)
 
     for name, replacement in (("data_escape", "../../STSBenchmark/test.jsonl.gz"), ("data_absolute", None)):
         folder = data_copy(name)
