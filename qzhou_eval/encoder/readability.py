@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,6 @@ class Readability:
     unknown_pieces: int = 0
     token_collapsed: int = 0
     embedding_collapsed: int = 0
-    sides: list[str] = field(default_factory=list)
 
     @property
     def unknown_text_share(self) -> float:

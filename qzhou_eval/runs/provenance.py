@@ -150,12 +150,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_record(path: Path) -> TaskRecord | None:
-    """A record file, or None when absent, unreadable or not matching its own checksum."""
+def read_record(path: Path, legacy_ok: bool = False) -> TaskRecord | None:
+    """A record file, or None when absent, unreadable or not matching its own checksum.
+
+    ``legacy_ok``: a record written before records carried a checksum is read too (for *showing* a result,
+    whose own hash it still verifies); a run never reuses such a result, it runs the task again.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        check = data.pop("record_check")
-        if check != record_check(data):
+        check = data.pop("record_check", None)
+        if (check is not None or not legacy_ok) and check != record_check(data):
             return None
         return TaskRecord(data["task"], RunInputs.from_record(data["inputs"]), data["prefixes_sha256"],
                           data["data_fingerprint"], data["result_sha256"], float(data["main_score"]), data["finished"])
@@ -253,7 +257,7 @@ def unverified_reason(result_file: Path) -> str | None:
     if not record_file.exists():
         return ("has no record of what produced it (a run stopped before recording it, or the file was put there by "
                 "hand); rerun the same command to finish the task")
-    record = read_record(record_file)
+    record = read_record(record_file, legacy_ok=True)
     if record is None:
         return f"its record {record_file} is unreadable or was edited; rerun the same command to re-run the task"
     try:

@@ -253,3 +253,18 @@ def test_a_full_disk_stops_the_run_and_moves_nothing_aside(minilm_path, small_st
     resumed = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "STSBenchmark" in resumed.stdout and "ran" in resumed.stdout
+
+
+def test_a_record_from_before_checksums_is_shown_but_never_reused(finished_run, minilm_path, shared_dir, tmp_path):
+    """Run folders made before records carried a checksum still report; a run re-runs their tasks."""
+    from qzhou_eval.cli.main import main
+
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run[0], out)
+    record_file = next(out.glob(".qzhou/records/*/*/STSBenchmark.json"))
+    record = json.loads(record_file.read_text())
+    del record["record_check"]
+    record_file.write_text(json.dumps(record))
+    assert main(["report", str(out), "--benchmark", "MTEB(eng, v2)"]) == 0
+    summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
+    assert summary.ran == ["STSBenchmark"]
