@@ -186,7 +186,8 @@ def request_manifest(config: RunConfig, request: ResolvedRequest) -> dict[str, A
     choice, instructions = request.choice, request.instructions
     return manifests.new_manifest(
         benchmark=config.suite,
-        model={"name": request.model_name, "path": request.source.name_or_path, "revision": request.inputs.revision},
+        model={"name": request.model_name, "path": request.source.name_or_path, "revision": request.inputs.revision,
+               "content_digest": request.source.content_digest},
         inputs=request.inputs.as_record(),
         explicit_options=dict(sorted(config.encoder_options.items())),
         preset={"name": choice.preset.name, "how": choice.how} if choice else None,
