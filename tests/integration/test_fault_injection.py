@@ -285,13 +285,13 @@ def test_generated_faults_never_give_a_wrong_score_or_lose_data(clean_world, tmp
     try:
         for index, fault in enumerate(faults):
             outcome, problems = check_fault(world, clean_score, fault, tmp_path / f"f{index}")
-            outcomes[outcome] += 1
+            outcomes[f"{fault.group}: {outcome}"] += 1
             by_kind[f"{fault.group}:{fault.kind}"] += 1
             violations += [f"#{index} {fault.describe()}: {p}" for p in problems]
             shutil.rmtree(tmp_path / f"f{index}", ignore_errors=True)
     finally:
         os.environ["XDG_CACHE_HOME"] = saved_xdg
-    print(f"\n{len(faults)} faults (seed {SEED}): {dict(outcomes)}; {len(violations)} violation(s)")
+    print(f"\n{len(faults)} faults (seed {SEED}): {dict(sorted(outcomes.items()))}; {len(violations)} violation(s)")
     print("targets x kinds:", dict(sorted(by_kind.items())))
     assert not violations, "\n".join(violations)
 
