@@ -26,6 +26,7 @@ from qzhou_eval._atomic import atomic_write_json
 PREFIX = "blake3:"
 _FORMAT_VERSION = 2
 _MAX_ENTRIES = 50_000  # oldest dropped first; a dropped entry only costs one re-hash
+_THREADED_FROM = 64 << 20
 
 
 def stat_stamp(path: Path) -> list[int]:
@@ -35,9 +36,14 @@ def stat_stamp(path: Path) -> list[int]:
 
 
 def hash_file(path: Path) -> str:
-    """``blake3:<hex>`` of every byte of ``path``, streamed; raises OSError if it changes while being read."""
+    """``blake3:<hex>`` of every byte of ``path``, streamed; raises OSError if it changes while being read.
+
+    Files of 64 MiB and more are hashed on all cores (BLAKE3's thread pool); smaller ones on the calling
+    thread, so a process that only reads configs and small models starts no extra threads.
+    """
     before = stat_stamp(path)
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    threads = blake3.blake3.AUTO if before[2] >= _THREADED_FROM else 1
+    hasher = blake3.blake3(max_threads=threads)
     if before[2]:
         hasher.update_mmap(str(path))
     if stat_stamp(path) != before:
