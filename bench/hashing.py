@@ -14,7 +14,6 @@ measured rates. Usage: ``python3 bench/hashing.py [--gb 4] [--dir /tmp]``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import tempfile
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 from qzhou_eval.integrity.content import ContentMemo, hash_file
+from qzhou_eval.runs.provenance import file_sha256
 
 CHECKPOINT_7B_GB = 15.2  # Qwen2.5-7B in bf16: 7.6 G parameters x 2 bytes
 
@@ -43,14 +43,6 @@ def _drop_caches() -> bool:
         return False
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(16 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _rate(fn, path: Path) -> tuple[float, float]:
     t0 = time.perf_counter()
     fn(path)
@@ -70,7 +62,7 @@ def main() -> None:
         size = path.stat().st_size / 1e9
         print(f"file: {size:.2f} GB, {os.cpu_count()} CPUs")
         rows = []
-        for name, fn in (("blake3", hash_file), ("sha256", _sha256)):
+        for name, fn in (("blake3", hash_file), ("sha256", file_sha256)):
             fn(path)  # warm the page cache
             seconds, rate = _rate(fn, path)
             rows.append((name, "page cache", seconds, rate))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,19 @@ def qwen3_dense(tmp_path_factory, tiny_qwen3) -> Path:
     return out
 
 
+def _aborted_in_teardown(done: subprocess.CompletedProcess, report: Path) -> bool:
+    """vLLM's CPU build sometimes aborts while the interpreter shuts down, after all work is done (SIGABRT,
+    "terminate called without an active exception" as the last line). Seen in some full-suite runs here, never
+    when the file runs alone; the script's work is judged by its complete report, written before the exit."""
+    last = done.stderr.strip().splitlines()[-1:] or [""]
+    return (
+        done.returncode == -signal.SIGABRT
+        and last[0] == "terminate called without an active exception"
+        and report.is_file()
+        and len(json.loads(report.read_text())) == 3
+    )
+
+
 @needs_vllm
 def test_vllm_matches_hf_on_every_row(tmp_path, tiny_qwen2, tiny_qwen3, qwen3_dense, varied_texts):
     texts = tmp_path / "texts.json"
@@ -51,7 +65,7 @@ def test_vllm_matches_hf_on_every_row(tmp_path, tiny_qwen2, tiny_qwen3, qwen3_de
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(out), str(texts), *cases], capture_output=True, text=True, timeout=900
     )
-    assert done.returncode == 0, f"vLLM parity script failed:\n{done.stderr[-4000:]}"
+    assert done.returncode == 0 or _aborted_in_teardown(done, out), f"vLLM parity script failed:\n{done.stderr[-4000:]}"
     report = json.loads(out.read_text())
     for name, row in report.items():
         assert min(row["cosines"]) >= 0.9999, f"{name}: vLLM vs HF cosine {min(row['cosines']):.6f} < 0.9999"
