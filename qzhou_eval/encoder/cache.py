@@ -144,22 +144,22 @@ class EmbeddingCache:
         """Damage: set the file aside and start afresh. Anything else (full disk, I/O error, lock): stop, touching nothing."""
         if self._db is not None:
             self._db.close()
-        if is_exhaustion(exc) or not sqlite_damage(exc):
-            if is_exhaustion(exc) or sqlite_io_failure(exc):
-                raise (
-                    exhausted(self.path, exc)
-                    if is_exhaustion(exc) or _disk_is_full(self.path)
-                    else CacheIOError(
-                        f"embedding cache {self.path} could not be read or written ({exc}); it was left as it is — "
-                        "check the disk, or pass --cache_dir none to run without the cache"
-                    )
-                ) from exc
+        if sqlite_damage(exc) and not is_exhaustion(exc):
+            self._move_aside(exc)
+            self._db = self._open()
+            return
+        io_failure = sqlite_io_failure(exc)
+        if is_exhaustion(exc) or (io_failure and _disk_is_full(self.path)):
+            raise exhausted(self.path, exc) from exc
+        if io_failure:
             raise CacheIOError(
-                f"embedding cache {self.path}: {exc}; it was left as it is — rerun once no other program holds it, "
-                "or pass --cache_dir none"
+                f"embedding cache {self.path} could not be read or written ({exc}); it was left as it is — "
+                "check the disk, or pass --cache_dir none to run without the cache"
             ) from exc
-        self._move_aside(exc)
-        self._db = self._open()
+        raise CacheIOError(
+            f"embedding cache {self.path}: {exc}; it was left as it is — rerun once no other program holds it, "
+            "or pass --cache_dir none"
+        ) from exc
 
     def close(self) -> None:
         self._db.close()

@@ -109,9 +109,7 @@ class QZhouMtebModel(AbsEncoder):
         vectors = self.model.encode(texts, prefix=prefix, show_progress=show, progress_desc=f"{name} {side}")
         call.embedding_collapsed = embedding_collapsed(vectors[sampled_rows])
         check_collapse(name, call.embedding_collapse_share, "embedding", call, self.readability_limits)
-        total = self.readability.setdefault(name, Readability())
-        for key in ("texts", "with_unknown", "pieces", "unknown_pieces", "token_collapsed", "embedding_collapsed"):
-            setattr(total, key, getattr(total, key) + getattr(call, key))
+        self.readability.setdefault(name, Readability()).add(call)
         return vectors
 
     def _probe_tokens(self, task: str, texts: list[str], prefix: str, seed: str) -> tuple[list[int], Readability]:

@@ -21,7 +21,7 @@ above ``warn`` (default 5 %) is a warning, and every figure goes into the manife
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +30,6 @@ import numpy as np
 
 from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.integrity.numbers import FRACTION, check_number
-
-logger = logging.getLogger(__name__)
 
 SAMPLE_SIZE = 512
 MIN_TEXTS_FOR_ERROR = 20  # a handful of distinct texts says nothing about a collapse
@@ -79,6 +77,11 @@ class Readability:
     @property
     def embedding_collapse_share(self) -> float:
         return self.embedding_collapsed / self.texts if self.texts else 0.0
+
+    def add(self, other: Readability) -> None:
+        """Count ``other``'s texts in too (a task's encode calls add up)."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def as_record(self) -> dict[str, Any]:
         return {

@@ -64,14 +64,12 @@ def free_bytes(path: Path) -> int | None:
     return None
 
 
-def exhausted(path: Path | str, exc: BaseException, needed: int | None = None) -> ResourceExhaustedError:
-    """The one message: which path, how much is free, what is needed, and that a rerun continues."""
+def exhausted(path: Path | str, exc: BaseException) -> ResourceExhaustedError:
+    """The one message: which path, how much is free there, and that a rerun continues."""
     free = free_bytes(Path(path))
     parts = [f"could not write {path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"]
     if free is not None:
         parts.append(f"{free / 1e6:.1f} MB free there")
-    if needed is not None:
-        parts.append(f"about {needed / 1e6:.1f} MB more needed")
     return ResourceExhaustedError(
         "; ".join(parts) + " (out of disk space, file-size limit or quota); everything written before is intact — "
         "free space or raise the limit, then rerun the same command to continue"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,15 +67,10 @@ def check_number(name: str, value: Any, allowed: Range = ANY, *, none_ok: bool =
     """
     if value is None and none_ok:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:  # numpy scalars and numeric strings from configs
-            import numbers
-
-            if not isinstance(value, numbers.Real) or isinstance(value, bool):
-                raise TypeError
-            value = value.item() if hasattr(value, "item") else float(value)
-        except (TypeError, ValueError):
-            raise InvalidOptionError(f"{name} must be {allowed.describe()}, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidOptionError(f"{name} must be {allowed.describe()}, got {value!r}")
+    if not isinstance(value, (int, float)):  # numpy scalars
+        value = value.item() if hasattr(value, "item") else float(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidOptionError(
             f"{name} must be {allowed.describe()}, got {value!r} (NaN and infinities mean nothing here)"

@@ -40,13 +40,7 @@ def check_file_target(path: Path, what: str) -> None:
                 f"{what} {path} exists and is not a regular file; remove it or choose another path"
             )
         return
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InvalidOptionError(
-                    f"{what} {path} is not writable: {parent} is a file, not a folder; move it away or choose another path"
-                )
-            return
+    _check_parents(path, what)
 
 
 def check_folder_target(path: Path, what: str) -> None:
@@ -54,11 +48,16 @@ def check_folder_target(path: Path, what: str) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InvalidOptionError(f"{what} {path} is a file, not a folder; move it away or choose another path")
+    _check_parents(path, what)
+
+
+def _check_parents(path: Path, what: str) -> None:
+    """The nearest existing parent of ``path`` is a folder (a file there makes ``path`` unwritable)."""
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise InvalidOptionError(
-                    f"{what} {path} is not writable: {parent} is a file, not a folder; choose another path"
+                    f"{what} {path} is not writable: {parent} is a file, not a folder; move it away or choose another path"
                 )
             return
 

@@ -150,6 +150,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_recorded_file(record: TaskRecord, result_file: Path) -> bool:
+    """``result_file`` is, byte for byte, the file ``record`` names (False when it cannot be read)."""
+    try:
+        return file_sha256(result_file) == record.result_sha256
+    except OSError:
+        return False
+
+
 def read_record(path: Path, legacy_ok: bool = False) -> TaskRecord | None:
     """A record file, or None when absent, unreadable or not matching its own checksum.
 
@@ -185,10 +193,7 @@ class RecordStore:
         from qzhou_eval.runs.results_io import main_score_of
 
         record = self.read(task)
-        try:
-            if record is None or file_sha256(result_file) != record.result_sha256:
-                return None
-        except OSError:
+        if record is None or not is_recorded_file(record, result_file):
             return None
         return main_score_of(result_file)
 
@@ -215,11 +220,7 @@ class RecordStore:
             return Verdict(Reuse.CONFLICT, "; ".join(diffs))
         if record.data_fingerprint != data_fingerprint:
             return Verdict(Reuse.DATA_CHANGED, "its data changed since the recorded result")
-        try:
-            same_file = file_sha256(result_file) == record.result_sha256
-        except OSError:
-            same_file = False
-        if not same_file:
+        if not is_recorded_file(record, result_file):
             return Verdict(Reuse.RESULT_CHANGED, f"{result_file.name} is not the file its record names")
         return Verdict(Reuse.FINISHED)
 
@@ -260,10 +261,7 @@ def unverified_reason(result_file: Path) -> str | None:
     record = read_record(record_file, legacy_ok=True)
     if record is None:
         return f"its record {record_file} is unreadable or was edited; rerun the same command to re-run the task"
-    try:
-        if file_sha256(result_file) != record.result_sha256:
-            return ("is not the file its record names (edited or damaged after the run); rerun the same command to "
-                    "re-run the task")
-    except OSError as exc:
-        return f"cannot be read ({exc})"
+    if not is_recorded_file(record, result_file):
+        return ("is not the file its record names (edited, damaged or unreadable since the run); rerun the same "
+                "command to re-run the task")
     return None

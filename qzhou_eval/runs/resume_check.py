@@ -2,7 +2,8 @@
 
 A resumed or repeated run then answers in well under a second instead of paying mteb's import and
 benchmark-registry start-up; any doubt (no record, other inputs, changed data, a result file that
-is not the recorded one) returns None. Printed scores are read from the verified result files, not the records, and the full runner takes over, with its own checks and errors.
+is not the recorded one) returns None and the full runner takes over, with its own checks and errors.
+Printed scores are read from the verified result files, never from the records.
 """
 
 from __future__ import annotations

@@ -91,6 +91,9 @@ def _read_file(path: Path) -> tuple[tuple[str, ...] | None, dict[str, int]]:
                 columns = _columns_of_first_line(first, csv=False)
                 if columns is not None:
                     _scan_json_lines(first, fh, columns, gaps)
+                else:
+                    while fh.read(1 << 20):
+                        pass
         elif name.endswith((".json.gz", ".csv.gz")):
             with gzip.open(path, "rb") as fh:
                 first = fh.readline()
