@@ -115,6 +115,12 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
         "--fail_fast", action="store_true", help="stop at the first task that fails (default: record it, go on)"
     )
     p.add_argument(
+        "--no_predictions",
+        dest="predictions",
+        action="store_false",
+        help="do not keep per-sample predictions and units (compare then falls back to point deltas)",
+    )
+    p.add_argument(
         "--collapse_error",
         type=number_arg(FRACTION),
         default=ReadabilityLimits.collapse_error,
@@ -199,6 +205,7 @@ def build_config(args, benchmark: str | None):
         fail_fast=args.fail_fast,
         backend=args.backend,
         readability=ReadabilityLimits(args.collapse_error, args.readability_warn),
+        predictions=args.predictions,
     )
 
 

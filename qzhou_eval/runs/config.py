@@ -52,6 +52,7 @@ class RunConfig:
     fail_fast: bool = False
     backend: str = "hf"  # "hf" (transformers) or "vllm"; never changes a result's identity
     readability: ReadabilityLimits = field(default_factory=ReadabilityLimits)  # encoder/readability.py
+    predictions: bool = True  # keep per-sample evidence (runs/evidence.py) for regression statistics
 
     def __post_init__(self) -> None:
         if not self.benchmark and not self.tasks:
@@ -68,7 +69,7 @@ class RunConfig:
         elif self.use_instruction is False and self.instructions is not None:
             raise InvalidOptionError(f"--instructions {self.instructions} was given with --use_instruction false; "
                                      "drop one of them (--instructions alone turns instructions on)")
-        for name in ("use_instruction", "overwrite", "fail_fast"):
+        for name in ("use_instruction", "overwrite", "fail_fast", "predictions"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(f"RunConfig.{name} must be True or False, got {getattr(self, name)!r}")
         if self.shard is not None:

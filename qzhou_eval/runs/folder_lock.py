@@ -35,7 +35,7 @@ def check_state_paths(output_dir: Path, suite: str, results_dir: Path, store: Re
     """
     from qzhou_eval.runs.manifest import manifest_path
 
-    for folder in (output_dir / STATE_DIRNAME, store.folder, results_dir, output_dir / "errors"):
+    for folder in (output_dir / STATE_DIRNAME, store.folder, store.evidence_folder, results_dir, output_dir / "errors"):
         check_folder_target(folder, "state folder")
     check_file_target(output_dir / STATE_DIRNAME / "lock", "lock file")
     check_file_target(manifest_path(output_dir, suite), "manifest")
@@ -43,6 +43,8 @@ def check_state_paths(output_dir: Path, suite: str, results_dir: Path, store: Re
     for name in tasks:
         check_file_target(results_dir / f"{name}.json", "result file")
         check_file_target(store.path(name), "record file")
+        for evidence_file in (store.evidence_files(name).predictions, store.evidence_files(name).units):
+            check_file_target(evidence_file, "evidence file")
         check_file_target(output_dir / "errors" / f"{name}.txt", "error file")
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 from qzhou_eval.integrity.content import hash_bytes
+from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, EvidenceFiles, evidence_intact
 from qzhou_eval.options import BATCHING_OPTIONS, ResolvedOptions, canonical_dtype_name
 
 STATE_DIRNAME = ".qzhou"
@@ -106,11 +107,14 @@ class TaskRecord:
     result_sha256: str
     main_score: float
     finished: str
+    evidence: dict[str, Any] | None = None  # runs/evidence.py: digests of the predictions and units files
 
     def as_record(self) -> dict[str, Any]:
         body = {"task": self.task, "inputs": self.inputs.as_record(), "prefixes_sha256": self.prefixes_sha256,
                 "data_fingerprint": self.data_fingerprint, "result_sha256": self.result_sha256,
                 "main_score": self.main_score, "finished": self.finished}
+        if self.evidence is not None:
+            body["evidence"] = self.evidence
         return {**body, "record_check": record_check(body)}
 
 
@@ -133,6 +137,7 @@ class Reuse(Enum):
     UNRECORDED = "unrecorded"        # a result with no record (killed before its record, or another tool): re-run
     DATA_CHANGED = "data changed"    # the same request over other data: re-run
     RESULT_CHANGED = "result changed"  # the file is not the one recorded (edited or damaged): re-run
+    NO_EVIDENCE = "no evidence"      # per-sample evidence is asked for and missing or not the recorded files: re-run
     CONFLICT = "conflict"            # made with other inputs: refuse unless --overwrite
 
 
@@ -170,7 +175,8 @@ def read_record(path: Path, legacy_ok: bool = False) -> TaskRecord | None:
         if (check is not None or not legacy_ok) and check != record_check(data):
             return None
         return TaskRecord(data["task"], RunInputs.from_record(data["inputs"]), data["prefixes_sha256"],
-                          data["data_fingerprint"], data["result_sha256"], float(data["main_score"]), data["finished"])
+                          data["data_fingerprint"], data["result_sha256"], float(data["main_score"]), data["finished"],
+                          data.get("evidence"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -179,10 +185,15 @@ class RecordStore:
     """The task records of one model revision in one output folder."""
 
     def __init__(self, output_dir: Path, model_name: str, revision: str) -> None:
-        self.folder = Path(output_dir) / STATE_DIRNAME / "records" / model_name.replace("/", "__") / revision
+        model_folder = model_name.replace("/", "__")
+        self.folder = Path(output_dir) / STATE_DIRNAME / "records" / model_folder / revision
+        self.evidence_folder = Path(output_dir) / STATE_DIRNAME / EVIDENCE_DIRNAME / model_folder / revision
 
     def path(self, task: str) -> Path:
         return self.folder / f"{task}.json"
+
+    def evidence_files(self, task: str) -> EvidenceFiles:
+        return EvidenceFiles.in_folder(self.evidence_folder, task)
 
     def read(self, task: str) -> TaskRecord | None:
         """The record, or None when absent, unreadable or not matching its own checksum (then the task runs again)."""
@@ -198,14 +209,18 @@ class RecordStore:
         return main_score_of(result_file)
 
     def write(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path,
-              main_score: float) -> None:
-        """Written after the result file: a kill in between leaves a result without record, which is re-run."""
+              main_score: float, evidence: dict[str, Any] | None = None) -> None:
+        """Written after the result and evidence files: a kill in between leaves a result without record, re-run."""
         record = TaskRecord(task, inputs, prefixes, data_fingerprint, file_sha256(result_file), main_score,
-                            datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                            datetime.now(timezone.utc).isoformat(timespec="seconds"), evidence)
         atomic_write_json(self.path(task), record.as_record())
 
-    def verdict(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path) -> Verdict:
-        """May ``result_file`` stand for ``task`` under ``inputs`` and ``prefixes``, over data ``data_fingerprint``?"""
+    def verdict(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path,
+                evidence: bool = False) -> Verdict:
+        """May ``result_file`` stand for ``task`` under ``inputs`` and ``prefixes``, over data ``data_fingerprint``?
+
+        ``evidence``: the run keeps per-sample evidence, so a result without its intact evidence runs again.
+        """
         record = self.read(task)
         if not result_file.is_file():
             return Verdict(Reuse.ABSENT)
@@ -222,12 +237,14 @@ class RecordStore:
             return Verdict(Reuse.DATA_CHANGED, "its data changed since the recorded result")
         if not is_recorded_file(record, result_file):
             return Verdict(Reuse.RESULT_CHANGED, f"{result_file.name} is not the file its record names")
+        if evidence and (why := evidence_intact(record.evidence, self.evidence_files(task))) is not None:
+            return Verdict(Reuse.NO_EVIDENCE, f"{result_file.name} {why}" if record.evidence is None else why)
         return Verdict(Reuse.FINISHED)
 
     def verdicts(self, inputs: RunInputs, prefixes: dict[str, str], fingerprints: dict[str, str],
-                 results_dir: Path) -> dict[str, Verdict]:
+                 results_dir: Path, evidence: bool = False) -> dict[str, Verdict]:
         """:meth:`verdict` for every task in ``prefixes`` (results in mteb's ``<results_dir>/<Task>.json``)."""
-        return {name: self.verdict(name, inputs, prefix, fingerprints[name], results_dir / f"{name}.json")
+        return {name: self.verdict(name, inputs, prefix, fingerprints[name], results_dir / f"{name}.json", evidence)
                 for name, prefix in prefixes.items()}
 
     def conflicting(self, inputs: RunInputs) -> dict[str, str]:

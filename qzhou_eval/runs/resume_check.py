@@ -63,7 +63,7 @@ def finished_run_summary(config: RunConfig) -> RunSummary | None:
     if None in fingerprints.values():
         return None
     prefixes = {name: prefixes_sha256(request.instructions, name, config.use_instruction) for name in names}
-    verdicts = store.verdicts(request.inputs, prefixes, fingerprints, results_dir)
+    verdicts = store.verdicts(request.inputs, prefixes, fingerprints, results_dir, evidence=config.predictions)
     if any(verdict.reuse is not Reuse.FINISHED for verdict in verdicts.values()):
         return None
     scores = {name: store.verified_score(name, results_dir / f"{name}.json") for name in names}

@@ -43,6 +43,7 @@ from qzhou_eval.runs.config import (
 )
 from qzhou_eval.runs.folder_lock import OutputFolderLock, check_state_paths
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
+from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, Evidence, collect_evidence, write_evidence
 from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, Reuse, prefixes_sha256
 from qzhou_eval.runs.results_io import (
     atomic_write_json,
@@ -77,10 +78,11 @@ def _set_aside_previous(output_dir: Path) -> Path:
     for item in output_dir.iterdir():
         if item.name not in (CACHE_DIRNAME, STATE_DIRNAME, target.name) and not item.name.startswith("replaced-"):
             shutil.move(str(item), target / item.name)
-    records = output_dir / STATE_DIRNAME / "records"
-    if records.is_dir():
-        (target / STATE_DIRNAME).mkdir()
-        shutil.move(str(records), target / STATE_DIRNAME / "records")
+    for kept in ("records", EVIDENCE_DIRNAME):
+        folder = output_dir / STATE_DIRNAME / kept
+        if folder.is_dir():
+            (target / STATE_DIRNAME).mkdir(exist_ok=True)
+            shutil.move(str(folder), target / STATE_DIRNAME / kept)
     logger.warning("previous results of other inputs moved to %s", target)
     return target
 
@@ -174,19 +176,20 @@ def _admit(config: RunConfig, tasks: list, data: dict[str, TaskData], request: R
     with lock.exclusive():  # check and claim the folder in one step: a concurrent run sees our manifest
         conflicts = {p.name: why for p, why in manifests.check_output_dir(output_dir, inputs, config.suite).items()}
         conflicts.update({f"{name}.json": why for name, why in store.conflicting(inputs).items()})
-        verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir)
+        verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir, config.predictions)
         conflicts.update({f"{n}.json": v.detail for n, v in verdicts.items() if v.reuse is Reuse.CONFLICT})
         if conflicts and not config.overwrite:
             raise _conflict_error(output_dir, conflicts)
         if conflicts:
             _set_aside_previous(output_dir)
-            verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir)
+            verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir, config.predictions)
         for folder in (results_dir, output_dir, store.folder):
             remove_stale_temp_files(folder)
         manifests.merge_and_save(manifests.manifest_path(output_dir, config.suite), request_manifest(config, request), {})
     done = sorted(n for n, v in verdicts.items() if v.reuse is Reuse.FINISHED and not config.overwrite)
     for name, verdict in sorted(verdicts.items()):
-        if verdict.reuse in (Reuse.UNRECORDED, Reuse.DATA_CHANGED, Reuse.RESULT_CHANGED) and not config.overwrite:
+        if verdict.reuse in (Reuse.UNRECORDED, Reuse.DATA_CHANGED, Reuse.RESULT_CHANGED, Reuse.NO_EVIDENCE) and \
+                not config.overwrite:
             logger.warning("%s: %s; running it again", name, verdict.detail)
     if done:
         logger.info("%d task(s) already finished with these inputs, skipped: %s", len(done), done)
@@ -275,12 +278,10 @@ class _TaskLoop:
                 name = task.metadata.name
                 before = encoder.stats.copy()
                 t0 = time.monotonic()
-                error = None
+                error = evidence = None
                 try:
                     with prepared_in_content_cache(self.data[name]), columns_as_lists():
-                        result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
-                                               encode_kwargs={"batch_size": encoder.options.batch_size,
-                                                              "show_progress_bar": True})
+                        result, evidence = self._evaluate_task(mteb, model, task, encoder.options.batch_size)
                 except DistributedError:
                     raise  # a rank is gone: no task can finish, and the others must not wait for it
                 except Exception as exc:  # one task's failure must not end a 20-hour suite
@@ -297,7 +298,7 @@ class _TaskLoop:
                         break
                     continue
                 entry = self._save_result(name, result.task_results[0], time.monotonic() - t0,
-                                          encoder.stats.minus(before), encoder.stats)
+                                          encoder.stats.minus(before), encoder.stats, evidence)
                 elapsed = time.monotonic() - started
                 remaining = len(pending) - position
                 logger.info("[%d/%d] %s main_score=%.4f in %.1fs; %d remaining, ETA %.0fs", position, len(pending),
@@ -307,8 +308,28 @@ class _TaskLoop:
                 cache.close()
         return encoder.stats, failed
 
-    def _save_result(self, name: str, task_result, wall: float, stats: EncodeStats, total: EncodeStats) -> dict:
-        """Result file, then its record, then the manifest entry: a kill between them only costs a re-run."""
+    def _evaluate_task(self, mteb, model: QZhouMtebModel, task, batch_size: int) -> tuple:
+        """mteb's evaluation; with predictions kept, the gold data stays loaded until the units are built from it."""
+        encode_kwargs = {"batch_size": batch_size, "show_progress_bar": True}
+        if not (self.config.predictions and self.writes):
+            return mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
+                                 encode_kwargs=encode_kwargs), None
+        with tempfile.TemporaryDirectory(prefix="qzhou-predictions-") as scratch:
+            preloaded = task.data_loaded
+            if not preloaded:
+                task.load_data()
+            try:
+                result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
+                                       encode_kwargs=encode_kwargs, prediction_folder=scratch)
+                evidence = collect_evidence(task, result.task_results[0], Path(scratch) / task.prediction_file_name)
+            finally:
+                if not preloaded:
+                    task.unload_data()
+        return result, evidence
+
+    def _save_result(self, name: str, task_result, wall: float, stats: EncodeStats, total: EncodeStats,
+                     evidence: Evidence | None = None) -> dict:
+        """Result and evidence files, then the record, then the manifest entry: a kill between them costs a re-run."""
         score = float(task_result.get_score())
         if not math.isfinite(score):  # mteb wrote NaN/inf: never a result that looks finished
             raise EmbeddingError(f"{name}: mteb computed a main score of {score}; the task's data or model output is "
@@ -325,7 +346,9 @@ class _TaskLoop:
             return entry
         result_file = self.results_dir / f"{name}.json"
         write_task_result(task_result, result_file)
-        self.store.write(name, self.request.inputs, self.prefixes[name], self.data[name].fingerprint, result_file, score)
+        evidence_record = write_evidence(evidence, self.store.evidence_files(name)) if evidence is not None else None
+        self.store.write(name, self.request.inputs, self.prefixes[name], self.data[name].fingerprint, result_file, score,
+                         evidence_record)
         entry.update(data_fingerprint=self.data[name].fingerprint, encode_stats=stats.as_record())
         self.header["encode_stats"] = total.as_record()
         manifests.update(self.manifest_file, self.header, {name: entry}, self.lock)

@@ -1,0 +1,102 @@
+"""Per-sample evidence kept with every result: mteb's predictions and the task's verified units.
+
+Layout (beside the records, outside the folders mteb and the results repository read)::
+
+    <output_dir>/.qzhou/evidence/<org__model>/<revision>/<Task>.predictions.json.gz   mteb's predictions, gzip
+    <output_dir>/.qzhou/evidence/<org__model>/<revision>/<Task>.units.json.gz         TaskUnits (significance/)
+
+Both files are written before the task's record, and the record names their digests, so evidence is
+reused, shown or compared only while it is the exact evidence of the result it sits beside. Units
+exist only when they rebuild mteb's main score; otherwise the record says why there are none.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qzhou_eval._atomic import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+EVIDENCE_DIRNAME = "evidence"
+
+
+@dataclass(frozen=True)
+class EvidenceFiles:
+    predictions: Path
+    units: Path
+
+    @classmethod
+    def in_folder(cls, folder: Path, task: str) -> EvidenceFiles:
+        return cls(folder / f"{task}.predictions.json.gz", folder / f"{task}.units.json.gz")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one evaluation left behind, ready to write: compressed predictions, units (or why none)."""
+
+    predictions: bytes
+    units: bytes | None
+    note: str  # "" when units exist; else why not (shown by compare for this task)
+
+
+def collect_evidence(task, task_result, prediction_file: Path) -> Evidence | None:
+    """Read mteb's prediction file and build the task's units while its data is still loaded.
+
+    None when mteb wrote no prediction file (a task type that saves none).
+    """
+    from qzhou_eval.significance.from_mteb import UnsupportedMetric, task_units
+
+    if not prediction_file.is_file():
+        logger.warning("%s: mteb saved no predictions; its comparisons will use point deltas", task.metadata.name)
+        return None
+    raw = prediction_file.read_bytes()
+    predictions: dict[str, Any] = json.loads(raw)
+    packed = gzip.compress(raw, compresslevel=6, mtime=0)
+    try:
+        units = task_units(task, task_result, predictions)
+    except UnsupportedMetric as exc:
+        return Evidence(packed, None, str(exc))
+    except (ValueError, KeyError, TypeError, IndexError) as exc:  # never a failed task: the score itself is mteb's
+        logger.warning("%s: per-sample units were not kept (%s: %s); its comparisons will use point deltas",
+                       task.metadata.name, type(exc).__name__, exc)
+        return Evidence(packed, None, f"units did not rebuild mteb's score ({type(exc).__name__}: {exc})")
+    return Evidence(packed, units.to_bytes(), "")
+
+
+def write_evidence(evidence: Evidence, files: EvidenceFiles) -> dict[str, Any]:
+    """Write the files atomically; return what the task's record keeps of them (digests, note)."""
+    from qzhou_eval.runs.provenance import file_sha256
+
+    atomic_write_bytes(files.predictions, evidence.predictions)
+    record: dict[str, Any] = {"predictions_sha256": file_sha256(files.predictions)}
+    if evidence.units is not None:
+        atomic_write_bytes(files.units, evidence.units)
+        record["units_sha256"] = file_sha256(files.units)
+    else:
+        files.units.unlink(missing_ok=True)
+        record["units_note"] = evidence.note
+    return record
+
+
+def evidence_intact(record: dict[str, Any] | None, files: EvidenceFiles) -> str | None:
+    """Why the evidence named by a record is not the evidence on disk, or None when it is."""
+    from qzhou_eval.runs.provenance import file_sha256
+
+    if record is None:
+        return "has no per-sample predictions (run with --no_predictions, or before they were kept)"
+    wanted = [(files.predictions, record.get("predictions_sha256"))]
+    if "units_sha256" in record:
+        wanted.append((files.units, record["units_sha256"]))
+    for path, digest in wanted:
+        try:
+            if file_sha256(path) != digest:
+                return f"{path.name} is not the file its record names"
+        except OSError:
+            return f"{path.name} is missing or unreadable"
+    return None

@@ -1,0 +1,88 @@
+"""The main-score statistics of mteb's task types, computed for many resamples at once (one per row).
+
+Each function takes arrays of shape (rows, units) and returns one value per row, defined exactly as
+mteb defines the metric (scipy's Spearman/Pearson, sklearn's average precision with ties grouped,
+mteb's best-threshold accuracy that never splits tied scores, sklearn's macro F1). Row 0 of the
+identity resample therefore reproduces mteb's number; the other rows are bootstrap resamples or
+randomisation swaps of the same units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def mean_rows(values: np.ndarray) -> np.ndarray:
+    return values.mean(axis=1)
+
+
+def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson's r per row; NaN where a row is constant (scipy's answer too)."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xc * yc).sum(axis=1) / denominator
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho per row: Pearson's r of the average-tie ranks, as ``scipy.stats.spearmanr``."""
+    return pearson_rows(rankdata(x, axis=1), rankdata(y, axis=1))
+
+
+def _sorted_by_score(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels in descending score order, cumulative true positives, and where each run of tied scores ends."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    sorted_scores = np.take_along_axis(scores, order, axis=1)
+    sorted_labels = np.take_along_axis(labels, order, axis=1).astype(np.float64)
+    group_end = np.ones_like(sorted_scores, dtype=bool)
+    group_end[:, :-1] = sorted_scores[:, :-1] != sorted_scores[:, 1:]
+    return sorted_labels, np.cumsum(sorted_labels, axis=1), group_end
+
+
+def average_precision_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """sklearn's ``average_precision_score`` per row (higher score = positive; tied scores are one threshold)."""
+    _, true_pos, group_end = _sorted_by_score(labels, scores)
+    ranks = np.arange(1, labels.shape[1] + 1, dtype=np.float64)
+    tp_at_end = np.where(group_end, true_pos, 0.0)
+    previous_end_tp = np.maximum.accumulate(np.concatenate([np.zeros((len(labels), 1)), tp_at_end[:, :-1]], axis=1),
+                                            axis=1)
+    gained = np.where(group_end, true_pos - previous_end_tp, 0.0)
+    positives = true_pos[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (gained * true_pos / ranks).sum(axis=1) / positives
+
+
+def best_accuracy_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """mteb's best-threshold accuracy per row (higher score = positive; a threshold never splits ties).
+
+    mteb tries thresholds after each of the first n-1 sorted rows only, and starts from 0, so a
+    threshold above every score ("all negative") is never counted; this does the same.
+    """
+    n = labels.shape[1]
+    sorted_labels, true_pos, group_end = _sorted_by_score(labels, scores)
+    negatives_seen = np.cumsum(1.0 - sorted_labels, axis=1)
+    remaining_negatives = negatives_seen[:, -1:] - negatives_seen
+    accuracy = (true_pos + remaining_negatives) / n
+    valid = group_end.copy()
+    valid[:, -1] = False
+    return np.where(valid, accuracy, 0.0).max(axis=1)
+
+
+def macro_f1_rows(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """sklearn's ``f1_score(average="macro")`` per row, over the classes present in that row's labels or predictions."""
+    rows, _ = labels.shape
+    classes, inverse = np.unique(np.concatenate([labels, predictions], axis=1), return_inverse=True)
+    inverse = inverse.reshape(rows, -1)
+    true_idx, pred_idx = inverse[:, : labels.shape[1]], inverse[:, labels.shape[1] :]
+    k = len(classes)
+    offset = (np.arange(rows) * k)[:, None]
+    true_count = np.bincount((true_idx + offset).ravel(), minlength=rows * k).reshape(rows, k)
+    pred_count = np.bincount((pred_idx + offset).ravel(), minlength=rows * k).reshape(rows, k)
+    hits = np.where(true_idx == pred_idx, true_idx + offset, -1).ravel()
+    tp = np.bincount(hits[hits >= 0], minlength=rows * k).reshape(rows, k)
+    present = (true_count + pred_count) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(present, 2.0 * tp / (true_count + pred_count), 0.0)
+    return f1.sum(axis=1) / present.sum(axis=1)
