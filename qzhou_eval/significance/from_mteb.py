@@ -21,12 +21,21 @@ from qzhou_eval.significance.units import TaskUnits, UnitGroup
 logger = logging.getLogger(__name__)
 
 TOLERANCE = 1e-9
-_PYTREC = {"ndcg_at": "ndcg_cut_{k}", "map_at": "map_cut_{k}", "recall_at": "recall_{k}", "precision_at": "P_{k}",
-           "hit_rate_at": "success_{k}"}
+_PYTREC = {
+    "ndcg_at": "ndcg_cut_{k}",
+    "map_at": "map_cut_{k}",
+    "recall_at": "recall_{k}",
+    "precision_at": "P_{k}",
+    "hit_rate_at": "success_{k}",
+}
 # PairClassification: mteb's name, prediction key, higher-is-similar (distances are negated by mteb's sign)
-_PAIR_FUNCTIONS = [("similarity", "similarity_scores", 1.0), ("cosine", "cosine_scores", 1.0),
-                   ("manhattan", "manhattan_distances", -1.0), ("euclidean", "euclidean_distances", -1.0),
-                   ("dot", "dot_scores", 1.0)]
+_PAIR_FUNCTIONS = [
+    ("similarity", "similarity_scores", 1.0),
+    ("cosine", "cosine_scores", 1.0),
+    ("manhattan", "manhattan_distances", -1.0),
+    ("euclidean", "euclidean_distances", -1.0),
+    ("dot", "dot_scores", 1.0),
+]
 
 
 class UnsupportedMetric(ValueError):
@@ -55,8 +64,10 @@ def task_units(task, result, predictions: dict[str, Any]) -> TaskUnits:
             group = _group(task, metric, split, subset, entry, predictions.get(subset, {}).get(split))
             expected = float(entry["main_score"])
             if not math.isclose(group.point(), expected, rel_tol=0.0, abs_tol=TOLERANCE):
-                raise ValueError(f"{task.metadata.name} {split}/{subset}: units give {metric} {group.point()!r}, "
-                                 f"mteb wrote {expected!r}")
+                raise ValueError(
+                    f"{task.metadata.name} {split}/{subset}: units give {metric} {group.point()!r}, "
+                    f"mteb wrote {expected!r}"
+                )
             groups.append(group)
     if not groups:
         raise ValueError(f"{task.metadata.name}: the result has no scored entry")
@@ -134,9 +145,14 @@ def _merge_subqueries(results: dict, qrels: dict) -> tuple[dict, dict]:
 
 
 def _sts(task, metric: str, split: str, subset: str, predictions: dict) -> UnitGroup:
-    source = {"cosine_spearman": "cosine_scores", "cosine_pearson": "cosine_scores", "spearman": "similarity_scores",
-              "pearson": "similarity_scores", "manhattan_spearman": "manhattan_distances",
-              "euclidean_spearman": "euclidean_distances"}.get(metric)
+    source = {
+        "cosine_spearman": "cosine_scores",
+        "cosine_pearson": "cosine_scores",
+        "spearman": "similarity_scores",
+        "pearson": "similarity_scores",
+        "manhattan_spearman": "manhattan_distances",
+        "euclidean_spearman": "euclidean_distances",
+    }.get(metric)
     if source is None:
         raise UnsupportedMetric(f"STS metric {metric!r} has no per-pair form here")
     data = split_data(task, subset, split)
@@ -155,8 +171,15 @@ def _pairs(task, metric: str, split: str, subset: str, predictions: dict) -> Uni
         raise UnsupportedMetric(f"pair-classification metric {metric!r} has no per-pair form here")
     functions = _PAIR_FUNCTIONS if best == "max" else [f for f in _PAIR_FUNCTIONS if f[0] == best]
     scores = np.asarray([np.asarray(predictions[key], dtype=np.float64) * sign for _, key, sign in functions])
-    return UnitGroup(split, subset, f"best_{what}", tuple(map(str, range(len(labels)))),
-                     np.asarray(labels, dtype=np.float64), scores, unit="pair")
+    return UnitGroup(
+        split,
+        subset,
+        f"best_{what}",
+        tuple(map(str, range(len(labels)))),
+        np.asarray(labels, dtype=np.float64),
+        scores,
+        unit="pair",
+    )
 
 
 def _classification(task, metric: str, split: str, subset: str, experiments: list[list]) -> UnitGroup:
@@ -168,8 +191,9 @@ def _classification(task, metric: str, split: str, subset: str, experiments: lis
     if metric == "accuracy":  # per item: the share of experiments that got it right
         return UnitGroup(split, subset, "mean", ids, None, (predictions == labels).mean(axis=0), unit="test item")
     if metric == "f1":
-        return UnitGroup(split, subset, "macro_f1", ids, labels.astype(np.float64), predictions.astype(np.float64),
-                         unit="test item")
+        return UnitGroup(
+            split, subset, "macro_f1", ids, labels.astype(np.float64), predictions.astype(np.float64), unit="test item"
+        )
     raise UnsupportedMetric(f"classification metric {metric!r} has no per-item form here")
 
 
@@ -185,9 +209,13 @@ def _clustering(metric: str, split: str, subset: str, entry: dict) -> UnitGroup:
 def _summarization(metric: str, split: str, subset: str, predictions: dict) -> UnitGroup:
     from scipy.stats import pearsonr, spearmanr
 
-    source = {"cosine_spearman": ("cosine_scores", spearmanr), "cosine_pearson": ("cosine_scores", pearsonr),
-              "dot_spearman": ("dot_scores", spearmanr), "spearman": ("similarity_scores", spearmanr),
-              "pearson": ("similarity_scores", pearsonr)}.get(metric)
+    source = {
+        "cosine_spearman": ("cosine_scores", spearmanr),
+        "cosine_pearson": ("cosine_scores", pearsonr),
+        "dot_spearman": ("dot_scores", spearmanr),
+        "spearman": ("similarity_scores", spearmanr),
+        "pearson": ("similarity_scores", pearsonr),
+    }.get(metric)
     if source is None:
         raise UnsupportedMetric(f"summarization metric {metric!r} has no per-text form here")
     key, correlation = source

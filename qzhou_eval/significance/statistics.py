@@ -46,8 +46,9 @@ def average_precision_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray
     _, true_pos, group_end = _sorted_by_score(labels, scores)
     ranks = np.arange(1, labels.shape[1] + 1, dtype=np.float64)
     tp_at_end = np.where(group_end, true_pos, 0.0)
-    previous_end_tp = np.maximum.accumulate(np.concatenate([np.zeros((len(labels), 1)), tp_at_end[:, :-1]], axis=1),
-                                            axis=1)
+    previous_end_tp = np.maximum.accumulate(
+        np.concatenate([np.zeros((len(labels), 1)), tp_at_end[:, :-1]], axis=1), axis=1
+    )
     gained = np.where(group_end, true_pos - previous_end_tp, 0.0)
     positives = true_pos[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):

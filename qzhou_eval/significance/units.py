@@ -30,7 +30,9 @@ class Kind:
 
     description: str  # for the docs and the report: what is resampled and recomputed
     statistic: Callable[[np.ndarray | None, np.ndarray], np.ndarray]  # (gold rows, system rows) -> one value per row
-    exchangeable: Callable[[np.ndarray], np.ndarray]  # a form of the system side, same statistic, same scale across runs
+    exchangeable: Callable[
+        [np.ndarray], np.ndarray
+    ]  # a form of the system side, same statistic, same scale across runs
 
 
 def _identity(system: np.ndarray) -> np.ndarray:
@@ -61,22 +63,41 @@ def _mean_over_experiments(gold: np.ndarray | None, system: np.ndarray) -> np.nd
 
 
 KINDS: dict[str, Kind] = {
-    "mean": Kind("mean of per-unit values; bootstrap and sign-flip randomisation of per-unit differences",
-                 lambda gold, system: st.mean_rows(system), _identity),
-    "spearman": Kind("Spearman's rho recomputed on each resample of pairs; randomisation swaps the two runs' "
-                     "normalised ranks per pair", lambda gold, system: st.spearman_rows(gold, system),
-                     _normalised_ranks),
-    "pearson": Kind("Pearson's r recomputed on each resample of pairs; randomisation swaps the two runs' "
-                    "standardised scores per pair", lambda gold, system: st.pearson_rows(gold, system),
-                    _standardised),
-    "best_ap": Kind("average precision of the best similarity function, recomputed on each resample of pairs; "
-                    "randomisation swaps normalised ranks per pair", _best_of_functions(st.average_precision_rows),
-                    _normalised_ranks),
-    "best_accuracy": Kind("best-threshold accuracy of the best similarity function, recomputed on each resample "
-                          "of pairs; randomisation swaps normalised ranks per pair",
-                          _best_of_functions(st.best_accuracy_rows), _normalised_ranks),
-    "macro_f1": Kind("macro F1 averaged over the classifier experiments, recomputed on each resample of test items; "
-                     "randomisation swaps each item's predictions", _mean_over_experiments, _identity),
+    "mean": Kind(
+        "mean of per-unit values; bootstrap and sign-flip randomisation of per-unit differences",
+        lambda gold, system: st.mean_rows(system),
+        _identity,
+    ),
+    "spearman": Kind(
+        "Spearman's rho recomputed on each resample of pairs; randomisation swaps the two runs' "
+        "normalised ranks per pair",
+        lambda gold, system: st.spearman_rows(gold, system),
+        _normalised_ranks,
+    ),
+    "pearson": Kind(
+        "Pearson's r recomputed on each resample of pairs; randomisation swaps the two runs' "
+        "standardised scores per pair",
+        lambda gold, system: st.pearson_rows(gold, system),
+        _standardised,
+    ),
+    "best_ap": Kind(
+        "average precision of the best similarity function, recomputed on each resample of pairs; "
+        "randomisation swaps normalised ranks per pair",
+        _best_of_functions(st.average_precision_rows),
+        _normalised_ranks,
+    ),
+    "best_accuracy": Kind(
+        "best-threshold accuracy of the best similarity function, recomputed on each resample "
+        "of pairs; randomisation swaps normalised ranks per pair",
+        _best_of_functions(st.best_accuracy_rows),
+        _normalised_ranks,
+    ),
+    "macro_f1": Kind(
+        "macro F1 averaged over the classifier experiments, recomputed on each resample of test items; "
+        "randomisation swaps each item's predictions",
+        _mean_over_experiments,
+        _identity,
+    ),
 }
 
 
@@ -127,15 +148,30 @@ class UnitGroup:
         return digest.hexdigest()
 
     def as_record(self) -> dict[str, Any]:
-        return {"split": self.split, "subset": self.subset, "kind": self.kind, "ids": list(self.ids),
-                "gold": None if self.gold is None else self.gold.tolist(), "system": self.system.tolist(),
-                "decimals": self.decimals, "unit": self.unit}
+        return {
+            "split": self.split,
+            "subset": self.subset,
+            "kind": self.kind,
+            "ids": list(self.ids),
+            "gold": None if self.gold is None else self.gold.tolist(),
+            "system": self.system.tolist(),
+            "decimals": self.decimals,
+            "unit": self.unit,
+        }
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> UnitGroup:
         gold = None if data["gold"] is None else np.asarray(data["gold"], dtype=np.float64)
-        return cls(data["split"], data["subset"], data["kind"], tuple(map(str, data["ids"])), gold,
-                   np.asarray(data["system"], dtype=np.float64), data["decimals"], str(data["unit"]))
+        return cls(
+            data["split"],
+            data["subset"],
+            data["kind"],
+            tuple(map(str, data["ids"])),
+            gold,
+            np.asarray(data["system"], dtype=np.float64),
+            data["decimals"],
+            str(data["unit"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -158,8 +194,12 @@ class TaskUnits:
         return float(np.mean([g.point() for g in self.groups]))
 
     def to_bytes(self) -> bytes:
-        body = {"format": FORMAT, "task": self.task, "main_metric": self.main_metric,
-                "groups": [g.as_record() for g in self.groups]}
+        body = {
+            "format": FORMAT,
+            "task": self.task,
+            "main_metric": self.main_metric,
+            "groups": [g.as_record() for g in self.groups],
+        }
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
 
     @classmethod
@@ -172,4 +212,3 @@ class TaskUnits:
             return cls(body["task"], body["main_metric"], tuple(UnitGroup.from_record(g) for g in body["groups"]))
         except (OSError, EOFError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"unreadable units file: {exc}") from exc
-
