@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.integrity.numbers import NON_NEGATIVE, number_arg
+from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE, POSITIVE_INT, number_arg
 from qzhou_eval.integrity.outputs import check_output, same_file
 from qzhou_eval.runs.suites import parse_list
 
@@ -39,25 +39,47 @@ def add_parser(sub) -> None:
 
     c = sub.add_parser(
         "compare",
-        help="per-task deltas NEW - BASE; exit 0 no drop, 1 a drop past a threshold, "
-        "2 bad input (also: no task in common), 3 internal error",
+        help="NEW - BASE per task with paired bootstrap intervals and randomisation p-values; exit 0 no "
+        "significant drop, 1 a significant drop beyond --min-effect (or a task missing in NEW), 2 bad input, "
+        "3 internal error",
     )
     c.add_argument("base")
     c.add_argument("new")
-    c.add_argument("--benchmark", default=None, help="default: the suite the tasks belong to")
+    c.add_argument(
+        "--benchmark",
+        default=None,
+        help="default: the suite that holds every task of the runs, else 'tasks' (every task both runs scored)",
+    )
     c.add_argument("--convention", default="leaderboard-2025-08")
+    c.add_argument(
+        "--alpha",
+        type=number_arg(FRACTION),
+        default=0.05,
+        help="false discovery rate across the tasks (Benjamini-Hochberg; default 0.05)",
+    )
+    c.add_argument(
+        "--min-effect",
+        type=number_arg(NON_NEGATIVE),
+        default=0.0,
+        help="points a significant drop must exceed to fail (default 0: any significant drop fails)",
+    )
     c.add_argument(
         "--max-task-drop",
         type=number_arg(NON_NEGATIVE),
         default=1.0,
-        help="points a single task may drop (default 1.0)",
+        help="points a task without per-sample data (leaderboard baselines) may drop (default 1.0)",
     )
     c.add_argument(
         "--max-mean-drop",
         type=number_arg(NON_NEGATIVE),
         default=0.3,
-        help="points the mean may drop (default 0.3)",
+        help="points the mean may drop when some task lacks per-sample data (default 0.3)",
     )
+    c.add_argument(
+        "--resamples", type=number_arg(POSITIVE_INT), default=10_000, help="bootstrap and randomisation draws"
+    )
+    c.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+    c.add_argument("--format", choices=("table", "json"), default="table", help="json: the same figures for CI")
     c.set_defaults(handler=run_compare, internal_error_code=3)
 
     s = sub.add_parser("submit", help="write a run in the results-repository layout, validated with mteb")
@@ -121,17 +143,23 @@ def run_report(args) -> int:
 
 
 def run_compare(args) -> int:
-    from qzhou_eval.report.regression import compare_runs, render_comparison
+    from qzhou_eval.report.regression import Settings, compare_runs, render_comparison
 
-    result = compare_runs(
-        args.base,
-        args.new,
-        benchmark=args.benchmark,
-        convention=args.convention,
+    settings = Settings(
+        alpha=args.alpha,
+        min_effect=args.min_effect,
         max_task_drop=args.max_task_drop,
         max_mean_drop=args.max_mean_drop,
+        resamples=args.resamples,
+        seed=args.seed,
     )
-    print(render_comparison(result), end="")
+    result = compare_runs(args.base, args.new, benchmark=args.benchmark, convention=args.convention, settings=settings)
+    if args.format == "json":
+        import json
+
+        print(json.dumps(result.as_record(), indent=2))
+    else:
+        print(render_comparison(result), end="")
     return 1 if result.flags else 0
 
 

@@ -1,4 +1,11 @@
-"""compare BASE NEW: per-task and mean deltas, worst first, with drop thresholds for a CI gate."""
+"""compare BASE NEW: per-task deltas with their uncertainty, and the verdict a CI gate acts on.
+
+Where both runs kept per-sample evidence over the same data (qzhou-eval runs, the default), each
+task gets a paired bootstrap interval and a paired randomisation p-value (significance/paired.py),
+Benjamini-Hochberg across the suite, and a verdict: significant drop, within noise, significant
+gain. Results without per-sample data (leaderboard aggregates, other tools, --no_predictions runs)
+get point deltas against ``--max-task-drop``, labelled as such; no interval is ever made up for them.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +17,49 @@ import pandas as pd
 
 from qzhou_eval.benchmarks import SUITES, bundled_task_names
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.integrity.numbers import NON_NEGATIVE, check_number
+from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE, POSITIVE_INT, check_number
 from qzhou_eval.results.aggregate import score_frame
-from qzhou_eval.results.conventions import load_convention
+from qzhou_eval.results.conventions import TASKS_BENCHMARK, Convention, files_convention, load_convention
 from qzhou_eval.results.load import ModelResults
 from qzhou_eval.results.runs import load_run_dir
+
+DROP, NOISE, GAIN = "significant drop", "within noise", "significant gain"
+POINT_DROP, POINT_OK = "drop (point delta)", "ok (point delta)"
+_SCORE_MATCH = 1e-7  # points: units must rebuild the score shown (x100 of mteb's, rounding included)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a comparison decides; the defaults are the CLI's."""
+
+    alpha: float = 0.05  # false discovery rate across the compared tasks
+    min_effect: float = 0.0  # points a significant drop must exceed to fail the gate
+    max_task_drop: float = 1.0  # points: the gate for tasks without per-sample data
+    max_mean_drop: float = 0.3  # points: the gate for the mean when some task lacks per-sample data
+    resamples: int = 10_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_number("--alpha", self.alpha, FRACTION)
+        check_number("--min-effect (points)", self.min_effect, NON_NEGATIVE)
+        check_number("--max-task-drop (points)", self.max_task_drop, NON_NEGATIVE)
+        check_number("--max-mean-drop (points)", self.max_mean_drop, NON_NEGATIVE)
+        check_number("--resamples", self.resamples, POSITIVE_INT)
+        if not 0.0 < self.alpha < 1.0:
+            raise InvalidOptionError(f"--alpha must be between 0 and 1 (exclusive), got {self.alpha}")
 
 
 @dataclass
 class Comparison:
     benchmark: str
     convention: str
-    rows: pd.DataFrame  # index task; columns base, new, delta, flag
+    settings: Settings
+    # index task; columns base, new, delta, ci_low, ci_high, p, q, verdict, units, note (points, x100)
+    rows: pd.DataFrame
     mean_base: float
     mean_new: float
+    mean_ci: tuple[float, float] | None = None  # the suite mean's interval, when every task has per-sample data
+    mean_note: str = ""
     only_base: list[str] = field(default_factory=list)
     only_new: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
@@ -31,6 +67,35 @@ class Comparison:
     @property
     def mean_delta(self) -> float:
         return self.mean_new - self.mean_base
+
+    def as_record(self) -> dict:
+        """The JSON CI scripts read: the same figures as the table."""
+
+        def number(value):
+            return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+        tasks = {
+            task: {key: number(row[key]) for key in self.rows.columns}
+            for task, row in self.rows.to_dict("index").items()
+        }
+        return {
+            "benchmark": self.benchmark,
+            "convention": self.convention,
+            "settings": self.settings.__dict__,
+            "tasks": tasks,
+            "mean": {
+                "base": number(self.mean_base),
+                "new": number(self.mean_new),
+                "delta": number(self.mean_delta),
+                "ci_low": self.mean_ci[0] if self.mean_ci else None,
+                "ci_high": self.mean_ci[1] if self.mean_ci else None,
+                "note": self.mean_note,
+            },
+            "only_base": self.only_base,
+            "only_new": self.only_new,
+            "flags": self.flags,
+            "exit_code": 1 if self.flags else 0,
+        }
 
 
 def _single_model(path: str | Path, what: str) -> ModelResults:
@@ -44,13 +109,76 @@ def _single_model(path: str | Path, what: str) -> ModelResults:
 
 
 def detect_benchmark(*models: ModelResults) -> str:
-    """The suite whose task list overlaps the results most."""
+    """The suite that holds every task of the results; else ``tasks`` (every task, as the runs scored it)."""
     found = {t for m in models for t in m.tasks}
-    overlap = {suite: len(found & set(bundled_task_names(suite))) for suite in SUITES}
-    best = max(overlap, key=overlap.get)
-    if overlap[best] == 0:
-        raise InvalidOptionError(f"none of the result tasks belongs to {list(SUITES)}; pass --benchmark")
-    return best
+    for suite in SUITES:
+        if found <= set(bundled_task_names(suite)):
+            return suite
+    return TASKS_BENCHMARK
+
+
+def _units(model: ModelResults, task: str, conv: Convention, shown: float):
+    """The task's verified units under the convention's selection, or why there are none."""
+    from qzhou_eval.runs.evidence import RecordedUnits, recorded_units
+
+    found = recorded_units(model.tasks[task].path)
+    if not isinstance(found, RecordedUnits):
+        return found
+    selection = conv.tasks[task]
+    try:
+        units = found.units.select(selection.splits, selection.subsets)
+    except ValueError as exc:
+        return str(exc)
+    if not abs(100.0 * units.point() - shown) <= _SCORE_MATCH:
+        return "its per-sample units do not rebuild the score shown"
+    return RecordedUnits(units, found.data_fingerprint)
+
+
+def paired_rows(
+    base: ModelResults, new: ModelResults, tasks: pd.DataFrame, conv: Convention, settings: Settings
+) -> pd.DataFrame:
+    """Per task: the interval and p-value where both runs have per-sample data over the same data, else a note."""
+    from qzhou_eval.runs.evidence import RecordedUnits
+    from qzhou_eval.significance.paired import NotPaired, benjamini_hochberg, paired_test
+
+    out = tasks.copy()
+    for column in ("ci_low", "ci_high", "p", "q"):
+        out[column] = math.nan
+    out["units"], out["note"] = 0, ""
+    replicates = {}
+    for task, row in tasks.iterrows():
+        sides = [_units(base, task, conv, row["base"]), _units(new, task, conv, row["new"])]
+        if not all(isinstance(s, RecordedUnits) for s in sides):
+            out.at[task, "note"] = "; ".join(
+                f"{who}: {s}" for who, s in zip(("BASE", "NEW"), sides) if not isinstance(s, RecordedUnits)
+            )
+            continue
+        if sides[0].data_fingerprint != sides[1].data_fingerprint:
+            out.at[task, "note"] = "the runs evaluated different data (fingerprints differ): not paired"
+            continue
+        try:
+            test = paired_test(sides[0].units, sides[1].units, resamples=settings.resamples, seed=settings.seed)
+        except NotPaired as exc:
+            out.at[task, "note"] = str(exc)
+            continue
+        out.loc[task, ["ci_low", "ci_high", "p"]] = [100 * test.ci_low, 100 * test.ci_high, test.p_value]
+        out.at[task, "units"] = test.units
+        unit = test.unit if test.units == 1 else ("queries" if test.unit == "query" else f"{test.unit}s")
+        out.at[task, "note"] = f"{test.units} {unit}" + (", exact test" if test.exact else "")
+        replicates[task] = test
+    tested = [t for t in out.index if t in replicates]
+    if tested:
+        out.loc[tested, "q"] = benjamini_hochberg(out.loc[tested, "p"].to_numpy())
+    out.attrs["tests"] = replicates
+    return out
+
+
+def _verdict(row: pd.Series, settings: Settings) -> str:
+    if math.isnan(row["q"]):
+        return POINT_OK if row["delta"] >= -settings.max_task_drop else POINT_DROP
+    if row["q"] > settings.alpha or row["delta"] == 0:
+        return NOISE
+    return GAIN if row["delta"] > 0 else DROP
 
 
 def compare_runs(
@@ -59,17 +187,24 @@ def compare_runs(
     *,
     benchmark: str | None = None,
     convention: str = "leaderboard-2025-08",
-    max_task_drop: float = 1.0,
-    max_mean_drop: float = 0.3,
+    settings: Settings | None = None,
+    **thresholds,
 ) -> Comparison:
-    """Deltas NEW - BASE in points (x100). A task drop beyond ``max_task_drop``, a mean drop beyond
-    ``max_mean_drop`` (over the tasks both have), and a task BASE has but NEW lacks are flagged."""
-    check_number("--max-task-drop (points)", max_task_drop, NON_NEGATIVE)
-    check_number("--max-mean-drop (points)", max_mean_drop, NON_NEGATIVE)
+    """NEW - BASE in points (x100), with per-task verdicts; ``thresholds`` are :class:`Settings` fields.
+
+    Flagged (exit 1): a significant drop beyond ``min_effect``; a point drop beyond ``max_task_drop``
+    for a task without per-sample data; the mean's drop beyond ``max_mean_drop`` when not every
+    task has per-sample data, else a mean whose whole interval lies below ``-min_effect``; a task
+    BASE has and NEW lacks.
+    """
+    settings = settings or Settings(**thresholds)
     base_model, new_model = _single_model(base, "BASE"), _single_model(new, "NEW")
     benchmark = benchmark or detect_benchmark(base_model, new_model)
-    conv = load_convention(convention, benchmark)
-    base_model.name, new_model.name = "base", "new"
+    if benchmark == TASKS_BENCHMARK:
+        conv = files_convention({**new_model.tasks, **base_model.tasks})
+    else:
+        conv = load_convention(convention, benchmark)
+    base_model.name, new_model.name = "base", "new"  # the frame is keyed by name: the same model may be on both sides
     scores = score_frame([base_model, new_model], conv).T
     has_base, has_new = scores["base"].notna(), scores["new"].notna()
     common = scores[has_base & has_new].copy()
@@ -79,36 +214,80 @@ def compare_runs(
             f"and NEW ({sorted(scores.index[has_new])[:5]}); point both at runs of the same suite"
         )
     common["delta"] = common["new"] - common["base"]
-    # "not within tolerance" rather than "beyond it": a delta that is not a number can never pass
-    common["flag"] = ["" if d >= -max_task_drop else "DROP" for d in common["delta"]]
-    common = common.sort_values("delta")
-    only_base = sorted(scores.index[has_base & ~has_new])
-    only_new = sorted(scores.index[~has_base & has_new])
+    rows = paired_rows(base_model, new_model, common, conv, settings)
+    tests = rows.attrs.pop("tests")
+    rows["verdict"] = [_verdict(row, settings) for _, row in rows.iterrows()]
+    rows = rows.sort_values("delta")
     result = Comparison(
         benchmark,
         conv.name,
-        common,
-        float(common["base"].mean()) if len(common) else math.nan,
-        float(common["new"].mean()) if len(common) else math.nan,
-        only_base,
-        only_new,
+        settings,
+        rows[["base", "new", "delta", "ci_low", "ci_high", "p", "q", "verdict", "units", "note"]],
+        float(common["base"].mean()),
+        float(common["new"].mean()),
+        only_base=sorted(scores.index[has_base & ~has_new]),
+        only_new=sorted(scores.index[~has_base & has_new]),
     )
-    result.flags += [f"{task}: {row.delta:+.2f} (< -{max_task_drop})" for task, row in common.iterrows() if row.flag]
-    if len(common) and not result.mean_delta >= -max_mean_drop:
-        result.flags.append(f"mean over {len(common)} common tasks: {result.mean_delta:+.2f} (< -{max_mean_drop})")
-    result.flags += [f"{task}: missing in NEW" for task in only_base]
+    _flag(result, tests, settings)
     return result
 
 
+def _flag(result: Comparison, tests: dict, settings: Settings) -> None:
+    from qzhou_eval.significance.paired import suite_mean
+
+    rows = result.rows
+    for task, row in rows.iterrows():
+        if row["verdict"] == DROP and -row["delta"] > settings.min_effect:
+            result.flags.append(
+                f"{task}: {row['delta']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}], q={row['q']:.3g} "
+                f"(significant at FDR {settings.alpha}, beyond --min-effect {settings.min_effect})"
+            )
+        elif row["verdict"] == POINT_DROP:
+            result.flags.append(
+                f"{task}: {row['delta']:+.2f} (< -{settings.max_task_drop}; point delta, no per-sample data)"
+            )
+    if len(tests) == len(rows):
+        mean = suite_mean(list(tests.values()))
+        result.mean_ci = (100 * mean.ci_low, 100 * mean.ci_high)
+        if result.mean_ci[1] < -settings.min_effect:
+            result.flags.append(
+                f"mean over {len(rows)} tasks: {result.mean_delta:+.2f} [{result.mean_ci[0]:+.2f}, "
+                f"{result.mean_ci[1]:+.2f}] (whole interval below -{settings.min_effect})"
+            )
+    else:
+        result.mean_note = (
+            f"{len(rows) - len(tests)} of {len(rows)} tasks lack per-sample data: no interval for the mean; "
+            f"gate: point drop beyond {settings.max_mean_drop}"
+        )
+        if not result.mean_delta >= -settings.max_mean_drop:
+            result.flags.append(
+                f"mean over {len(rows)} common tasks: {result.mean_delta:+.2f} (< -{settings.max_mean_drop})"
+            )
+    result.flags += [f"{task}: missing in NEW" for task in result.only_base]
+
+
 def render_comparison(cmp: Comparison) -> str:
-    lines = [f"{cmp.benchmark}, convention {cmp.convention}: NEW - BASE in points, worst first", ""]
-    table = cmp.rows.copy()
+    s = cmp.settings
+    lines = [
+        f"{cmp.benchmark}, convention {cmp.convention}: NEW - BASE in points, worst first; 95% paired bootstrap "
+        f"interval ({s.resamples} resamples, seed {s.seed}), randomisation p, Benjamini-Hochberg q "
+        f"(FDR {s.alpha})",
+        "",
+    ]
+    table = cmp.rows.drop(columns=["units"]).copy()
     table.index.name = "task"
+    table["interval"] = [
+        "" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])
+    ]
+    table["p"] = ["" if math.isnan(v) else f"{v:.3g}" for v in table["p"]]
+    table["q"] = ["" if math.isnan(v) else f"{v:.3g}" for v in table["q"]]
+    table = table[["base", "new", "delta", "interval", "p", "q", "verdict", "note"]]
     lines.append(table.reset_index().to_markdown(index=False, tablefmt="github", floatfmt=".2f"))
+    mean_ci = f" {_interval(cmp.mean_ci)}" if cmp.mean_ci else ""
     lines += [
         "",
         f"mean over {len(cmp.rows)} common tasks: base {cmp.mean_base:.2f}, new {cmp.mean_new:.2f}, "
-        f"delta {cmp.mean_delta:+.2f}",
+        f"delta {cmp.mean_delta:+.2f}{mean_ci}" + (f" ({cmp.mean_note})" if cmp.mean_note else ""),
     ]
     if cmp.only_base:
         lines.append(f"tasks only in BASE (missing in NEW): {cmp.only_base}")
@@ -116,3 +295,7 @@ def render_comparison(cmp: Comparison) -> str:
         lines.append(f"tasks only in NEW: {cmp.only_new}")
     lines.append(f"{len(cmp.flags)} flag(s)" + (":\n  " + "\n  ".join(cmp.flags) if cmp.flags else ""))
     return "\n".join(lines) + "\n"
+
+
+def _interval(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:+.2f}, {bounds[1]:+.2f}]"

@@ -85,3 +85,20 @@ def load_convention(name: str, benchmark: str) -> Convention:
         subsets = rule.get("subsets")
         selection[task.metadata.name] = TaskSelection(splits, tuple(subsets) if subsets else None)
     return Convention(name, data.get("description", ""), benchmark, selection, types)
+
+
+TASKS_BENCHMARK = "tasks"  # compare/report of named tasks (a --tasks run): no suite, every scored entry
+
+
+def files_convention(task_files: dict) -> Convention:
+    """Every split and subset in the result files themselves (mteb's ``get_score``): for runs of named tasks."""
+    selection = {task: TaskSelection(tuple(sorted(tf.scores)), None) for task, tf in sorted(task_files.items())}
+    types = {task: _task_type(task) for task in selection}
+    return Convention(MTEB_CONVENTION, "every split and subset in the result files", TASKS_BENCHMARK, selection, types)
+
+
+def _task_type(task: str) -> str:
+    try:
+        return mteb.get_task(task).metadata.type
+    except Exception:
+        return "unknown"

@@ -26,9 +26,57 @@ def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (xc * yc).sum(axis=1) / denominator
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks along the last axis, ties sharing their average rank (as ``scipy.stats.rankdata``).
+
+    Small non-negative integers (the doubled ranks a randomisation test swaps) are ranked by counting,
+    with no sort: each row's histogram gives every value's average rank directly.
+    """
+    if np.issubdtype(values.dtype, np.integer) and values.ndim == 2:
+        rows, top = values.shape[0], int(values.max()) + 1
+        offset = (np.arange(rows) * top)[:, None]
+        flat = (values + offset).ravel()
+        histogram = np.bincount(flat, minlength=rows * top)
+        # one running total over all rows; row r's starts after r * units values
+        below = np.cumsum(histogram) - histogram - np.repeat(np.arange(rows) * values.shape[1], top)
+        return (below + (histogram + 1) / 2.0)[flat].reshape(values.shape)
+    return rankdata(values, axis=-1)
+
+
+def weighted_ranks(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Average-tie ranks each unit would get in a resample holding it ``counts`` times (one row per resample).
+
+    Equal to ranking the resample itself, but sorts ``values`` once instead of once per resample.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    group = np.concatenate([[0], np.cumsum(ordered[1:] != ordered[:-1])])
+    last_of_group = np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))
+    through_group = np.cumsum(counts[:, order], axis=1)[:, last_of_group]
+    in_group = np.diff(through_group, axis=1, prepend=0)
+    group_rank = through_group - in_group + (in_group + 1) / 2.0
+    ranks = np.empty(counts.shape, dtype=np.float64)
+    ranks[:, order] = group_rank[:, group]
+    return ranks
+
+
+def weighted_pearson_rows(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Pearson's r of (x, y) per row with unit weights ``counts`` (a bootstrap resample as multiplicities)."""
+    total = counts.sum(axis=1, keepdims=True)
+    xc = x - (counts * x).sum(axis=1, keepdims=True) / total
+    yc = y - (counts * y).sum(axis=1, keepdims=True) / total
+    denominator = np.sqrt((counts * xc * xc).sum(axis=1) * (counts * yc * yc).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (counts * xc * yc).sum(axis=1) / denominator
+
+
 def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho per row: Pearson's r of the average-tie ranks, as ``scipy.stats.spearmanr``."""
-    return pearson_rows(rankdata(x, axis=1), rankdata(y, axis=1))
+    """Spearman's rho per row: Pearson's r of the average-tie ranks, as ``scipy.stats.spearmanr``.
+
+    ``x`` broadcast from one row (the gold side in a randomisation test) is ranked once.
+    """
+    x_ranks = np.broadcast_to(average_ranks(x[:1]), x.shape) if x.strides[0] == 0 else average_ranks(x)
+    return pearson_rows(x_ranks, average_ranks(y))
 
 
 def _sorted_by_score(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,15 +33,30 @@ class Kind:
     exchangeable: Callable[
         [np.ndarray], np.ndarray
     ]  # a form of the system side, same statistic, same scale across runs
+    # the statistic of bootstrap resamples given as unit multiplicities (gold, system, counts): no per-row sort
+    on_counts: Callable[[np.ndarray | None, np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def _identity(system: np.ndarray) -> np.ndarray:
     return system
 
 
-def _normalised_ranks(system: np.ndarray) -> np.ndarray:
-    """Ranks / n along the unit axis: a rank statistic is unchanged, and two models' scores become comparable."""
-    return rankdata(system, axis=-1) / system.shape[-1]
+def _doubled_ranks(system: np.ndarray) -> np.ndarray:
+    """2 x average-tie ranks (integers) along the unit axis: a rank statistic is unchanged, two models' scores
+    become comparable, and a swapped row is re-ranked by counting."""
+    return np.rint(2.0 * rankdata(system, axis=-1)).astype(np.int64)
+
+
+def _mean_on_counts(gold: np.ndarray | None, system: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    return counts @ system / system.shape[-1]
+
+
+def _spearman_on_counts(gold: np.ndarray | None, system: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    return st.weighted_pearson_rows(st.weighted_ranks(gold, counts), st.weighted_ranks(system, counts), counts)
+
+
+def _pearson_on_counts(gold: np.ndarray | None, system: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    return st.weighted_pearson_rows(np.broadcast_to(gold, counts.shape), np.broadcast_to(system, counts.shape), counts)
 
 
 def _standardised(system: np.ndarray) -> np.ndarray:
@@ -67,30 +82,32 @@ KINDS: dict[str, Kind] = {
         "mean of per-unit values; bootstrap and sign-flip randomisation of per-unit differences",
         lambda gold, system: st.mean_rows(system),
         _identity,
+        _mean_on_counts,
     ),
     "spearman": Kind(
-        "Spearman's rho recomputed on each resample of pairs; randomisation swaps the two runs' "
-        "normalised ranks per pair",
+        "Spearman's rho recomputed on each resample of pairs; randomisation swaps the two runs' ranks per pair",
         lambda gold, system: st.spearman_rows(gold, system),
-        _normalised_ranks,
+        _doubled_ranks,
+        _spearman_on_counts,
     ),
     "pearson": Kind(
         "Pearson's r recomputed on each resample of pairs; randomisation swaps the two runs' "
         "standardised scores per pair",
         lambda gold, system: st.pearson_rows(gold, system),
         _standardised,
+        _pearson_on_counts,
     ),
     "best_ap": Kind(
         "average precision of the best similarity function, recomputed on each resample of pairs; "
-        "randomisation swaps normalised ranks per pair",
+        "randomisation swaps the two runs' ranks per pair",
         _best_of_functions(st.average_precision_rows),
-        _normalised_ranks,
+        _doubled_ranks,
     ),
     "best_accuracy": Kind(
         "best-threshold accuracy of the best similarity function, recomputed on each resample "
-        "of pairs; randomisation swaps normalised ranks per pair",
+        "of pairs; randomisation swaps the two runs' ranks per pair",
         _best_of_functions(st.best_accuracy_rows),
-        _normalised_ranks,
+        _doubled_ranks,
     ),
     "macro_f1": Kind(
         "macro F1 averaged over the classifier experiments, recomputed on each resample of test items; "
@@ -134,6 +151,10 @@ class UnitGroup:
         """The entry's metric on each resample (row of ``idx``), for this run's units or ``system`` given."""
         gold, rows = self.rows(self.system if system is None else system, idx)
         return KINDS[self.kind].statistic(gold, rows)
+
+    def on_counts(self, counts: np.ndarray) -> np.ndarray:
+        """:meth:`statistic` of resamples given as unit multiplicities (rows of ``counts``)."""
+        return KINDS[self.kind].on_counts(self.gold, self.system, counts)
 
     def point(self) -> float:
         """The entry's main score as mteb reports it."""
@@ -192,6 +213,14 @@ class TaskUnits:
 
     def point(self) -> float:
         return float(np.mean([g.point() for g in self.groups]))
+
+    def select(self, splits: tuple[str, ...], subsets: tuple[str, ...] | None) -> TaskUnits:
+        """The groups a score convention averages over; raises ValueError when one of them is missing."""
+        chosen = tuple(g for g in self.groups if g.split in splits and (subsets is None or g.subset in subsets))
+        wanted_splits = {g.split for g in chosen}
+        if wanted_splits != set(splits) or (subsets is not None and {g.subset for g in chosen} != set(subsets)):
+            raise ValueError(f"{self.task}: the units do not cover splits {list(splits)} / subsets {subsets}")
+        return TaskUnits(self.task, self.main_metric, chosen)
 
     def to_bytes(self) -> bytes:
         body = {
