@@ -274,15 +274,18 @@ def render_comparison(cmp: Comparison) -> str:
         f"(FDR {s.alpha})",
         "",
     ]
-    table = cmp.rows.drop(columns=["units"]).copy()
+    table = cmp.rows.copy()
     table.index.name = "task"
     table["interval"] = [
-        "" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])
+        "" if math.isnan(lo) else _interval((lo, hi)) for lo, hi in zip(table["ci_low"], table["ci_high"])
     ]
-    table["p"] = ["" if math.isnan(v) else f"{v:.3g}" for v in table["p"]]
-    table["q"] = ["" if math.isnan(v) else f"{v:.3g}" for v in table["q"]]
+    for column in ("base", "new"):
+        table[column] = [f"{v:.2f}" for v in table[column]]
+    table["delta"] = [f"{v:+.2f}" for v in table["delta"]]
+    for column in ("p", "q"):
+        table[column] = ["" if math.isnan(v) else f"{v:.2g}" for v in table[column]]
     table = table[["base", "new", "delta", "interval", "p", "q", "verdict", "note"]]
-    lines.append(table.reset_index().to_markdown(index=False, tablefmt="github", floatfmt=".2f"))
+    lines.append(table.reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True))
     mean_ci = f" {_interval(cmp.mean_ci)}" if cmp.mean_ci else ""
     lines += [
         "",

@@ -1,0 +1,148 @@
+"""Per-sample units rebuild mteb's main score on real tasks and mteb's mock tasks; compare's verdicts and exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qzhou_eval.cli.main import main
+from qzhou_eval.significance.from_mteb import task_units
+
+
+@pytest.fixture(scope="module")
+def minilm_mteb(minilm_path):
+    from mteb.models import SentenceTransformerEncoderWrapper
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformerEncoderWrapper(SentenceTransformer(minilm_path, device="cpu"))
+
+
+def _evaluate_with_units(model, task, tmp_path: Path):
+    import mteb
+
+    task.load_data()
+    result = mteb.evaluate(model, tasks=[task], cache=None, prediction_folder=tmp_path, show_progress_bar=False)
+    task_result = result.task_results[0]
+    predictions = json.loads((tmp_path / task.prediction_file_name).read_text())
+    units = task_units(task, task_result, predictions)
+    task.unload_data()
+    return task_result, units
+
+
+def _assert_rebuilds(task_result, units) -> None:
+    entries = {(split, e["hf_subset"]): e["main_score"] for split, es in task_result.scores.items() for e in es}
+    for group in units.groups:
+        assert abs(group.point() - entries[(group.split, group.subset)]) <= 1e-9
+    assert abs(units.point() - task_result.get_score()) <= 1e-9
+
+
+@pytest.mark.parametrize(
+    ("task_name", "rows"),
+    [("STSBenchmark", 300), ("SICK-R", 300), ("PAWSX", 300), ("Banking77Classification", 900), ("SciFact", 400)],
+)
+def test_units_rebuild_mteb_main_score_on_the_local_pack(task_name, rows, minilm_mteb, copy_task, tmp_path):
+    import mteb
+
+    from qzhou_eval.runs.offline import attach_data_dir
+
+    copy_task(task_name, tmp_path / "data", rows=rows)
+    task = mteb.get_task(task_name)
+    attach_data_dir([task], tmp_path / "data")
+    task_result, units = _evaluate_with_units(minilm_mteb, task, tmp_path / "predictions")
+    _assert_rebuilds(task_result, units)
+    assert units.size > 50
+
+
+def _mock(name: str, **metadata):
+    from mteb.mocks.mock_tasks import (
+        classification,
+        clustering,
+        pair_classification,
+        reranking,
+        retrieval,
+        sts,
+        summarization,
+    )
+
+    for module in (classification, clustering, pair_classification, reranking, retrieval, sts, summarization):
+        if hasattr(module, name):
+            task = getattr(module, name)()
+            if metadata:
+                task.metadata = task.metadata.model_copy(update=metadata)
+            return task
+    raise LookupError(name)
+
+
+@pytest.mark.parametrize(
+    ("task_name", "metadata"),
+    [
+        ("MockClassificationTask", {}),
+        ("MockMultilingualClassificationTask", {"main_score": "f1"}),
+        ("MockPairClassificationTask", {"main_score": "max_ap"}),
+        ("MockMultilingualPairClassificationTask", {"main_score": "max_accuracy"}),
+        ("MockSTSTask", {}),
+        ("MockMultilingualSTSTask", {"main_score": "cosine_pearson"}),
+        ("MockRetrievalTask", {}),
+        ("MockMultilingualRetrievalTask", {"main_score": "mrr_at_10"}),
+        ("MockRerankingTask", {}),
+        ("MockMultilingualRerankingTask", {}),
+        ("LegacyMockClusteringFastTask", {}),
+        ("MockMultilingualClusteringFastTask", {}),
+        ("MockClusteringTask", {}),
+        ("MockSummarizationTask", {}),
+        ("MockMultilingualSummarizationTask", {}),
+    ],
+)
+def test_units_rebuild_mteb_main_score_on_mock_tasks(task_name, metadata, minilm_mteb, tmp_path):
+    task_result, units = _evaluate_with_units(minilm_mteb, _mock(task_name, **metadata), tmp_path)
+    _assert_rebuilds(task_result, units)
+
+
+def _run(minilm_path, data: Path, out: Path, *extra: str) -> None:
+    code = main(
+        ["run", "--model_name_or_path", minilm_path, "--model_name", "sentence-transformers/all-MiniLM-L6-v2",
+         "--data_dir", str(data), "--tasks", "STSBenchmark", "--output_dir", str(out), *extra]
+    )  # fmt: skip
+    assert code == 0
+
+
+def test_compare_verdicts_and_exit_codes(finished_run, minilm_path, shared_dir, tmp_path, capsys):
+    base = finished_run[0]
+    data = shared_dir / "mteb-data"
+    _run(minilm_path, data, tmp_path / "batching", "--batch_size", "32")
+    _run(minilm_path, data, tmp_path / "short", "--max_length", "12")
+    capsys.readouterr()
+
+    assert main(["compare", str(base), str(tmp_path / "batching"), "--resamples", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "within noise" in out and "1379 pairs" in out and "0 flag(s)" in out
+
+    assert main(["compare", str(base), str(tmp_path / "short"), "--resamples", "2000"]) == 1
+    table = capsys.readouterr().out
+    assert "significant drop" in table and "STSBenchmark: -" in table
+    assert main(["compare", str(base), str(tmp_path / "short"), "--resamples", "2000", "--format", "json"]) == 1
+    record = json.loads(capsys.readouterr().out)
+    row = record["tasks"]["STSBenchmark"]
+    assert row["verdict"] == "significant drop" and row["ci_high"] < 0 < -row["delta"]
+    assert f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]" in table, "the table and the JSON give the same interval"
+    # a drop the user tolerates: significant, but not beyond --min-effect
+    assert main(["compare", str(base), str(tmp_path / "short"), "--min-effect", str(-row["delta"] + 1)]) == 0
+    capsys.readouterr()
+
+    # without per-sample data the verdict is a point delta, said so; no interval is made up
+    shutil.rmtree(tmp_path / "short" / ".qzhou" / "evidence")
+    assert main(["compare", str(base), str(tmp_path / "short"), "--format", "json"]) == (
+        1 if row["delta"] < -1.0 else 0
+    )
+    fallback = json.loads(capsys.readouterr().out)["tasks"]["STSBenchmark"]
+    assert fallback["ci_low"] is None and fallback["verdict"].endswith("(point delta)")
+    assert "no per-sample data" in fallback["note"]
+
+    for bad in (["--alpha", "1.5"], ["--resamples", "0"], ["--min-effect", "-1"]):
+        with pytest.raises(SystemExit) as stop:  # argparse refuses it, with the one-line error and exit 2
+            main(["compare", str(base), str(tmp_path / "batching"), *bad])
+        assert stop.value.code == 2
+    assert main(["compare", str(base), str(tmp_path / "nowhere")]) == 2
