@@ -198,7 +198,9 @@ def test_compare_exit_codes(baselines, tmp_path, capsys):
     assert "0 flag(s)" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "worse"), "--benchmark", CMN]) == 1
     out = capsys.readouterr().out
-    assert "STSB: -2.00 (< -1.0; point delta, no per-sample data)" in out and out.index("| STSB") < out.index("| AFQMC"), "worst first"
+    assert "STSB: -2.00 (< -1.0; point delta, no per-sample data)" in out and out.index("| STSB") < out.index(
+        "| AFQMC"
+    ), "worst first"
     assert (
         main(
             [
