@@ -21,6 +21,7 @@ from qzhou_eval.report.tables import (
     convention_notes,
     find_manifests,
     format_cell,
+    paired_notes,
     readability_notes,
     revisions_note,
 )
@@ -41,7 +42,7 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222} table{border-collapse:collapse;margin:1em 0}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right} th{cursor:pointer;background:#f3f3f3}
 td:first-child,th:first-child{text-align:left} tr.run td:first-child{font-weight:bold}
-td.drop{background:#f8c9c4} td.gain{background:#d4edd4} pre{background:#f7f7f7;padding:1em;overflow:auto}
+td.drop,tr.drop td{background:#f8c9c4} td.gain,tr.gain td{background:#d4edd4} pre{background:#f7f7f7;padding:1em;overflow:auto}
 .note{color:#555;font-size:90%}
 """
 
@@ -69,12 +70,43 @@ def _table(frame: pd.DataFrame, runs: set[str], caption: str) -> str:
     )
 
 
-def _chart(report: Report) -> str:
+def _chart(report: Report, draw=None, alt: str = "chart") -> str:
     from qzhou_eval.report.plots import task_type_chart
 
+    draw = draw or (lambda path: task_type_chart(report, path))
     with tempfile.TemporaryDirectory() as tmp:
-        png = task_type_chart(report, Path(tmp) / "chart.png").read_bytes()
-    return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+        png = draw(Path(tmp) / "chart.png").read_bytes()
+    return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+
+
+def _paired_section(report: Report) -> list[str]:
+    """Against the reference: compare's table for each model (the same strings), and the Δ chart with error bars."""
+    from qzhou_eval.report.plots import delta_chart
+
+    sections = paired_notes(report)
+    if not sections:
+        return []
+    parts = [f"<h2>Against {html.escape(str(report.reference))}</h2>"]
+    for model, table, note in sections:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["task", *table.columns])
+        rows = []
+        for task, row in table.iterrows():
+            css = (
+                ' class="drop"'
+                if row["verdict"].startswith(("significant drop", "drop"))
+                else (' class="gain"' if row["verdict"] == "significant gain" else "")
+            )
+            cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in row.to_list())
+            rows.append(
+                f'<tr data-model="{html.escape(model)}" data-task="{html.escape(str(task))}"{css}>'
+                f"<td>{html.escape(str(task))}</td>{cells}</tr>"
+            )
+        parts.append(
+            f'<p class="note">{html.escape(note)}.</p><table class="sortable paired"><thead><tr>{head}'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    parts.append(_chart(report, lambda path: delta_chart(report.paired, str(report.reference), path), "intervals"))
+    return parts
 
 
 def render_html(report: Report, manifests: dict[Path, dict] | None = None) -> str:
@@ -94,6 +126,7 @@ def render_html(report: Report, manifests: dict[Path, dict] | None = None) -> st
         _chart(report),
         "<h2>Tasks</h2>",
         _table(report.tasks, runs, "tasks"),
+        *_paired_section(report),
         "<h2>Runs</h2>",
     ]
     for path, record in manifests.items():

@@ -57,3 +57,38 @@ def task_type_chart(report, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def delta_chart(paired: dict, reference: str, path: str | Path) -> Path:
+    """Δ against the reference per task with its 95% interval as an error bar (none where there is no
+    per-sample data: those points are drawn hollow, a bare point delta)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tasks = sorted({t for rows in paired.values() for t in rows.index})
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(tasks) + 3), 4.8))
+    width = 0.8 / max(len(paired), 1)
+    for i, (model, rows) in enumerate(paired.items()):
+        rows = rows.reindex(tasks)
+        x = np.arange(len(tasks)) + (i - (len(paired) - 1) / 2) * width
+        tested = rows["ci_low"].notna().to_numpy()
+        delta = rows["delta"].to_numpy(dtype=float)
+        errors = np.vstack(
+            [delta - rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float) - delta]
+        )
+        line = ax.errorbar(x[tested], delta[tested], yerr=errors[:, tested], fmt="o", capsize=4, label=model)
+        ax.plot(x[~tested], delta[~tested], "o", mfc="none", color=line.lines[0].get_color())
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(tasks)), tasks, rotation=20, ha="right")
+    ax.set_ylabel(f"Δ vs {reference} (points)")
+    ax.set_title("95% paired bootstrap intervals (hollow: no per-sample data, point delta)", fontsize="medium")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

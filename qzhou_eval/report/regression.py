@@ -18,7 +18,7 @@ import pandas as pd
 from qzhou_eval.benchmarks import SUITES, bundled_task_names
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE, POSITIVE_INT, check_number
-from qzhou_eval.results.aggregate import score_frame
+from qzhou_eval.results.aggregate import task_score
 from qzhou_eval.results.conventions import TASKS_BENCHMARK, Convention, files_convention, load_convention
 from qzhou_eval.results.load import ModelResults
 from qzhou_eval.results.runs import load_run_dir
@@ -134,19 +134,35 @@ def _units(model: ModelResults, task: str, conv: Convention, shown: float):
     return RecordedUnits(units, found.data_fingerprint)
 
 
-def paired_rows(
-    base: ModelResults, new: ModelResults, tasks: pd.DataFrame, conv: Convention, settings: Settings
-) -> pd.DataFrame:
-    """Per task: the interval and p-value where both runs have per-sample data over the same data, else a note."""
+@dataclass
+class PairedTable:
+    """NEW - BASE per common task (points), with intervals, p, q and verdicts where both have per-sample data."""
+
+    rows: pd.DataFrame  # index task; columns base, new, delta, ci_low, ci_high, p, q, verdict, units, note
+    tests: dict  # task -> significance.paired.PairedTest, for the suite mean's interval
+
+    COLUMNS = ("base", "new", "delta", "ci_low", "ci_high", "p", "q", "verdict", "units", "note")
+
+
+def paired_table(base: ModelResults, new: ModelResults, conv: Convention, settings: Settings) -> PairedTable:
+    """Per task both score: the interval and p-value where both have per-sample data over the same data, else a
+    note; q-values by Benjamini-Hochberg over the tested tasks; worst delta first."""
+    from qzhou_eval.results.aggregate import task_score
     from qzhou_eval.runs.evidence import RecordedUnits
     from qzhou_eval.significance.paired import NotPaired, benjamini_hochberg, paired_test
 
-    out = tasks.copy()
+    records = []
+    for task, selection in conv.tasks.items():
+        files = base.tasks.get(task), new.tasks.get(task)
+        scores = [task_score(f, selection) if f else None for f in files]
+        if None not in scores:
+            records.append({"task": task, "base": scores[0], "new": scores[1], "delta": scores[1] - scores[0]})
+    out = pd.DataFrame.from_records(records, columns=["task", "base", "new", "delta"]).set_index("task")
     for column in ("ci_low", "ci_high", "p", "q"):
         out[column] = math.nan
     out["units"], out["note"] = 0, ""
-    replicates = {}
-    for task, row in tasks.iterrows():
+    tests = {}
+    for task, row in out.iterrows():
         sides = [_units(base, task, conv, row["base"]), _units(new, task, conv, row["new"])]
         if not all(isinstance(s, RecordedUnits) for s in sides):
             out.at[task, "note"] = "; ".join(
@@ -165,12 +181,11 @@ def paired_rows(
         out.at[task, "units"] = test.units
         unit = test.unit if test.units == 1 else ("queries" if test.unit == "query" else f"{test.unit}s")
         out.at[task, "note"] = f"{test.units} {unit}" + (", exact test" if test.exact else "")
-        replicates[task] = test
-    tested = [t for t in out.index if t in replicates]
-    if tested:
-        out.loc[tested, "q"] = benjamini_hochberg(out.loc[tested, "p"].to_numpy())
-    out.attrs["tests"] = replicates
-    return out
+        tests[task] = test
+    if tests:
+        out.loc[list(tests), "q"] = benjamini_hochberg(out.loc[list(tests), "p"].to_numpy())
+    out["verdict"] = [_verdict(row, settings) for _, row in out.iterrows()]
+    return PairedTable(out.sort_values("delta")[list(PairedTable.COLUMNS)], tests)
 
 
 def _verdict(row: pd.Series, settings: Settings) -> str:
@@ -204,30 +219,26 @@ def compare_runs(
         conv = files_convention({**new_model.tasks, **base_model.tasks})
     else:
         conv = load_convention(convention, benchmark)
-    base_model.name, new_model.name = "base", "new"  # the frame is keyed by name: the same model may be on both sides
-    scores = score_frame([base_model, new_model], conv).T
-    has_base, has_new = scores["base"].notna(), scores["new"].notna()
-    common = scores[has_base & has_new].copy()
-    if common.empty:
+    table = paired_table(base_model, new_model, conv, settings)
+    if table.rows.empty:
+        have = [sorted(t for t in m.tasks if t in conv.tasks)[:5] for m in (base_model, new_model)]
         raise InvalidOptionError(
-            f"nothing to compare: no {benchmark} task has a score in both BASE ({sorted(scores.index[has_base])[:5]}) "
-            f"and NEW ({sorted(scores.index[has_new])[:5]}); point both at runs of the same suite"
+            f"nothing to compare: no {benchmark} task has a score in both BASE ({have[0]}) and NEW ({have[1]}); "
+            "point both at runs of the same suite"
         )
-    common["delta"] = common["new"] - common["base"]
-    rows = paired_rows(base_model, new_model, common, conv, settings)
-    tests = rows.attrs.pop("tests")
-    rows["verdict"] = [_verdict(row, settings) for _, row in rows.iterrows()]
-    rows = rows.sort_values("delta")
+    scored = [{t for t, sel in conv.tasks.items() if t in m.tasks and task_score(m.tasks[t], sel) is not None}
+              for m in (base_model, new_model)]  # fmt: skip
     result = Comparison(
         benchmark,
         conv.name,
         settings,
-        rows[["base", "new", "delta", "ci_low", "ci_high", "p", "q", "verdict", "units", "note"]],
-        float(common["base"].mean()),
-        float(common["new"].mean()),
-        only_base=sorted(scores.index[has_base & ~has_new]),
-        only_new=sorted(scores.index[~has_base & has_new]),
+        table.rows,
+        float(table.rows["base"].mean()),
+        float(table.rows["new"].mean()),
+        only_base=sorted(scored[0] - scored[1]),
+        only_new=sorted(scored[1] - scored[0]),
     )
+    tests = table.tests
     _flag(result, tests, settings)
     return result
 
@@ -274,18 +285,7 @@ def render_comparison(cmp: Comparison) -> str:
         f"(FDR {s.alpha})",
         "",
     ]
-    table = cmp.rows.copy()
-    table.index.name = "task"
-    table["interval"] = [
-        "" if math.isnan(lo) else _interval((lo, hi)) for lo, hi in zip(table["ci_low"], table["ci_high"])
-    ]
-    for column in ("base", "new"):
-        table[column] = [f"{v:.2f}" for v in table[column]]
-    table["delta"] = [f"{v:+.2f}" for v in table["delta"]]
-    for column in ("p", "q"):
-        table[column] = ["" if math.isnan(v) else f"{v:.2g}" for v in table[column]]
-    table = table[["base", "new", "delta", "interval", "p", "q", "verdict", "note"]]
-    lines.append(table.reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True))
+    lines.append(formatted(cmp.rows).reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True))
     mean_ci = f" {_interval(cmp.mean_ci)}" if cmp.mean_ci else ""
     lines += [
         "",
@@ -298,6 +298,21 @@ def render_comparison(cmp: Comparison) -> str:
         lines.append(f"tasks only in NEW: {cmp.only_new}")
     lines.append(f"{len(cmp.flags)} flag(s)" + (":\n  " + "\n  ".join(cmp.flags) if cmp.flags else ""))
     return "\n".join(lines) + "\n"
+
+
+def formatted(rows: pd.DataFrame) -> pd.DataFrame:
+    """A paired table as every format prints it (compare, the markdown and HTML reports): the same strings."""
+    table = rows.copy()
+    table.index.name = "task"
+    table["interval"] = [
+        "" if math.isnan(lo) else _interval((lo, hi)) for lo, hi in zip(table["ci_low"], table["ci_high"])
+    ]
+    for column in ("base", "new"):
+        table[column] = [f"{v:.2f}" for v in table[column]]
+    table["delta"] = [f"{v:+.2f}" for v in table["delta"]]
+    for column in ("p", "q"):
+        table[column] = ["" if math.isnan(v) else f"{v:.2g}" for v in table[column]]
+    return table[["base", "new", "delta", "interval", "p", "q", "verdict", "note"]]
 
 
 def _interval(bounds: tuple[float, float]) -> str:

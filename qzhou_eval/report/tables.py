@@ -36,6 +36,9 @@ class Report:
     sources: dict[str, str] = field(default_factory=dict)
     # {model: {task: readability record}} from the runs' manifests (encoder/readability.py)
     readability: dict[str, dict[str, dict]] = field(default_factory=dict)
+    reference: str | None = None
+    # {model: paired rows against the reference} (report/regression.py): intervals where both have per-sample data
+    paired: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def table(self, which: str) -> pd.DataFrame:
         if which not in TABLES:
@@ -96,7 +99,38 @@ def build_report(
             ):
                 readability.setdefault(model, {})[task] = entry["readability"]
     revisions = {m.name: m.revisions_used() for m in entries}
-    return Report(benchmark, conv, summary, per_task, revisions, sources, readability)
+    paired = _paired_against(reference, entries, conv) if reference else {}
+    return Report(benchmark, conv, summary, per_task, revisions, sources, readability, reference, paired)
+
+
+def _paired_against(reference: str, entries: list[ModelResults], conv: Convention) -> dict[str, pd.DataFrame]:
+    """Each other model against the reference, as ``compare`` would print it (its default settings)."""
+    from qzhou_eval.report.regression import Settings, paired_table
+
+    ref = next(m for m in entries if m.name == reference)
+    return {m.name: paired_table(ref, m, conv, Settings()).rows for m in entries if m.name != reference}
+
+
+def paired_notes(report: Report) -> list[tuple[str, pd.DataFrame | None, str]]:
+    """(model, formatted paired table or None, note) for each model against the reference."""
+    from qzhou_eval.report.regression import formatted
+
+    out = []
+    for model, rows in report.paired.items():
+        if rows.empty:
+            continue
+        tested = int(rows["q"].notna().sum())
+        note = (
+            f"{model} - {report.reference}: 95% paired bootstrap intervals, randomisation p and Benjamini-Hochberg q "
+            f"on {tested} of {len(rows)} tasks"
+        )
+        if tested < len(rows):
+            note += (
+                "; the others have no per-sample data on one side (leaderboard aggregates, other tools, "
+                "--no_predictions runs): point deltas only, no interval"
+            )
+        out.append((model, formatted(rows), note))
+    return out
 
 
 def _read_manifest(path: Path) -> dict:
@@ -209,6 +243,13 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
                 "revisions": report.revisions,
                 "readability": report.readability,
                 "rows": rows,
+                "paired": {
+                    model: {
+                        task: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+                        for task, row in frame.to_dict("index").items()
+                    }
+                    for model, frame in report.paired.items()
+                },
             },
             indent=2,
             ensure_ascii=False,
@@ -228,6 +269,13 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
         "",
     ]
     lines.extend(convention_notes(report))
+    for _, table, note in paired_notes(report):
+        lines += [
+            note + ":",
+            "",
+            table.reset_index().to_markdown(index=False, tablefmt="github", disable_numparse=True),
+            "",
+        ]
     notes = readability_notes(report)
     if notes:
         lines += [*notes, ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -49,8 +50,11 @@ class Tables(HTMLParser):
 
 
 def _markdown_rows(text: str) -> list[list[str]]:
-    lines = [line for line in text.splitlines() if line.startswith("|")]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in lines if not re.match(r"^\|[-| ]+\|$", line)]
+    """The rows of the first table in ``text`` (header included, separator left out)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    block = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block if not re.match(r"^\|[-| ]+\|$", line)]
 
 
 @pytest.fixture

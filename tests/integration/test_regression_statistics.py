@@ -102,18 +102,29 @@ def test_units_rebuild_mteb_main_score_on_mock_tasks(task_name, metadata, minilm
 
 
 def _run(minilm_path, data: Path, out: Path, *extra: str) -> None:
+    name = [] if "--model_name" in extra else ["--model_name", "sentence-transformers/all-MiniLM-L6-v2"]
     code = main(
-        ["run", "--model_name_or_path", minilm_path, "--model_name", "sentence-transformers/all-MiniLM-L6-v2",
-         "--data_dir", str(data), "--tasks", "STSBenchmark", "--output_dir", str(out), *extra]
+        ["run", "--model_name_or_path", minilm_path, *name, "--data_dir", str(data), "--tasks", "STSBenchmark",
+         "--output_dir", str(out), *extra]
     )  # fmt: skip
     assert code == 0
 
 
-def test_compare_verdicts_and_exit_codes(finished_run, minilm_path, shared_dir, tmp_path, capsys):
+SHORT = "test/minilm-max-length-12"
+
+
+@pytest.fixture(scope="module")
+def short_run(minilm_path, shared_dir, tmp_path_factory) -> Path:
+    """The same model reading only 12 tokens of each text: a real degradation, with per-sample evidence."""
+    out = tmp_path_factory.mktemp("short")
+    _run(minilm_path, shared_dir / "mteb-data", out, "--max_length", "12", "--model_name", SHORT)
+    return out
+
+
+def test_compare_verdicts_and_exit_codes(finished_run, short_run, minilm_path, shared_dir, tmp_path, capsys):
     base = finished_run[0]
-    data = shared_dir / "mteb-data"
-    _run(minilm_path, data, tmp_path / "batching", "--batch_size", "32")
-    _run(minilm_path, data, tmp_path / "short", "--max_length", "12")
+    _run(minilm_path, shared_dir / "mteb-data", tmp_path / "batching", "--batch_size", "32")
+    shutil.copytree(short_run, tmp_path / "short")
     capsys.readouterr()
 
     assert main(["compare", str(base), str(tmp_path / "batching"), "--resamples", "2000"]) == 0
@@ -146,3 +157,59 @@ def test_compare_verdicts_and_exit_codes(finished_run, minilm_path, shared_dir, 
             main(["compare", str(base), str(tmp_path / "batching"), *bad])
         assert stop.value.code == 2
     assert main(["compare", str(base), str(tmp_path / "nowhere")]) == 2
+
+
+def test_reports_show_compares_intervals_in_markdown_html_and_a_real_browser(finished_run, short_run, tmp_path, capsys):
+    """The report against a reference prints compare's strings; Chromium's DOM of the HTML page holds the same."""
+    import subprocess
+
+    from qzhou_eval.report.html import render_html
+    from qzhou_eval.report.tables import build_report, render
+
+    base = finished_run[0]
+    assert main(["compare", str(base), str(short_run), "--format", "json"]) == 1
+    row = json.loads(capsys.readouterr().out)["tasks"]["STSBenchmark"]
+    expected = ["STSBenchmark", f"{row['base']:.2f}", f"{row['new']:.2f}", f"{row['delta']:+.2f}",
+                f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]", f"{row['p']:.2g}", f"{row['q']:.2g}", row["verdict"],
+                row["note"]]  # fmt: skip
+    report = build_report([base, short_run], "MTEB(eng, v2)", reference="sentence-transformers/all-MiniLM-L6-v2")
+    markdown = render(report, "markdown", "tasks")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("|")]
+    assert expected in rows
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    assert '<img alt="intervals"' in page.read_text()
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium); the markdown was checked above")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"]
+    run = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    if run.returncode != 0 or "<table" not in run.stdout:
+        pytest.skip(f"chromium is installed but could not render here: {run.stderr.strip()[-300:]}")
+    from html.parser import HTMLParser
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cell, self.paired = [], None, False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.paired = "paired" in (dict(attrs).get("class") or "")
+            elif tag == "tr" and self.paired:
+                self.rows.append([])
+            elif tag == "td" and self.paired:
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag == "td" and self.cell is not None:
+                self.rows[-1].append(self.cell.strip())
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parsed = Rows()
+    parsed.feed(run.stdout)
+    assert expected in parsed.rows, parsed.rows
