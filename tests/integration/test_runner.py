@@ -133,6 +133,38 @@ def test_other_options_are_refused_then_set_aside(finished_run, minilm_path, sha
     assert summary.ran == ["STSBenchmark"]
     kept = list(copy.glob("replaced-*/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
     assert len(kept) == 1, "the earlier results must be moved aside, not deleted"
+    moved = list(copy.glob("replaced-*/.qzhou/evidence/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.*.gz"))
+    assert len(moved) == 2, "their per-sample evidence moves with them"
+    assert len(list(copy.glob(".qzhou/evidence/*/*/STSBenchmark.units.json.gz"))) == 1
+
+
+def test_per_sample_evidence_is_bound_to_its_result(finished_run, minilm_path, shared_dir, tmp_path):
+    """Evidence is reused only while it is the recorded evidence; asking for it reruns a task that has none."""
+    from qzhou_eval.runs.evidence import RecordedUnits, recorded_units
+
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(finished_run[0]), str(copy)], check=True)
+    result_file = next(copy.glob("sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
+    found = recorded_units(result_file)
+    assert isinstance(found, RecordedUnits) and 100 * found.units.point() == pytest.approx(82.03, abs=0.01)
+    assert finished_run_summary(_config(minilm_path, shared_dir, copy)) is not None
+    units = next(copy.glob(".qzhou/evidence/*/*/STSBenchmark.units.json.gz"))
+    units.write_bytes(units.read_bytes() + b"\0")  # damaged or edited after the run
+    assert "not the file its record names" in recorded_units(result_file)
+    assert finished_run_summary(_config(minilm_path, shared_dir, copy)) is None
+    assert finished_run_summary(_config(minilm_path, shared_dir, copy, predictions=False)) is not None
+    again = run_suite(_config(minilm_path, shared_dir, copy))  # embeddings come from the run's cache
+    assert again.ran == ["STSBenchmark"] and isinstance(recorded_units(result_file), RecordedUnits)
+    assert again.scores["STSBenchmark"] == pytest.approx(found.units.point(), abs=1e-12)
+
+    bare = tmp_path / "bare"  # --no_predictions: nothing kept, and a later default run adds the evidence
+    cache = copy / ".embedding_cache"
+    assert run_suite(_config(minilm_path, shared_dir, bare, predictions=False, cache_dir=cache)).ran == ["STSBenchmark"]
+    assert not (bare / ".qzhou" / "evidence").exists() or not any((bare / ".qzhou" / "evidence").rglob("*.gz"))
+    bare_result = next(bare.glob("sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
+    assert "no per-sample data" in recorded_units(bare_result)
+    assert run_suite(_config(minilm_path, shared_dir, bare, cache_dir=cache)).ran == ["STSBenchmark"]
+    assert isinstance(recorded_units(bare_result), RecordedUnits)
 
 
 def test_unwritable_output_dir(minilm_path, shared_dir, tmp_path):
