@@ -128,7 +128,7 @@ def main() -> int:
     parser.add_argument("--scifact", default=str(REPO / "runs" / "scifact-eval"))
     args = parser.parse_args()
     out = Path(args.out)
-    model = bundled_model_path()
+    model = Path(bundled_model_path())
     runs = {"base": (model, []), "rerun": (model, ["--batch_size", "8", "--cache_dir", "none"]),
             "max_length_32": (model, ["--max_length", "32"])}  # fmt: skip
     for scale in NOISE:
@@ -175,7 +175,9 @@ def main() -> int:
         for base, new in (("untrained", "inbatch"), ("untrained", "mined"), ("inbatch", "mined")):
             print_comparison(f"  {new} vs {base}", compare(scifact / base, scifact / new))
     else:
-        print(f"\n4. SciFact fine-tunes: no runs in {scifact}; run bash reproducibility/scifact/run_experiment.sh first")
+        print(
+            f"\n4. SciFact fine-tunes: no runs in {scifact}; run bash reproducibility/scifact/run_experiment.sh first"
+        )
     (out / "calibration.json").write_text(json.dumps({"null": null, "simulated_null": shares}, indent=2))
     return 0
 
