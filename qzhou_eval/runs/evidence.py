@@ -112,18 +112,16 @@ class RecordedUnits:
 
 def recorded_units(result_file: Path) -> RecordedUnits | str:
     """The units kept beside ``result_file`` (``<output_dir>/<org__model>/<revision>/<Task>.json``), or why none."""
-    from qzhou_eval.runs.provenance import STATE_DIRNAME, is_recorded_file, read_record
+    from qzhou_eval.runs.provenance import is_recorded_file, read_record, store_of
     from qzhou_eval.significance.units import TaskUnits
 
-    revision_dir = result_file.parent
-    model_dir = revision_dir.parent
-    state = model_dir.parent / STATE_DIRNAME
-    record = read_record(state / "records" / model_dir.name / revision_dir.name / result_file.name, legacy_ok=True)
+    store = store_of(result_file)
+    record = read_record(store.path(result_file.stem), legacy_ok=True)
     if record is None:
         return "no per-sample data (a leaderboard or other tool's result, or no record of the run)"
     if not is_recorded_file(record, result_file):
         return "its result file is not the one recorded"
-    files = EvidenceFiles.in_folder(state / EVIDENCE_DIRNAME / model_dir.name / revision_dir.name, result_file.stem)
+    files = store.evidence_files(result_file.stem)
     why = evidence_intact(record.evidence, files)
     if why is not None:
         return f"no per-sample data: {why}"

@@ -258,6 +258,13 @@ class RecordStore:
         return out
 
 
+def store_of(result_file: Path) -> RecordStore:
+    """The record store of a result file at ``<output_dir>/<org__model>/<revision>/<Task>.json``."""
+    revision_dir = result_file.parent
+    model_dir = revision_dir.parent
+    return RecordStore(model_dir.parent, model_dir.name.replace("__", "/", 1), revision_dir.name)
+
+
 def unverified_reason(result_file: Path) -> str | None:
     """Why a result file in a qzhou-eval run folder may not be shown, or None when it may.
 
@@ -266,12 +273,10 @@ def unverified_reason(result_file: Path) -> str | None:
     names; folders written by other tools (the public results repository, ``submit``'s copy) carry no
     records and are read as they are.
     """
-    revision_dir = result_file.parent
-    model_dir = revision_dir.parent
-    records = model_dir.parent / STATE_DIRNAME / "records" / model_dir.name
-    if not records.is_dir():
+    store = store_of(result_file)
+    if not store.folder.parent.is_dir():
         return None
-    record_file = records / revision_dir.name / result_file.name
+    record_file = store.path(result_file.stem)
     if not record_file.exists():
         return ("has no record of what produced it (a run stopped before recording it, or the file was put there by "
                 "hand); rerun the same command to finish the task")
