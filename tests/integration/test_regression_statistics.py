@@ -41,7 +41,7 @@ def _assert_rebuilds(task_result, units) -> None:
 
 @pytest.mark.parametrize(
     ("task_name", "rows"),
-    [("STSBenchmark", 300), ("SICK-R", 300), ("PAWSX", 300), ("Banking77Classification", 900), ("SciFact", 400)],
+    [("STSBenchmark", 150), ("SICK-R", 150), ("PAWSX", 150), ("Banking77Classification", 400), ("SciFact", 150)],
 )
 def test_units_rebuild_mteb_main_score_on_the_local_pack(task_name, rows, minilm_mteb, copy_task, tmp_path):
     import mteb
@@ -114,22 +114,37 @@ SHORT = "test/minilm-max-length-12"
 
 
 @pytest.fixture(scope="module")
-def short_run(minilm_path, shared_dir, tmp_path_factory) -> Path:
-    """The same model reading only 12 tokens of each text: a real degradation, with per-sample evidence."""
-    out = tmp_path_factory.mktemp("short")
-    _run(minilm_path, shared_dir / "mteb-data", out, "--max_length", "12", "--model_name", SHORT)
+def small_sts(copy_task, tmp_path_factory) -> Path:
+    """The first 500 pairs of STSBenchmark's test split: enough pairs for a real interval, quick to encode."""
+    data = tmp_path_factory.mktemp("sts500")
+    copy_task("STSBenchmark", data, rows=500)
+    return data
+
+
+@pytest.fixture(scope="module")
+def base_run(minilm_path, small_sts, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("base")
+    _run(minilm_path, small_sts, out)
     return out
 
 
-def test_compare_verdicts_and_exit_codes(finished_run, short_run, minilm_path, shared_dir, tmp_path, capsys):
-    base = finished_run[0]
-    _run(minilm_path, shared_dir / "mteb-data", tmp_path / "batching", "--batch_size", "32")
+@pytest.fixture(scope="module")
+def short_run(minilm_path, small_sts, tmp_path_factory) -> Path:
+    """The same model reading only 12 tokens of each text: a real degradation, with per-sample evidence."""
+    out = tmp_path_factory.mktemp("short")
+    _run(minilm_path, small_sts, out, "--max_length", "12", "--model_name", SHORT)
+    return out
+
+
+def test_compare_verdicts_and_exit_codes(base_run, short_run, minilm_path, small_sts, tmp_path, capsys):
+    base = base_run
+    _run(minilm_path, small_sts, tmp_path / "batching", "--batch_size", "8")
     shutil.copytree(short_run, tmp_path / "short")
     capsys.readouterr()
 
     assert main(["compare", str(base), str(tmp_path / "batching"), "--resamples", "2000"]) == 0
     out = capsys.readouterr().out
-    assert "within noise" in out and "1379 pairs" in out and "0 flag(s)" in out
+    assert "within noise" in out and "500 pairs" in out and "0 flag(s)" in out
 
     assert main(["compare", str(base), str(tmp_path / "short"), "--resamples", "2000"]) == 1
     table = capsys.readouterr().out
@@ -159,14 +174,14 @@ def test_compare_verdicts_and_exit_codes(finished_run, short_run, minilm_path, s
     assert main(["compare", str(base), str(tmp_path / "nowhere")]) == 2
 
 
-def test_reports_show_compares_intervals_in_markdown_html_and_a_real_browser(finished_run, short_run, tmp_path, capsys):
+def test_reports_show_compares_intervals_in_markdown_html_and_a_real_browser(base_run, short_run, tmp_path, capsys):
     """The report against a reference prints compare's strings; Chromium's DOM of the HTML page holds the same."""
     import subprocess
 
     from qzhou_eval.report.html import render_html
     from qzhou_eval.report.tables import build_report, render
 
-    base = finished_run[0]
+    base = base_run
     assert main(["compare", str(base), str(short_run), "--format", "json"]) == 1
     row = json.loads(capsys.readouterr().out)["tasks"]["STSBenchmark"]
     expected = ["STSBenchmark", f"{row['base']:.2f}", f"{row['new']:.2f}", f"{row['delta']:+.2f}",
