@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from qzhou_eval.significance.units import TaskUnits, UnitGroup
 
@@ -171,6 +172,10 @@ def _pairs(task, metric: str, split: str, subset: str, predictions: dict) -> Uni
         raise UnsupportedMetric(f"pair-classification metric {metric!r} has no per-pair form here")
     functions = _PAIR_FUNCTIONS if best == "max" else [f for f in _PAIR_FUNCTIONS if f[0] == best]
     scores = np.asarray([np.asarray(predictions[key], dtype=np.float64) * sign for _, key, sign in functions])
+    # functions that order the pairs identically (cosine, dot, -euclidean on unit vectors) give the same metric
+    # on every resample: one of them is enough for the maximum
+    _, keep = np.unique(rankdata(scores, axis=1), axis=0, return_index=True)
+    scores = scores[np.sort(keep)]
     return UnitGroup(
         split,
         subset,

@@ -119,6 +119,37 @@ def best_accuracy_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.where(valid, accuracy, 0.0).max(axis=1)
 
 
+def _weighted_by_score(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray):
+    """Per resample (rows of ``counts``), at the end of each run of tied scores in descending order of the
+    original units: cumulative positives, cumulative units, and the resample's positives and units."""
+    order = np.argsort(-scores, kind="stable")
+    ordered = scores[order]
+    ends = np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))
+    weights = counts[:, order]
+    true_pos = np.cumsum(weights * labels[order], axis=1)[:, ends]
+    seen = np.cumsum(weights, axis=1)[:, ends]
+    return true_pos, seen, true_pos[:, -1:], seen[:, -1:]
+
+
+def weighted_average_precision(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """:func:`average_precision_rows` of each bootstrap resample given as unit multiplicities (one sort in all)."""
+    true_pos, seen, positives, _ = _weighted_by_score(labels, scores, counts)
+    gained = np.diff(true_pos, axis=1, prepend=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(seen > 0, true_pos / np.where(seen > 0, seen, 1), 0.0)
+        return (gained * precision).sum(axis=1) / positives[:, 0]
+
+
+def weighted_best_accuracy(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """:func:`best_accuracy_rows` of each resample given as multiplicities: thresholds between present runs of
+    tied scores only (never above or below every unit of the resample, as mteb)."""
+    true_pos, seen, positives, total = _weighted_by_score(labels, scores, counts)
+    negatives_seen = seen - true_pos
+    accuracy = (true_pos + (total - positives) - negatives_seen) / total
+    valid = (seen > 0) & (seen < total)
+    return np.where(valid, accuracy, 0.0).max(axis=1)
+
+
 def macro_f1_rows(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     """sklearn's ``f1_score(average="macro")`` per row, over the classes present in that row's labels or predictions."""
     rows, _ = labels.shape

@@ -73,6 +73,13 @@ def _best_of_functions(metric: Callable[[np.ndarray, np.ndarray], np.ndarray]):
     return statistic
 
 
+def _best_of_functions_on_counts(metric):
+    def on_counts(gold: np.ndarray | None, system: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        return np.max([metric(gold, system[f], counts) for f in range(system.shape[0])], axis=0)
+
+    return on_counts
+
+
 def _mean_over_experiments(gold: np.ndarray | None, system: np.ndarray) -> np.ndarray:
     return np.mean([st.macro_f1_rows(gold, system[:, e, :]) for e in range(system.shape[1])], axis=0)
 
@@ -102,12 +109,14 @@ KINDS: dict[str, Kind] = {
         "randomisation swaps the two runs' ranks per pair",
         _best_of_functions(st.average_precision_rows),
         _doubled_ranks,
+        _best_of_functions_on_counts(st.weighted_average_precision),
     ),
     "best_accuracy": Kind(
         "best-threshold accuracy of the best similarity function, recomputed on each resample "
         "of pairs; randomisation swaps the two runs' ranks per pair",
         _best_of_functions(st.best_accuracy_rows),
         _doubled_ranks,
+        _best_of_functions_on_counts(st.weighted_best_accuracy),
     ),
     "macro_f1": Kind(
         "macro F1 averaged over the classifier experiments, recomputed on each resample of test items; "
