@@ -32,7 +32,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--table", choices=("task-types", "tasks"), default="task-types")
     p.add_argument("--reference", default=None, help="add delta columns against this model")
-    p.add_argument("--chart", default=None, help="also write a PNG chart of task-type scores here")
+    p.add_argument(
+        "--chart",
+        default=None,
+        help="also write a PNG chart of task-type scores here (with --reference, also <name>-intervals.png: "
+        "deltas with their 95%% paired intervals as error bars)",
+    )
     p.add_argument("--out", default=None, help="write the table to this file instead of stdout")
     p.add_argument("--force", action="store_true", help="replace an existing --out/--chart file")
     p.set_defaults(handler=run_report)
@@ -139,6 +144,12 @@ def run_report(args) -> int:
         print(text, end="")
     if args.chart:
         print(f"wrote {task_type_chart(report, args.chart)}", file=sys.stderr)
+        if report.paired:
+            from qzhou_eval.report.plots import delta_chart
+
+            intervals = Path(args.chart).with_name(f"{Path(args.chart).stem}-intervals.png")
+            _refuse_existing(str(intervals), args.force, args.run_dirs, "--chart (its -intervals.png)")
+            print(f"wrote {delta_chart(report.paired, report.reference, intervals)}", file=sys.stderr)
     return 0
 
 

@@ -347,6 +347,8 @@ class _TaskLoop:
         result_file = self.results_dir / f"{name}.json"
         write_task_result(task_result, result_file)
         evidence_record = write_evidence(evidence, self.store.evidence_files(name)) if evidence is not None else None
+        if evidence_record is not None:
+            entry["evidence"] = {"units": "kept" if "units_sha256" in evidence_record else evidence_record["units_note"]}
         self.store.write(name, self.request.inputs, self.prefixes[name], self.data[name].fingerprint, result_file, score,
                          evidence_record)
         entry.update(data_fingerprint=self.data[name].fingerprint, encode_stats=stats.as_record())

@@ -155,6 +155,8 @@ def test_per_sample_evidence_is_bound_to_its_result(finished_run, minilm_path, s
     assert finished_run_summary(_config(minilm_path, shared_dir, copy, predictions=False)) is not None
     again = run_suite(_config(minilm_path, shared_dir, copy))  # embeddings come from the run's cache
     assert again.ran == ["STSBenchmark"] and isinstance(recorded_units(result_file), RecordedUnits)
+    manifest = json.loads((copy / "qzhou-run-MTEB-eng-v2.json").read_text())
+    assert manifest["tasks"]["STSBenchmark"]["evidence"] == {"units": "kept"}
     assert again.scores["STSBenchmark"] == pytest.approx(found.units.point(), abs=1e-12)
 
     bare = tmp_path / "bare"  # --no_predictions: nothing kept, and a later default run adds the evidence
