@@ -47,9 +47,17 @@ def task_type_chart(report, path: str | Path) -> Path:
             hatch="//" if is_run else None,
             edgecolor="black" if is_run else None,
         )
-    ax.set_xticks(x, columns, rotation=20, ha="right")
-    ax.set_ylabel("score (x100)")
-    ax.set_title(f"{report.benchmark}, {report.convention.name}: {what}", fontsize="medium")
+    return _finish(fig, ax, columns, "score (x100)", f"{report.benchmark}, {report.convention.name}: {what}", path)
+
+
+def _finish(fig, ax, labels: list[str], ylabel: str, title: str, path: str | Path) -> Path:
+    """Axis labels, legend, grid; saved as PNG and closed (every chart here ends the same way)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize="medium")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -82,13 +90,5 @@ def delta_chart(paired: dict, reference: str, path: str | Path) -> Path:
         line = ax.errorbar(x[tested], delta[tested], yerr=errors[:, tested], fmt="o", capsize=4, label=model)
         ax.plot(x[~tested], delta[~tested], "o", mfc="none", color=line.lines[0].get_color())
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xticks(np.arange(len(tasks)), tasks, rotation=20, ha="right")
-    ax.set_ylabel(f"Δ vs {reference} (points)")
-    ax.set_title("95% paired bootstrap intervals (hollow: no per-sample data, point delta)", fontsize="medium")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    title = "95% paired bootstrap intervals (hollow: no per-sample data, point delta)"
+    return _finish(fig, ax, tasks, f"Δ vs {reference} (points)", title, path)
