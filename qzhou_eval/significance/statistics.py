@@ -89,8 +89,26 @@ def _sorted_by_score(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     return sorted_labels, np.cumsum(sorted_labels, axis=1), group_end
 
 
+def _histograms(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, units and positives at each integer score, highest score first: a sort by counting."""
+    rows, top = scores.shape[0], int(scores.max()) + 1
+    flat = (scores + (np.arange(rows) * top)[:, None]).ravel()
+    units = np.bincount(flat, minlength=rows * top).reshape(rows, top)[:, ::-1]
+    positives = np.bincount(flat, weights=labels.ravel(), minlength=rows * top).reshape(rows, top)[:, ::-1]
+    return units, positives
+
+
 def average_precision_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """sklearn's ``average_precision_score`` per row (higher score = positive; tied scores are one threshold)."""
+    """sklearn's ``average_precision_score`` per row (higher score = positive; tied scores are one threshold).
+
+    Integer scores (the ranks a randomisation test swaps) are sorted by counting.
+    """
+    if np.issubdtype(scores.dtype, np.integer):
+        units, positives = _histograms(labels, scores)
+        seen, true_pos = np.cumsum(units, axis=1), np.cumsum(positives, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(seen > 0, true_pos / np.where(seen > 0, seen, 1), 0.0)
+            return (positives * precision).sum(axis=1) / true_pos[:, -1]
     _, true_pos, group_end = _sorted_by_score(labels, scores)
     ranks = np.arange(1, labels.shape[1] + 1, dtype=np.float64)
     tp_at_end = np.where(group_end, true_pos, 0.0)
@@ -110,6 +128,11 @@ def best_accuracy_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     threshold above every score ("all negative") is never counted; this does the same.
     """
     n = labels.shape[1]
+    if np.issubdtype(scores.dtype, np.integer):
+        units, positives = _histograms(labels, scores)
+        seen, true_pos = np.cumsum(units, axis=1), np.cumsum(positives, axis=1)
+        accuracy = (true_pos + (n - true_pos[:, -1:]) - (seen - true_pos)) / n
+        return np.where((units > 0) & (seen < n), accuracy, 0.0).max(axis=1)
     sorted_labels, true_pos, group_end = _sorted_by_score(labels, scores)
     negatives_seen = np.cumsum(1.0 - sorted_labels, axis=1)
     remaining_negatives = negatives_seen[:, -1:] - negatives_seen
