@@ -17,11 +17,16 @@ __all__ = [
 
 
 def remove_stale_temp_files(folder: Path) -> int:
-    """Delete temp files whose writer is dead (never a finished result, never a live run's temp file)."""
+    """Delete temp files and folders whose writer is dead (never a finished result, never a live run's temp file)."""
+    import shutil
+
     removed = 0
     for tmp in folder.glob(f".*{TMP_SUFFIX}") if folder.is_dir() else []:
         if owner_is_gone(tmp):
-            tmp.unlink(missing_ok=True)
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
             removed += 1
     return removed
 

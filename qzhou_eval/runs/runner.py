@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qzhou_eval._atomic import TMP_SUFFIX, temp_prefix
 from qzhou_eval.api import build_encoder
 from qzhou_eval.encoder.mteb_model import QZhouMtebModel
 from qzhou_eval.encoder.stats import EncodeStats
@@ -183,7 +184,7 @@ def _admit(config: RunConfig, tasks: list, data: dict[str, TaskData], request: R
         if conflicts:
             _set_aside_previous(output_dir)
             verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir, config.predictions)
-        for folder in (results_dir, output_dir, store.folder):
+        for folder in (results_dir, output_dir, store.folder, output_dir / STATE_DIRNAME, store.evidence_folder):
             remove_stale_temp_files(folder)
         manifests.merge_and_save(manifests.manifest_path(output_dir, config.suite), request_manifest(config, request), {})
     done = sorted(n for n, v in verdicts.items() if v.reuse is Reuse.FINISHED and not config.overwrite)
@@ -314,14 +315,26 @@ class _TaskLoop:
         if not (self.config.predictions and self.writes):
             return mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
                                  encode_kwargs=encode_kwargs), None
-        with tempfile.TemporaryDirectory(prefix="qzhou-predictions-") as scratch:
+        # mteb writes plain JSON (GBs for large retrieval tasks): beside the run, not in a small /tmp
+        state = Path(self.config.output_dir) / STATE_DIRNAME
+        # named by host and pid: a folder a killed run left behind is removed by the next run (remove_stale_temp_files)
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("predictions"), suffix=TMP_SUFFIX, dir=state) as scratch:
             preloaded = task.data_loaded
             if not preloaded:
                 task.load_data()
             try:
                 result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
                                        encode_kwargs=encode_kwargs, prediction_folder=scratch)
-                evidence = collect_evidence(task, result.task_results[0], Path(scratch) / task.prediction_file_name)
+                try:
+                    evidence = collect_evidence(task, result.task_results[0],
+                                                Path(scratch) / task.prediction_file_name)
+                except Exception as exc:  # the score is mteb's and stands; only its evidence is missing
+                    if is_exhaustion(exc):
+                        raise
+                    logger.warning("%s: its per-sample evidence could not be kept (%s: %s); the result is recorded "
+                                   "without it, and a later run that keeps evidence runs the task again",
+                                   task.metadata.name, type(exc).__name__, exc)
+                    evidence = None
             finally:
                 if not preloaded:
                     task.unload_data()
