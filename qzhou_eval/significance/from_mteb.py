@@ -113,10 +113,10 @@ def _retrieval(task, metric: str, split: str, subset: str, results: dict[str, di
     if task.ignore_identical_ids:
         for qid, docs in results.items():
             docs.pop(qid, None)
-    if task.skip_first_result:
-        results = {q: dict(sorted(d.items(), key=lambda x: x[1], reverse=True)[1:]) for q, d in results.items()}
-    if base != metric:
+    if base != metric:  # mteb merges the results as evaluated (skip_first_result applies to its own scores only)
         results, qrels = _merge_subqueries(results, qrels)
+    elif task.skip_first_result:
+        results = {q: dict(sorted(d.items(), key=lambda x: x[1], reverse=True)[1:]) for q, d in results.items()}
     match = re.fullmatch(r"(ndcg_at|map_at|recall_at|precision_at|hit_rate_at|mrr_at)_(\d+)|accuracy", base)
     if match is None:
         raise UnsupportedMetric(f"retrieval metric {metric!r} has no per-query decomposition here")
