@@ -101,6 +101,18 @@ def test_units_rebuild_mteb_main_score_on_mock_tasks(task_name, metadata, minilm
     _assert_rebuilds(task_result, units)
 
 
+def test_units_rebuild_a_max_over_subqueries_score(minilm_mteb, tmp_path):
+    """MindSmallReranking's main score: sub-queries merged, each document at its best score (mteb's own rule)."""
+    from mteb._evaluators.retrieval_metrics import max_over_subqueries
+
+    task = _mock("MockMultilingualRerankingTask", main_score="max_over_subqueries_map_at_1000")
+    task.task_specific_scores = lambda scores, qrels, results, hf_split, hf_subset: max_over_subqueries(
+        qrels, results, task.k_values
+    )
+    task_result, units = _evaluate_with_units(minilm_mteb, task, tmp_path)
+    _assert_rebuilds(task_result, units)
+
+
 def _run(minilm_path, data: Path, out: Path, *extra: str) -> None:
     name = [] if "--model_name" in extra else ["--model_name", "sentence-transformers/all-MiniLM-L6-v2"]
     code = main(
