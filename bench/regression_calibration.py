@@ -14,9 +14,10 @@ the finished runs) as:
 and prints:
 
 1. null: the tasks ``compare`` flags for base vs rerun (must be at most the nominal 5 %);
-2. simulated null: per task, two pseudo-runs that draw each unit's output from base or max_length_32
-   at random (exchangeable by construction) over ``--seeds`` seeds; the share with p < 0.05 and the
-   share whose 95 % interval excludes 0 (both must be 5 % +- 2 points);
+2. simulated null: per task, two pseudo-runs that draw each unit's output from base or noise_0.05 at
+   random (exchangeable by construction) over ``--seeds`` seeds; the share with p < 0.05 and the share
+   whose 95 % interval excludes 0 (both must be 5 % +- 2 points). noise_0.05 changes every unit's output
+   (max_length 32 leaves SICK-R's short pairs untouched, which would make its null trivially exact);
 3. power: per degradation and task, the delta, its interval, q and verdict; per task the smallest drop
    detected and the interval's half-width (the noise floor);
 4. a real gain: the SciFact fine-tunes of reproducibility/scifact/ (run_experiment.sh) against the
@@ -142,10 +143,10 @@ def main() -> int:
     flagged = sum(row["verdict"] != "within noise" for row in null["tasks"].values())
     print(f"  flagged {flagged} of {len(null['tasks'])} tasks (nominal rate 5 %); exit code {null['exit_code']}")
 
-    print(f"\n2. simulated null: per unit, each pseudo-run takes base's or max_length_32's output at random "
+    print(f"\n2. simulated null: per unit, each pseudo-run takes base's or noise_{NOISE[-1]}'s output at random "
           f"({args.null_resamples} draws per test)")  # fmt: skip
     t0 = time.monotonic()
-    shares = simulated_null(out / "base", out / "max_length_32", args.seeds, args.null_resamples)
+    shares = simulated_null(out / "base", out / f"noise_{NOISE[-1]}", args.seeds, args.null_resamples)
     trials = sum(s[2] for s in shares.values())
     p_rate = sum(s[0] * s[2] for s in shares.values()) / trials
     ci_rate = sum(s[1] * s[2] for s in shares.values()) / trials

@@ -109,7 +109,17 @@ def _single_model(path: str | Path, what: str) -> ModelResults:
 
 
 def detect_benchmark(*models: ModelResults) -> str:
-    """The suite that holds every task of the results; else ``tasks`` (every task, as the runs scored it)."""
+    """The suite whose task list overlaps the results most."""
+    found = {t for m in models for t in m.tasks}
+    overlap = {suite: len(found & set(bundled_task_names(suite))) for suite in SUITES}
+    best = max(overlap, key=overlap.get)
+    if overlap[best] == 0:
+        raise InvalidOptionError(f"none of the result tasks belongs to {list(SUITES)}; pass --benchmark")
+    return best
+
+
+def comparison_benchmark(*models: ModelResults) -> str:
+    """The suite that holds every task of the runs; else ``tasks`` (every task, as the runs scored it)."""
     found = {t for m in models for t in m.tasks}
     for suite in SUITES:
         if found <= set(bundled_task_names(suite)):
@@ -214,7 +224,7 @@ def compare_runs(
     """
     settings = settings or Settings(**thresholds)
     base_model, new_model = _single_model(base, "BASE"), _single_model(new, "NEW")
-    benchmark = benchmark or detect_benchmark(base_model, new_model)
+    benchmark = benchmark or comparison_benchmark(base_model, new_model)
     if benchmark == TASKS_BENCHMARK:
         conv = files_convention({**new_model.tasks, **base_model.tasks})
     else:
