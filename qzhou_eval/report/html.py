@@ -43,7 +43,7 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222} table{border-collap
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right} th{cursor:pointer;background:#f3f3f3}
 td:first-child,th:first-child{text-align:left} tr.run td:first-child{font-weight:bold}
 td.drop,tr.drop td{background:#f8c9c4} td.gain,tr.gain td{background:#d4edd4} pre{background:#f7f7f7;padding:1em;overflow:auto}
-.note{color:#555;font-size:90%}
+.note{color:#555;font-size:90%} .scroll{max-width:100%;overflow-x:auto} img{max-width:100%;height:auto}
 """
 
 
@@ -61,12 +61,13 @@ def _table(frame: pd.DataFrame, runs: set[str], caption: str) -> str:
         for column, value in row.items():
             css = ""
             if str(column).startswith("Δ") and isinstance(value, float) and value == value:
-                css = ' class="drop"' if value <= DROP else ' class="gain"' if value > 0 else ""
+                shown = round(value, 2)  # the colour follows the number printed: a 0.00 is neither
+                css = ' class="drop"' if shown <= DROP else ' class="gain"' if shown > 0 else ""
             cells.append(f"<td{css}>{html.escape(format_cell(value))}</td>")
         rows.append(f'<tr class="{"run" if name in runs else "baseline"}">{"".join(cells)}</tr>')
     return (
-        f'<table class="sortable"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<div class="scroll"><table class="sortable"><caption>{html.escape(caption)}</caption><thead><tr>{head}'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -102,8 +103,8 @@ def _paired_section(report: Report) -> list[str]:
                 f"<td>{html.escape(str(task))}</td>{cells}</tr>"
             )
         parts.append(
-            f'<p class="note">{html.escape(note)}.</p><table class="sortable paired"><thead><tr>{head}'
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f'<p class="note">{html.escape(note)}.</p><div class="scroll"><table class="sortable paired"><thead><tr>'
+            f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
     parts.append(_chart(report, lambda path: delta_chart(report.paired, str(report.reference), path), "intervals"))
     return parts

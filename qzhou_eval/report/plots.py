@@ -7,6 +7,7 @@ baselines on the same tasks.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from qzhou_eval.results.aggregate import MEAN_TASK, MEAN_TYPE, TYPE_ORDER
@@ -57,7 +58,7 @@ def _finish(fig, ax, labels: list[str], ylabel: str, title: str, path: str | Pat
 
     ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize="medium")
+    ax.set_title(textwrap.fill(title, 90), fontsize="medium", loc="left")  # never wider than the figure
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

@@ -117,3 +117,23 @@ def test_a_real_headless_browser_shows_the_same_numbers(report, tmp_path):
         [browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    # layout: at a laptop's width nothing pushes the page sideways (wide tables scroll in their own box)
+    probe = (
+        "<script>document.body.dataset.overflow = String(document.documentElement.scrollWidth > "
+        "window.innerWidth);</script></body>"
+    )
+    page.write_text(render_html(report).replace("</body>", probe), encoding="utf-8")
+    narrow = [*flags[:-1], "--window-size=1000,800"]
+    run = subprocess.run([browser, *narrow, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert 'data-overflow="false"' in run.stdout, "an element is wider than the window without a scroll box"
+
+
+def test_delta_colour_follows_the_printed_number():
+    """A Δ that prints as 0.00 is neither a gain nor a drop; -1.00 (the compare gate's default) is a drop."""
+    import pandas as pd
+
+    from qzhou_eval.report.html import _table
+
+    frame = pd.DataFrame({"Δ STS": [0.004, -0.004, 0.006, -1.0]}, index=["a", "b", "c", "d"])
+    cells = re.findall(r"<td( class=\"\w+\")?>([-0-9.]+)</td>", _table(frame, set(), "t"))
+    assert cells == [("", "0.00"), ("", "-0.00"), (' class="gain"', "0.01"), (' class="drop"', "-1.00")]
