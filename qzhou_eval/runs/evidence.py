@@ -13,6 +13,7 @@ exist only when they rebuild mteb's main score; otherwise the record says why th
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -121,14 +122,19 @@ def recorded_units(result_file: Path) -> RecordedUnits | str:
         return "no per-sample data (a leaderboard or other tool's result, or no record of the run)"
     if not is_recorded_file(record, result_file):
         return "its result file is not the one recorded"
-    files = store.evidence_files(result_file.stem)
-    why = evidence_intact(record.evidence, files)
-    if why is not None:
-        return f"no per-sample data: {why}"
+    if record.evidence is None:
+        return f"no per-sample data: {evidence_intact(None, store.evidence_files(result_file.stem))}"
     if "units_sha256" not in record.evidence:
         return f"no per-sample units: {record.evidence.get('units_note', 'none were kept')}"
+    units_file = store.evidence_files(result_file.stem).units
+    try:  # read once, checked and parsed from the same bytes (the predictions are not needed here)
+        data = units_file.read_bytes()
+    except OSError:
+        return f"no per-sample data: {units_file.name} is missing or unreadable"
+    if hashlib.sha256(data).hexdigest() != record.evidence["units_sha256"]:
+        return f"no per-sample data: {units_file.name} is not the file its record names"
     try:
-        units = TaskUnits.from_bytes(files.units.read_bytes())
-    except (OSError, ValueError) as exc:
+        units = TaskUnits.from_bytes(data)
+    except ValueError as exc:
         return f"per-sample units unreadable ({exc})"
     return RecordedUnits(units, record.data_fingerprint)

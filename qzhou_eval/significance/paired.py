@@ -136,10 +136,9 @@ def paired_test(
         null += randomisation_deltas(b, n, part) / len(pairs)
         start += b.size
     p_value = randomisation_p_value(observed, null, exact)
-    alpha = (1.0 - confidence) / 2
-    low, high = np.nanquantile(replicates, [alpha, 1.0 - alpha])
+    low, high = percentile_interval(replicates, confidence)
     delta = float(np.mean([n.point() for _, n in pairs]) - np.mean([b.point() for b, _ in pairs]))
-    return PairedTest(base.task, delta, float(low), float(high), p_value, total, pairs[0][0].unit, exact, replicates)
+    return PairedTest(base.task, delta, low, high, p_value, total, pairs[0][0].unit, exact, replicates)
 
 
 def randomisation_p_value(observed: float, null: np.ndarray, exact: bool) -> float:
@@ -174,7 +173,13 @@ def suite_mean(tests: Sequence[PairedTest], confidence: float = CONFIDENCE) -> S
     Tasks are resampled independently (their units are disjoint), so replicate b of the mean is the
     mean of each task's replicate b.
     """
-    replicates = np.mean([t.replicates for t in tests], axis=0)
-    alpha = (1.0 - confidence) / 2
-    low, high = np.nanquantile(replicates, [alpha, 1.0 - alpha])
-    return SuiteMean(float(np.mean([t.delta for t in tests])), float(low), float(high), len(tests))
+    low, high = percentile_interval(np.mean([t.replicates for t in tests], axis=0), confidence)
+    return SuiteMean(float(np.mean([t.delta for t in tests])), low, high, len(tests))
+
+
+def percentile_interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` share of the bootstrap replicates (resamples where the statistic is undefined
+    are left out)."""
+    tail = (1.0 - confidence) / 2
+    low, high = np.nanquantile(replicates, [tail, 1.0 - tail])
+    return float(low), float(high)
