@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
 from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
 from qzhou_eval.encoder.embedder import Encoder, EncoderOptions
-from qzhou_eval.encoder.vllm_backend import check_backend, check_vllm_options
+from qzhou_eval.encoder.vllm_backend import check_vllm_options
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
@@ -24,18 +25,22 @@ from qzhou_eval.modeling.loading import (
 )
 from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
-from qzhou_eval.modeling.source import resolve_source
+from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
 from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
 from qzhou_eval.options import (
+    DEFAULT,
     EXPLICIT,
     HARNESS_DEFAULTS,
+    ResolvedOption,
     ResolvedOptions,
+    check_backend,
     check_values,
     parse_layers,
     resolve_batching,
     resolve_options,
 )
 from qzhou_eval.presets import Preset, PresetChoice, load_preset, select_preset
+from qzhou_eval.remote.endpoint import EndpointSettings
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ def load_encoder(
     mrl_dims: Sequence[int] | None = _Default("mrl_dims"),
     revision: str | None = None,
     backend: str = "hf",
+    endpoint: EndpointSettings | None = None,
 ) -> Encoder:
     """Load a checkpoint and return an :class:`Encoder` that follows the QZhou protocol.
 
@@ -108,7 +114,10 @@ def load_encoder(
         mrl_dims: the dimensions ``dim`` may take (else those the checkpoint declares, else 1..width).
         revision: hub revision to load.
         backend: ``"hf"`` runs transformers in this process; ``"vllm"`` runs vLLM's engine (same inputs,
-            cache and head; no Token Prepending).
+            cache and head; no Token Prepending); ``"openai"`` sends the formatted texts to the server(s) in
+            ``endpoint``. With ``"openai"``, ``model_name_or_path`` may be a local folder (its tokenizer,
+            width and options are used, and the server is checked against it) or just the model's name.
+        endpoint: where the server is and how to talk to it (``backend="openai"`` only).
 
     Returns:
         A ready :class:`Encoder` in eval mode.
@@ -140,7 +149,7 @@ def load_encoder(
         "mrl_dims": mrl_dims,
     }
     explicit = {k: v for k, v in passed.items() if not isinstance(v, _Default)}
-    if model_name_or_path is None:
+    if model_name_or_path is None and backend != "openai":
         if preset is None or str(preset).lower() == "none":
             raise InvalidOptionError("model_name_or_path is required unless a preset names the model")
         model_name_or_path = (
@@ -148,19 +157,38 @@ def load_encoder(
             if isinstance(preset, PresetChoice)
             else (preset.model if isinstance(preset, Preset) else load_preset(str(preset)).model)
         )
+    if check_backend(backend) == "openai" and not is_local_folder(model_name_or_path):
+        name = os.fspath(model_name_or_path) if model_name_or_path is not None else None
+        resolved = resolve_options(explicit, select_preset(preset, None, name), None)
+        source = ModelSource(name, None, revision) if name else None
+        return build_encoder(None, resolved, device, backend, endpoint, source)
     source = resolve_source(model_name_or_path, revision)
     info = read_checkpoint(source)
     source.check_weights(info.layout.transformer_subfolder if info.layout else "")
     resolved = resolve_options(explicit, select_preset(preset, info), info)
-    return build_encoder(info, resolved, device, backend)
+    return build_encoder(info, resolved, device, backend, endpoint)
 
 
 def build_encoder(
-    info: CheckpointInfo, resolved: ResolvedOptions, device: str | torch.device | None = None, backend: str = "hf"
+    info: CheckpointInfo | None,
+    resolved: ResolvedOptions,
+    device: str | torch.device | None = None,
+    backend: str = "hf",
+    endpoint: EndpointSettings | None = None,
+    source: ModelSource | None = None,
 ) -> Encoder:
-    """Validate the resolved options, load the weights (HF or vLLM engine) and assemble the :class:`Encoder`."""
+    """Validate the resolved options, load the weights (HF or vLLM engine) or reach the server, and assemble
+    the :class:`Encoder`. ``info`` may be None only for ``backend="openai"`` (then ``source`` names the model)."""
     check_values(resolved)
-    if check_backend(backend) == "vllm":
+    if check_backend(backend) == "openai":
+        if endpoint is None:
+            raise InvalidOptionError("backend='openai' needs endpoint=EndpointSettings(base_urls=(...,))")
+        return build_endpoint_encoder(info, resolved, endpoint, source or (info.source if info else None))
+    if endpoint is not None:
+        raise InvalidOptionError(f"endpoint settings were given with backend={backend!r}; use backend='openai'")
+    if info is None:
+        raise InvalidOptionError(f"backend={backend!r} needs a local checkpoint")
+    if backend == "vllm":
         check_vllm_options(resolved, info, None if device is None else str(device))
         return _build_vllm_encoder(info, resolved)
     pooling_mode = Pooling.from_str(resolved["pooling"])
@@ -221,6 +249,15 @@ def build_encoder(
     return Encoder(loaded, options, info.source, hooks, resolution=resolved)
 
 
+def _declared_shape(info: CheckpointInfo, remote: bool) -> tuple[object, int, int, int | None]:
+    """The backbone config, hidden size, output width (after Dense heads) and position count, from small files."""
+    config = load_backbone_config(info.source, info.layout, remote)
+    hidden = int(getattr(config, "hidden_size", 0) or info.hidden_size or 0)
+    layout = info.layout
+    width = layout.dense_out_features[-1] if layout and layout.dense_out_features else hidden
+    return config, hidden, width, getattr(config, "max_position_embeddings", None)
+
+
 def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Encoder:
     """The vLLM engine plus the harness's tokenizer and head; options resolved exactly as for the HF backend."""
     from qzhou_eval._ranks import world_size
@@ -231,12 +268,9 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
     torch_device = resolve_device(None)
     torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
     source, layout = info.source, info.layout
-    config = load_backbone_config(source, layout, remote)
-    hidden = int(getattr(config, "hidden_size", 0) or info.hidden_size or 0)
-    width = layout.dense_out_features[-1] if layout and layout.dense_out_features else hidden
+    config, hidden, width, positions = _declared_shape(info, remote)
     out_dim = check_dim(resolved["dim"], width, resolved["mrl_dims"])
     length = int(resolved["max_length"])
-    positions = getattr(config, "max_position_embeddings", None)
     if positions and length > positions:
         logger.info("max_length %d capped at the model's %d positions", length, positions)
         length = int(positions)
@@ -278,6 +312,92 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
     )
     logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, options.dtype, options.device)
     return Encoder(loaded, options, source, None, resolution=resolved, vllm=engine)
+
+
+def build_endpoint_encoder(
+    info: CheckpointInfo | None, resolved: ResolvedOptions, settings: EndpointSettings, source: ModelSource | None
+) -> Encoder:
+    """An encoder whose vectors come from an OpenAI-compatible server; ``info`` is the local checkpoint, if any.
+
+    The server is asked what it serves and probed once (so a wrong URL, model or width fails now). With a
+    local checkpoint its width and tokenizer are used and, unless ``settings.verify_texts`` is 0, the first
+    texts are checked against it (:class:`~qzhou_eval.encoder.endpoint_backend.ServedModelCheck`).
+
+    Raises:
+        EndpointError: the server cannot be reached, serves another model, or answers with the wrong width.
+        InvalidOptionError: a max_length the server cannot take, a bad dim, or a check without local weights.
+    """
+    from qzhou_eval.encoder.endpoint_backend import ServedModelCheck
+    from qzhou_eval.remote.endpoint import EndpointClient
+
+    verify = settings.verify_texts
+    if verify is None:
+        verify = settings.VERIFY_DEFAULT if info is not None else 0
+    if verify and info is None:
+        raise InvalidOptionError(
+            "--verify_endpoint compares the server with local weights: pass the checkpoint folder as "
+            "--model_name_or_path, or --verify_endpoint 0"
+        )
+    tokenizer, width, hidden = None, None, 0
+    if info is not None:
+        _explain_custom_code(info, resolved)
+        remote = bool(resolved["trust_remote_code"])
+        _, hidden, width, _ = _declared_shape(info, remote)
+        tokenizer = load_tokenizer(info.source, info.layout, remote)
+    client = EndpointClient(settings, expected_width=width)
+    length = _served_max_length(resolved, client.served.max_model_len)
+    client.truncate_to = length if client.served.is_vllm else None
+    client.embed(["Null"])  # a probe: the model answers under its name, at the expected width
+    out_dim = check_dim(resolved["dim"], client.width, resolved["mrl_dims"])
+    batching = resolve_batching(resolved, "cuda")  # a server's budget per request: the GPU default
+    options = EncoderOptions(
+        pooling=Pooling.from_str(resolved["pooling"]),
+        normalize=bool(resolved["normalize"]),
+        dim=out_dim,
+        max_length=length,
+        bidirectional=resolved["bidirectional"],
+        prompt_template=resolved["prompt_template"],
+        token_prepending=False,
+        lowercase=bool(resolved["lowercase"]),
+        batch_size=batching.max_rows,
+        max_tokens_per_batch=batching.max_tokens,
+        dtype="served",
+        device="endpoint",
+    )
+    check = None
+    if verify:
+        local = replace(resolved, options={**resolved.options, "dtype": ResolvedOption("float32", "endpoint check")})
+        check = ServedModelCheck(lambda: build_encoder(info, local, "cpu", "hf"), verify, settings.verify_floor)
+    loaded = LoadedModel(model=None, tokenizer=tokenizer, width=client.width, hidden_size=hidden)
+    if source is None:  # no local folder and no name given: the model is what the server calls it
+        source = ModelSource(client.served.name, None, None)
+    logger.info(
+        "encoding through %s at %s (%d request(s) in flight at most)",
+        client.served.name,
+        ", ".join(settings.base_urls),
+        client.workers,
+    )
+    return Encoder(loaded, options, source, None, resolution=resolved, endpoint=client, endpoint_check=check)
+
+
+def _served_max_length(resolved: ResolvedOptions, served: int | None) -> int:
+    """The truncation length: the protocol's, which the server must be able to take; the server's when unset.
+
+    Raises:
+        InvalidOptionError: a max_length above the server's context (its inputs would be cut elsewhere).
+    """
+    length = int(resolved["max_length"])
+    if served is None:
+        return length
+    if resolved.source("max_length") == DEFAULT:
+        return min(length, served)
+    if length > served:
+        raise InvalidOptionError(
+            f"max_length={length} ({resolved.source('max_length')}) exceeds the server's context of {served} tokens; "
+            f"start the server with --max-model-len {length} (vLLM) or --max-input-length {length} (TEI), or pass "
+            f"--max_length {served}"
+        )
+    return length
 
 
 def _explain_custom_code(info: CheckpointInfo, resolved: ResolvedOptions) -> None:

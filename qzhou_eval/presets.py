@@ -172,8 +172,20 @@ def recognise(info: CheckpointInfo) -> PresetChoice | None:
     return None
 
 
-def select_preset(requested: str | Preset | PresetChoice | None, info: CheckpointInfo | None) -> PresetChoice | None:
-    """The preset a load uses: the one asked for, ``none`` for no preset, or (None) the recognised one.
+def recognise_name(name: str | None) -> PresetChoice | None:
+    """The bundled preset whose published hub id is ``name`` (a served model has no files to look at)."""
+    for preset_name in available_presets() if name else ():
+        preset = load_preset(preset_name)
+        if name.lower() in (h.lower() for h in preset.hub_ids):
+            return PresetChoice(preset, f"recognised from the model name {name}")
+    return None
+
+
+def select_preset(
+    requested: str | Preset | PresetChoice | None, info: CheckpointInfo | None, name: str | None = None
+) -> PresetChoice | None:
+    """The preset a load uses: the one asked for, ``none`` for no preset, or (None) the one recognised
+    from the checkpoint ``info`` or, without files (a served model), from its hub id ``name``.
 
     Pure selection, no logging: callers may ask more than once per run; ``build_encoder`` reports it.
 
@@ -188,4 +200,4 @@ def select_preset(requested: str | Preset | PresetChoice | None, info: Checkpoin
         if str(requested).lower() == NO_PRESET:
             return None
         return PresetChoice(load_preset(str(requested)), "requested")
-    return recognise(info) if info is not None else None
+    return recognise(info) if info is not None else recognise_name(name)

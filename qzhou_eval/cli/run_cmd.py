@@ -11,6 +11,8 @@ from qzhou_eval.cli.options import parse_bool
 from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, number_arg
+from qzhou_eval.options import BACKENDS
+from qzhou_eval.remote.endpoint import EndpointSettings
 from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.suites import parse_list, parse_shard
 
@@ -107,10 +109,18 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     p.add_argument(
         "--backend",
         default="hf",
-        choices=["hf", "vllm"],
+        choices=list(BACKENDS),
         help="hf: transformers in this process (default; every option); vllm: vLLM's engine "
-        "(pip install 'qzhou-eval[vllm]'; no Token Prepending)",
+        "(pip install 'qzhou-eval[vllm]'; no Token Prepending); openai: an OpenAI-compatible /v1/embeddings "
+        "server such as vllm serve or text-embeddings-inference (--base_url; pip install 'qzhou-eval[endpoint]')",
     )
+    p.add_argument(
+        "--revision",
+        default=None,
+        help="the revision results are filed under (default: the checkpoint's content fingerprint; for a served "
+        "model without local weights, no_revision_available)",
+    )
+    add_endpoint_arguments(p)
     p.add_argument(
         "--fail_fast", action="store_true", help="stop at the first task that fails (default: record it, go on)"
     )
@@ -132,6 +142,72 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
         type=number_arg(FRACTION),
         default=ReadabilityLimits.warn,
         help="share of unknown-token pieces or collapsed texts that earns a warning (default 0.05)",
+    )
+
+
+def add_endpoint_arguments(p: argparse.ArgumentParser) -> None:
+    """--backend openai: where the server is and how hard to try (defaults: remote.endpoint.EndpointSettings)."""
+    group = p.add_argument_group("served models (--backend openai)")
+    group.add_argument(
+        "--base_url",
+        action="append",
+        default=None,
+        help="the server's OpenAI API root, e.g. http://127.0.0.1:8000/v1; repeat it (or comma-separate) for "
+        "several replicas, which get requests in turn",
+    )
+    group.add_argument("--api_key_env", default=None, help="environment variable that holds the API key")
+    group.add_argument("--served_model", default=None, help="model name on the server (default: the one it lists)")
+    group.add_argument(
+        "--endpoint_concurrency",
+        type=number_arg(POSITIVE_INT),
+        default=EndpointSettings.concurrency,
+        help=f"requests in flight per base URL (default {EndpointSettings.concurrency})",
+    )
+    group.add_argument(
+        "--request_timeout",
+        type=number_arg(POSITIVE_INT),
+        default=int(EndpointSettings.timeout_s),
+        help=f"seconds one request may take (default {int(EndpointSettings.timeout_s)})",
+    )
+    group.add_argument(
+        "--max_retries",
+        type=number_arg(NON_NEGATIVE_INT),
+        default=EndpointSettings.max_retries,
+        help=f"retries of a request on 429, 5xx, timeouts, lost connections, with backoff (default "
+        f"{EndpointSettings.max_retries})",
+    )
+    group.add_argument(
+        "--verify_endpoint",
+        type=number_arg(NON_NEGATIVE_INT),
+        default=None,
+        help=f"encode this many of the first task's texts through the server and the local checkpoint "
+        f"(--model_name_or_path FOLDER) and stop below --verify_floor (default {EndpointSettings.VERIFY_DEFAULT} "
+        "with local weights; 0 = off)",
+    )
+    group.add_argument(
+        "--verify_floor",
+        type=number_arg(FRACTION),
+        default=EndpointSettings.verify_floor,
+        help=f"lowest cosine between served and local embeddings (default {EndpointSettings.verify_floor})",
+    )
+
+
+def endpoint_settings(args) -> EndpointSettings | None:
+    """The endpoint settings of ``--backend openai`` (None for the other backends)."""
+    if args.backend != "openai":
+        if args.base_url:
+            raise InvalidOptionError("--base_url is for --backend openai; add it, or drop --base_url")
+        return None
+    urls = tuple(u for value in args.base_url or () for u in parse_list(value))
+    return EndpointSettings(
+        base_urls=urls,
+        api_key_env=args.api_key_env,
+        served_model=args.served_model,
+        concurrency=args.endpoint_concurrency,
+        timeout_s=float(args.request_timeout),
+        max_retries=args.max_retries,
+        verify_texts=args.verify_endpoint,
+        verify_floor=args.verify_floor,
     )
 
 
@@ -169,7 +245,7 @@ def build_config(args, benchmark: str | None):
         )
     model = args.model_name_or_path
     model_name = args.model_name
-    if model is None and args.preset in (None, "none"):
+    if model is None and args.preset in (None, "none") and args.backend != "openai":
         from qzhou_eval._paths import bundled_model_path
 
         model, model_name = bundled_model_path(), model_name or DEFAULT_MODEL_NAME
@@ -204,6 +280,8 @@ def build_config(args, benchmark: str | None):
         device=args.device,
         fail_fast=args.fail_fast,
         backend=args.backend,
+        endpoint=endpoint_settings(args),
+        revision=args.revision,
         readability=ReadabilityLimits(args.collapse_error, args.readability_warn),
         predictions=args.predictions,
     )

@@ -29,7 +29,9 @@ from qzhou_eval.options import Batching, ResolvedOptions
 
 if TYPE_CHECKING:
     from qzhou_eval.encoder.data_parallel import DataParallel
+    from qzhou_eval.encoder.endpoint_backend import ServedModelCheck
     from qzhou_eval.encoder.vllm_backend import VllmEngine
+    from qzhou_eval.remote.endpoint import EndpointClient
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class Encoder:
         token_prepending: TokenPrepending | None = None,
         resolution: ResolvedOptions | None = None,
         vllm: VllmEngine | None = None,
+        endpoint: EndpointClient | None = None,
+        endpoint_check: ServedModelCheck | None = None,
     ) -> None:
         self.loaded = loaded
         self.options = options
@@ -82,7 +86,10 @@ class Encoder:
         self._formatter = InputFormatter(options.prompt_template, options.lowercase)
         self._token_prepending = token_prepending
         self.vllm = vllm  # the vLLM engine that runs the model (backend "vllm"); None: loaded.model runs it
-        self._device = next(loaded.model.parameters()).device if vllm is None else torch.device(options.device)
+        self.endpoint = endpoint  # the server that runs the model (backend "openai")
+        self.endpoint_check = endpoint_check  # compares the server with the local checkpoint on the first texts
+        in_process = vllm is None and endpoint is None
+        self._device = next(loaded.model.parameters()).device if in_process else torch.device("cpu")
         self.batching = Batching(options.batch_size, options.max_tokens_per_batch)
         self.data_parallel: DataParallel | None = None  # set by the runner under torchrun
         self.cache: EmbeddingCache | None = None
@@ -90,6 +97,8 @@ class Encoder:
 
     def identity(self) -> dict:
         """Model identity + embedding options: what a cached embedding depends on."""
+        if self.endpoint is not None:  # what the server says it serves; its weights were never seen
+            return {"endpoint": self.endpoint.served.identity(), "options": self.options.embedding_options()}
         return {
             "model": self.source.name_or_path,
             "weights": self.source.content_digest,  # every byte of every identity file (modeling/source.py)
@@ -183,6 +192,8 @@ class Encoder:
         todo = list(first_row)
         self.stats.inputs += len(inputs)
         self.stats.duplicates += len(inputs) - len(todo)
+        if self.endpoint_check is not None and not self.endpoint_check.done:
+            self.endpoint_check(self, todo)
         vectors = self._cached(todo)
         pending = [t for t in todo if t not in vectors]
         self.stats.encoded += len(pending)
@@ -191,7 +202,11 @@ class Encoder:
                 show_progress = len(pending) > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(
                     logging.INFO
                 )
-            if self.vllm is not None:
+            if self.endpoint is not None:
+                from qzhou_eval.encoder.endpoint_backend import EndpointPass
+
+                run = EndpointPass(self, first_row, progress_desc if show_progress else None)
+            elif self.vllm is not None:
                 from qzhou_eval.encoder.vllm_backend import VllmPass
 
                 run = VllmPass(self, first_row, progress_desc if show_progress else None)
@@ -247,8 +262,10 @@ class Encoder:
 
     @property
     def n_parameters(self) -> int | None:
-        """Parameters of the model this process holds (None when vLLM holds it)."""
-        return None if self.vllm is not None else sum(p.numel() for p in self.loaded.model.parameters())
+        """Parameters of the model this process holds (None when vLLM or a server holds it)."""
+        if self.vllm is not None or self.endpoint is not None:
+            return None
+        return sum(p.numel() for p in self.loaded.model.parameters())
 
 
 class PassBase:

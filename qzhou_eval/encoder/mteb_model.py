@@ -117,6 +117,8 @@ class QZhouMtebModel(AbsEncoder):
         inputs = self.model.format_inputs(texts, prefix)
         rows = sample_distinct(inputs, seed)
         sampled = [inputs[r] for r in rows]
+        if self.model.tokenizer is None:  # a served model without local files: only the embedding side is checked
+            return rows, Readability(len(sampled))
         with_unknown, pieces, unknown, collapsed = token_counts(
             self.model.tokenizer, sampled, self.model.options.max_length
         )

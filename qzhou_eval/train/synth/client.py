@@ -1,20 +1,19 @@
 """An OpenAI-compatible chat client with bounded retries, exponential backoff and a request/token budget.
 
-The ``openai`` package does the HTTP; retries are ours (its own are turned off) so each retry is counted
-by reason in the report: ``rate_limited`` (429), ``server_error`` (5xx), ``timeout``, ``connection``.
-A ``Retry-After`` header sets the wait when the server sends one.
+The ``openai`` package does the HTTP; which failures are retried and how long to wait is
+:mod:`qzhou_eval.remote.retry`'s rule, so each retry is counted by reason in the report.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.remote.retry import import_openai, retry_wait, transient_reason
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +46,7 @@ class ChatClient:
         max_requests: int | None = None,
         max_tokens: int | None = None,
     ) -> None:
-        try:
-            import openai
-        except ImportError:
-            raise InvalidOptionError("synthesis needs the openai package: pip install -e '.[synth]'") from None
+        openai = import_openai("synthesis", "synth")
         self._openai = openai
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
         self.model = model
@@ -72,26 +68,6 @@ class ChatClient:
                 raise BudgetReached(f"budget reached ({self.requests} requests, {self.tokens} tokens)")
             self.requests += 1
 
-    def _retry_reason(self, exc: Exception) -> str | None:
-        o = self._openai
-        if isinstance(exc, o.RateLimitError):
-            return "rate_limited"
-        if isinstance(exc, o.InternalServerError) or (isinstance(exc, o.APIStatusError) and exc.status_code >= 500):
-            return "server_error"
-        if isinstance(exc, o.APITimeoutError):
-            return "timeout"
-        if isinstance(exc, o.APIConnectionError):
-            return "connection"
-        return None
-
-    def _wait(self, exc: Exception, attempt: int) -> float:
-        response = getattr(exc, "response", None)
-        header = response.headers.get("retry-after") if response is not None else None
-        try:
-            return max(0.0, float(header))
-        except (TypeError, ValueError):
-            return self.backoff_s * 2**attempt * (1 + 0.25 * random.random())
-
     def chat(self, messages: list[dict]) -> Answer:
         """One answer, retrying transient failures.
 
@@ -107,7 +83,7 @@ class ChatClient:
                     model=self.model, messages=messages, temperature=self.temperature
                 )
             except self._openai.APIError as exc:
-                reason = self._retry_reason(exc)
+                reason = transient_reason(self._openai, exc)
                 if reason is None:
                     raise InvalidOptionError(
                         f"the endpoint refused the request ({exc}); check base_url, model and the API key"
@@ -115,7 +91,7 @@ class ChatClient:
                 self.retries[reason] += 1
                 if attempt == self.max_retries:
                     raise RequestFailed(f"{reason} after {self.max_retries} retries") from None
-                delay = self._wait(exc, attempt)
+                delay = retry_wait(exc, attempt, self.backoff_s)
                 logger.debug("%s; retrying in %.2fs", reason, delay)
                 time.sleep(delay)
                 continue

@@ -1,0 +1,194 @@
+"""An OpenAI-compatible server as the encoder's engine: same formatting, dedupe, cache and head as local weights.
+
+The harness formats every text exactly as for local weights (instruction prefix, template, 'Null')
+and sends the strings: what is certified is what the server does with them (its tokenizer, pooling,
+attention, dtype, quantisation). Requests are cut by a token budget (counted with the local tokenizer
+when a checkpoint folder is given, else estimated from UTF-8 bytes), sent concurrently over the base
+URLs, and every finished request is cached at once, so a killed run resumes without asking again.
+The server's vectors then go through the protocol's MRL slice and normalisation (:func:`finish`).
+
+With local weights beside the endpoint, :class:`ServedModelCheck` encodes a few of the first task's
+texts both ways (local fp32 on CPU) and stops the run below a cosine floor, before hours are spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from qzhou_eval.encoder.embedder import PassBase, finish
+from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.options import Batching
+
+if TYPE_CHECKING:
+    from qzhou_eval.encoder.embedder import Encoder
+
+logger = logging.getLogger(__name__)
+
+# Without a local tokenizer: a token per 3 UTF-8 bytes (English words run ~4-5 bytes a token, CJK 3),
+# so a request holds at most about its budget; only batching depends on it, never an embedding.
+_BYTES_PER_TOKEN = 3
+
+
+class EndpointMismatch(QZhouEvalError):
+    """The served model does not compute what the local checkpoint computes (the run stops before it starts)."""
+
+
+def estimated_tokens(text: str, max_length: int) -> int:
+    return min(max_length, 2 + len(text.encode("utf-8")) // _BYTES_PER_TOKEN)
+
+
+def plan_requests(lengths: list[int], batching: Batching) -> list[list[int]]:
+    """Row lists, longest texts first, each within ``max_rows`` texts and ``max_tokens`` tokens (unpadded:
+    servers pack sequences). A budget of 0 means fixed requests of ``max_rows`` texts."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    requests: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for row in order:
+        full = len(current) >= batching.max_rows or (
+            batching.max_tokens and current and used + lengths[row] > batching.max_tokens
+        )
+        if full:
+            requests.append(current)
+            current, used = [], 0
+        current.append(row)
+        used += lengths[row]
+    if current:
+        requests.append(current)
+    return requests
+
+
+class EndpointPass(PassBase):
+    """One call's distinct texts through the server: concurrent requests, each cached as it finishes."""
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        if self.encoder.tokenizer is not None:
+            return super().token_lengths(texts)
+        return [estimated_tokens(t, self.encoder.options.max_length) for t in texts]
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        encoder = self.encoder
+        client = encoder.endpoint
+        out = np.empty((len(texts), encoder.embedding_dim), dtype=np.float32)
+        if not texts:
+            return out
+        lengths = self.token_lengths(texts)
+        requests = plan_requests(lengths, encoder.batching)
+        cache = encoder.cache if encoder.cache is not None and encoder.data_parallel is None else None
+        bar = tqdm(total=len(texts), desc=self.progress, unit="text", disable=self.progress is None)
+        pool = ThreadPoolExecutor(max_workers=client.workers, thread_name_prefix="qzhou-eval-endpoint")
+        running = {pool.submit(client.embed, [texts[r] for r in rows]): rows for rows in requests}
+        failure: BaseException | None = None
+
+        def keep(future) -> None:
+            rows = running.pop(future)
+            vectors = served_to_protocol(future.result(), encoder)
+            out[rows] = vectors
+            if cache is not None:  # at once: a run killed now re-asks only what was in flight
+                cache.put_many(cache.keys([texts[r] for r in rows]), vectors)
+            bar.update(len(rows))
+
+        try:
+            while running and failure is None:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is not None:
+                        failure = failure or future.exception()
+                        running.pop(future)
+                    else:
+                        keep(future)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in [f for f in running if f.done() and not f.cancelled() and f.exception() is None]:
+                keep(future)  # answers that arrived while stopping are kept for the rerun too
+            bar.close()
+        if failure is not None:
+            raise failure
+        return out
+
+
+def served_to_protocol(vectors: np.ndarray, encoder: Encoder) -> np.ndarray:
+    """The server's float32 vectors, sliced to the MRL dimension and normalised as the protocol does."""
+    return finish(torch.from_numpy(vectors), True, encoder.options.dim, encoder.options.normalize).numpy()
+
+
+@dataclass(frozen=True)
+class CheckedPair:
+    text: str
+    cosine: float
+
+
+class ServedModelCheck:
+    """Encode the first ``count`` texts the run meets (half from each of its first calls, so both sides of
+    a retrieval task are seen) through the server and through the local checkpoint; below ``floor``, stop.
+
+    ``reference`` builds the local fp32 CPU encoder only when the check runs, and it is dropped after.
+    """
+
+    def __init__(self, reference, count: int, floor: float) -> None:
+        self._reference = reference
+        self.count = count
+        self.floor = floor
+        self.checked: list[CheckedPair] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.checked) >= self.count
+
+    def __call__(self, encoder: Encoder, inputs: list[str]) -> None:
+        """Check a sample of ``inputs`` (formatted, distinct) of one encode call.
+
+        Raises:
+            EndpointMismatch: a cosine below the floor, naming the worst texts and the usual causes.
+        """
+        quota = min(self.count - len(self.checked), math.ceil(self.count / 2))
+        if quota <= 0 or not inputs:
+            return
+        picks = sorted({int(i) for i in np.linspace(0, len(inputs) - 1, num=min(quota, len(inputs)))})
+        sample = [inputs[i] for i in picks]
+        local = self._local_encoder()
+        from qzhou_eval.encoder.embedder import _Pass
+
+        expected = _Pass(local, local.batching, {t: i for i, t in enumerate(sample)}, None)(sample)
+        served = served_to_protocol(encoder.endpoint.embed(sample), encoder)
+        cosines = (expected * served).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(served, axis=1))
+        self.checked.extend(CheckedPair(t, float(c)) for t, c in zip(sample, cosines))
+        worst = sorted(self.checked, key=lambda p: p.cosine)
+        if worst[0].cosine < self.floor:
+            lines = "\n".join(f"  cosine {p.cosine:.6f}  {p.text[:100]!r}" for p in worst[:5])
+            raise EndpointMismatch(
+                f"the served model is not the local checkpoint: cosine below the floor {self.floor} on "
+                f"{sum(p.cosine < self.floor for p in self.checked)} of {len(self.checked)} checked text(s); worst:\n"
+                f"{lines}\nusual causes: another pooling (vLLM --pooler-config / TEI --pooling), causal instead of "
+                "bidirectional attention, a prompt or instruction the server adds or drops, a lossy quantisation. "
+                "Fix the server, or lower --verify_floor if the difference is intended"
+            )
+        if self.done:
+            logger.info(
+                "endpoint check: %d text(s), cosine to the local fp32 checkpoint >= %.6f (floor %s)",
+                len(self.checked),
+                worst[0].cosine,
+                self.floor,
+            )
+            self._reference = None  # the local model is no longer needed
+
+    def _local_encoder(self) -> Encoder:
+        if callable(self._reference):
+            logger.info("loading the local checkpoint (float32, CPU) to check the endpoint against it")
+            self._reference = self._reference()
+        return self._reference
+
+    def as_record(self) -> dict:
+        return {
+            "texts": len(self.checked),
+            "floor": self.floor,
+            "min_cosine": min((p.cosine for p in self.checked), default=None),
+        }
