@@ -38,6 +38,7 @@ from qzhou_eval.options import (
     parse_layers,
     resolve_batching,
     resolve_options,
+    with_batching,
 )
 from qzhou_eval.presets import Preset, PresetChoice, load_preset, select_preset
 from qzhou_eval.remote.endpoint import EndpointSettings
@@ -246,7 +247,8 @@ def build_encoder(
         options.device,
         loaded.attn_implementation,
     )
-    return Encoder(loaded, options, info.source, hooks, resolution=resolved)
+    resolution = with_batching(resolved, batching, torch_device.type)
+    return Encoder(loaded, options, info.source, hooks, resolution=resolution)
 
 
 def _declared_shape(info: CheckpointInfo, remote: bool) -> tuple[object, int, int, int | None]:
@@ -311,7 +313,8 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
         device=str(torch_device),
     )
     logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, options.dtype, options.device)
-    return Encoder(loaded, options, source, None, resolution=resolved, vllm=engine)
+    resolution = with_batching(resolved, batching, f"vLLM on {torch_device.type}")
+    return Encoder(loaded, options, source, None, resolution=resolution, vllm=engine)
 
 
 def build_endpoint_encoder(
@@ -377,7 +380,8 @@ def build_endpoint_encoder(
         ", ".join(settings.base_urls),
         client.workers,
     )
-    return Encoder(loaded, options, source, None, resolution=resolved, endpoint=client, endpoint_check=check)
+    resolution = with_batching(resolved, batching, "an endpoint (per request)")
+    return Encoder(loaded, options, source, None, resolution=resolution, endpoint=client, endpoint_check=check)
 
 
 def _served_max_length(resolved: ResolvedOptions, served: int | None) -> int:

@@ -235,6 +235,16 @@ def resolve_batching(resolved: ResolvedOptions, device_type: str) -> Batching:
     return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget)
 
 
+def with_batching(resolved: ResolvedOptions, batching: Batching, used_for: str) -> ResolvedOptions:
+    """``resolved`` with the batching actually used in place of unset values, so a log and a manifest say
+    ``max_tokens_per_batch = 4096 (default for cpu)`` rather than ``None (default)``."""
+    options = dict(resolved.options)
+    for key, value in (("batch_size", batching.max_rows), ("max_tokens_per_batch", batching.max_tokens)):
+        if options[key].value is None:
+            options[key] = ResolvedOption(value, f"default for {used_for}")
+    return ResolvedOptions(options, resolved.preset)
+
+
 def check_values(resolved: ResolvedOptions) -> None:
     """Reject values no encoder can take, before any data or weights load (build_encoder relies on it).
 

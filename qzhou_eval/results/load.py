@@ -97,12 +97,16 @@ def results_root(path: Path) -> Path:
 
 
 def model_folders(root: Path) -> dict[str, Path]:
-    """{org/name: folder} for every ``org__name`` folder under ``root``."""
+    """{org/name: folder} for every ``org__name`` folder under ``root``; a run folder's ``results/`` (mteb's
+    layout) and its top level (runs made before it) are both read, the former winning for the same model."""
+    root = results_root(root)
+    levels = [root] if root.name == "results" or not (root / "results").is_dir() else [root, root / "results"]
     out = {}
-    for folder in sorted(p for p in results_root(root).iterdir() if p.is_dir()):
-        if "__" in folder.name:
-            org, name = folder.name.split("__", 1)
-            out[f"{org}/{name}"] = folder
+    for level in levels:
+        for folder in sorted(p for p in level.iterdir() if p.is_dir()):
+            if "__" in folder.name:
+                org, name = folder.name.split("__", 1)
+                out[f"{org}/{name}"] = folder
     return out
 
 

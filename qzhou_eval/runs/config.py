@@ -17,7 +17,7 @@ from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, check_backend,
 from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings
 from qzhou_eval.runs import manifest as manifests
-from qzhou_eval.runs.provenance import RunInputs, identity_options
+from qzhou_eval.runs.provenance import RESULTS_DIRNAME, RunInputs, identity_options
 
 CACHE_DIRNAME = ".embedding_cache"
 # The suite label of a run that names tasks rather than a benchmark (its manifest: qzhou-run-tasks.json).
@@ -227,8 +227,14 @@ def request_manifest(config: RunConfig, request: ResolvedRequest) -> dict[str, A
 
 
 def results_dir_for(output_dir: Path, model_name: str, revision: str) -> Path:
-    """mteb's layout: <output_dir>/<org__model>/<revision>/."""
-    return Path(output_dir) / model_name.replace("/", "__").replace(" ", "_") / revision
+    """mteb's cache layout, so ``mteb.ResultCache(output_dir)`` reads a run as it is:
+    ``<output_dir>/results/<org__model>/<revision>/``. A run folder made before that layout
+    (``<output_dir>/<org__model>/<revision>/``) keeps resuming where its results are."""
+    folder = model_name.replace("/", "__").replace(" ", "_")
+    legacy = Path(output_dir) / folder / revision
+    if legacy.is_dir():
+        return legacy
+    return Path(output_dir) / RESULTS_DIRNAME / folder / revision
 
 
 def instructions_for(config: RunConfig, choice: PresetChoice | None, task_names: list[str]) -> InstructionSet | None:

@@ -26,6 +26,7 @@ from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, EvidenceFiles, evidence_i
 from qzhou_eval.options import BATCHING_OPTIONS, ResolvedOptions, canonical_dtype_name
 
 STATE_DIRNAME = ".qzhou"
+RESULTS_DIRNAME = "results"  # mteb.ResultCache reads <cache>/results/<org__model>/<revision>/
 # Resolved options that never change an embedding: not part of a result's identity.
 _NOT_IDENTITY = BATCHING_OPTIONS | {"mrl_dims"}
 
@@ -258,17 +259,30 @@ class RecordStore:
         return out
 
 
+def run_folder_of(result_file: Path) -> Path:
+    """The run's output folder of a result at ``<output_dir>/results/<org__model>/<revision>/<Task>.json``
+    (mteb's cache layout), or at ``<output_dir>/<org__model>/<revision>/`` (runs made before it): the one
+    that holds the run's state folder, else the folder above the model's."""
+    above_model = result_file.parent.parent.parent
+    if (above_model / STATE_DIRNAME).is_dir():
+        return above_model
+    if above_model.name == RESULTS_DIRNAME and (above_model.parent / STATE_DIRNAME).is_dir():
+        return above_model.parent
+    return above_model
+
+
 def store_of(result_file: Path) -> RecordStore:
-    """The record store of a result file at ``<output_dir>/<org__model>/<revision>/<Task>.json``."""
+    """The record store of a result file in a run folder (either layout: :func:`run_folder_of`)."""
     revision_dir = result_file.parent
     model_dir = revision_dir.parent
-    return RecordStore(model_dir.parent, model_dir.name.replace("__", "/", 1), revision_dir.name)
+    return RecordStore(run_folder_of(result_file), model_dir.name.replace("__", "/", 1), revision_dir.name)
 
 
 def unverified_reason(result_file: Path) -> str | None:
     """Why a result file in a qzhou-eval run folder may not be shown, or None when it may.
 
-    ``result_file`` sits at ``<output_dir>/<org__model>/<revision>/<Task>.json``. Where that output folder
+    ``result_file`` sits at ``<output_dir>/results/<org__model>/<revision>/<Task>.json`` (or one level up, in
+    runs made before mteb's layout was adopted). Where that output folder
     holds records for the model (it is a qzhou-eval run), the file must be the exact one its record
     names; folders written by other tools (the public results repository, ``submit``'s copy) carry no
     records and are read as they are.

@@ -334,7 +334,7 @@ def world(tmp_path_factory, minilm_path, shared_dir, finished_run):
     finished = tmp / "finished"
     shutil.copytree(finished_run[0], finished)
     places["finished"] = str(finished)
-    result_dir = next(finished.glob("*/*/STSBenchmark.json")).parent
+    result_dir = next(finished.glob("results/*/*/STSBenchmark.json")).parent
     binary_run = tmp / "binary-result" / result_dir.parent.name / result_dir.name
     shutil.copytree(result_dir, binary_run)
     (binary_run / "STSBenchmark.json").write_bytes(b'\xff{"scores": 1}')
@@ -430,14 +430,14 @@ def _campaign_world(tmp: Path, model: Path, shared_dir: Path, finished: Path, re
     lock.unlink(missing_ok=True)
     lock.mkdir()
     out = finished_copy("result_dir")
-    result = next(out.glob("*/*/STSBenchmark.json"))
+    result = next(out.glob("results/*/*/STSBenchmark.json"))
     result.unlink()
     result.mkdir()
     out = finished_copy("record_dir")
     record = next(out.glob(".qzhou/records/*/*/STSBenchmark.json"))
     record.unlink()
     record.mkdir()
-    places["finished_result"] = str(next(finished.glob("*/*/STSBenchmark.json")))
+    places["finished_result"] = str(next(finished.glob("results/*/*/STSBenchmark.json")))
 
     def data_copy(name: str) -> Path:
         return _sts_copy(tmp, name, shared_dir, places)

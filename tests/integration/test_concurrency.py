@@ -128,6 +128,6 @@ def test_two_shard_processes_started_together_keep_every_result(tmp_path, minilm
     manifest = json.loads((out / "qzhou-run-tasks.json").read_text())
     assert sorted(manifest["tasks"]) == sorted(tasks)
     assert all(entry["status"] == "finished" for entry in manifest["tasks"].values())
-    assert sorted(p.stem for p in out.glob("*/*/*.json") if p.name != "model_meta.json") == sorted(tasks)
+    assert sorted(p.stem for p in out.glob("results/*/*/*.json") if p.name != "model_meta.json") == sorted(tasks)
     assert sorted(p.stem for p in out.glob(".qzhou/records/*/*/*.json")) == sorted(tasks)
     assert not list(out.rglob(f"*{TMP_SUFFIX}")) and not list((out / ".qzhou" / "runs").glob("*.json"))

@@ -151,7 +151,7 @@ def test_a_run_through_a_server_without_local_weights(tmp_path, shared_dir):
         first = stub.requests
         assert main_for_benchmark("MTEB(eng, v2)", argv) == 0  # finished: nothing is encoded again
         assert stub.requests == first  # no embedding request at all
-    folder = tmp_path / "org__served-embedder" / "no_revision_available"
+    folder = tmp_path / "results" / "org__served-embedder" / "no_revision_available"
     assert (folder / "STSBenchmark.json").is_file()
     (manifest_file,) = tmp_path.glob("qzhou-run-*.json")
     manifest = json.loads(manifest_file.read_text())

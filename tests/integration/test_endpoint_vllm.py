@@ -114,8 +114,8 @@ def test_a_task_through_vllm_serve_scores_as_the_hf_backend(
         str(tmp_path),
     ]
     assert main_for_benchmark("MTEB(eng, v2)", argv) == 0
-    (served_file,) = tmp_path.glob("*/*/STSBenchmark.json")
-    (hf_file,) = finished_run[0].glob("*/*/STSBenchmark.json")
+    (served_file,) = tmp_path.glob("results/*/*/STSBenchmark.json")
+    (hf_file,) = finished_run[0].glob("results/*/*/STSBenchmark.json")
     served, hf = (json.loads(f.read_text())["scores"]["test"][0]["main_score"] for f in (served_file, hf_file))
     assert served == pytest.approx(hf, abs=1e-4)
     (manifest_file,) = tmp_path.glob("qzhou-run-*.json")

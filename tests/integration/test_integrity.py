@@ -43,7 +43,7 @@ def _finished_copy(finished_run, dst: Path) -> Path:
 
 
 def _reference_score(finished_run) -> float:
-    return read_task_result(next(finished_run[0].glob("*/*/STSBenchmark.json"))).get_score()
+    return read_task_result(next(finished_run[0].glob("results/*/*/STSBenchmark.json"))).get_score()
 
 
 def test_replaced_data_is_read_and_rerun_never_served_from_a_stale_cache(
@@ -103,7 +103,7 @@ def test_unreadable_manifest_is_set_aside_and_nothing_is_rerun(finished_run, min
 
 def test_an_edited_result_file_is_not_trusted(finished_run, minilm_path, shared_dir, tmp_path):
     out = _finished_copy(finished_run, tmp_path / "copy")
-    result = next(out.glob("*/*/STSBenchmark.json"))
+    result = next(out.glob("results/*/*/STSBenchmark.json"))
     data = json.loads(result.read_text())
     data["scores"]["test"][0]["main_score"] = 0.99
     result.write_text(json.dumps(data))
@@ -128,7 +128,7 @@ def _damage_vectors(db: Path, every: int = 1) -> int:
 
 def _forget_result(out: Path) -> None:
     """Remove the result and its record, keeping the embedding cache: the task runs again."""
-    for path in [*out.glob("*/*/STSBenchmark.json"), *out.glob(".qzhou/records/*/*/STSBenchmark.json")]:
+    for path in [*out.glob("results/*/*/STSBenchmark.json"), *out.glob(".qzhou/records/*/*/STSBenchmark.json")]:
         path.unlink()
 
 
@@ -199,7 +199,7 @@ def test_sigkill_during_cache_recovery_then_resume(finished_run, minilm_path, sh
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     repaired_before_kill = _intact_rows(db)
-    assert not list(out.glob("*/*/STSBenchmark.json")), "a killed task must not leave a result"
+    assert not list(out.glob("results/*/*/STSBenchmark.json")), "a killed task must not leave a result"
     summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
     assert summary.encode_stats.repaired == total - repaired_before_kill, "repairs made before the kill were lost"
     assert summary.scores["STSBenchmark"] == pytest.approx(_reference_score(finished_run), abs=1e-6)

@@ -170,7 +170,7 @@ def test_report_and_compare_refuse_a_result_that_is_not_the_recorded_one(finishe
     out = tmp_path / "copy"
     shutil.copytree(finished_run[0], out)
     assert main(["report", str(out), "--benchmark", "MTEB(eng, v2)"]) == 0
-    result = next(out.glob("*/*/STSBenchmark.json"))
+    result = next(out.glob("results/*/*/STSBenchmark.json"))
     data = json.loads(result.read_text())
     data["scores"]["test"][0]["main_score"] = 0.9912
     result.write_text(json.dumps(data))

@@ -36,7 +36,7 @@ def test_minilm_matches_leaderboard(suite, shared_dir, minilm_path, tmp_path, ca
         ],
     )
     assert code == 0
-    files = sorted(tmp_path.glob("sentence-transformers__all-MiniLM-L6-v2/*/*.json"))
+    files = sorted(tmp_path.glob("results/sentence-transformers__all-MiniLM-L6-v2/*/*.json"))
     scores = {f.stem: read_task_result(f).get_score() for f in files if f.stem != "model_meta"}
     assert scores, "no task ran"
     for task, score in scores.items():

@@ -83,7 +83,7 @@ def _config(minilm_path, shared_dir, out, **kw):
 def test_real_task_end_to_end_and_skip(finished_run, minilm_path, shared_dir, capsys):
     out, code, _ = finished_run
     assert code == 0
-    files = list(out.glob("sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
+    files = list(out.glob("results/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
     assert len(files) == 1 and (files[0].parent / "model_meta.json").is_file()
     result = read_task_result(files[0])
     assert result is not None, "mteb's TaskResult cannot read the result file"
@@ -131,7 +131,7 @@ def test_other_options_are_refused_then_set_aside(finished_run, minilm_path, sha
         )
     )
     assert summary.ran == ["STSBenchmark"]
-    kept = list(copy.glob("replaced-*/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
+    kept = list(copy.glob("replaced-*/results/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
     assert len(kept) == 1, "the earlier results must be moved aside, not deleted"
     moved = list(copy.glob("replaced-*/.qzhou/evidence/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.*.gz"))
     assert len(moved) == 2, "their per-sample evidence moves with them"
@@ -144,7 +144,7 @@ def test_per_sample_evidence_is_bound_to_its_result(finished_run, minilm_path, s
 
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(finished_run[0]), str(copy)], check=True)
-    result_file = next(copy.glob("sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
+    result_file = next(copy.glob("results/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
     found = recorded_units(result_file)
     assert isinstance(found, RecordedUnits) and 100 * found.units.point() == pytest.approx(82.03, abs=0.01)
     assert finished_run_summary(_config(minilm_path, shared_dir, copy)) is not None
@@ -163,7 +163,7 @@ def test_per_sample_evidence_is_bound_to_its_result(finished_run, minilm_path, s
     cache = copy / ".embedding_cache"
     assert run_suite(_config(minilm_path, shared_dir, bare, predictions=False, cache_dir=cache)).ran == ["STSBenchmark"]
     assert not (bare / ".qzhou" / "evidence").exists() or not any((bare / ".qzhou" / "evidence").rglob("*.gz"))
-    bare_result = next(bare.glob("sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
+    bare_result = next(bare.glob("results/sentence-transformers__all-MiniLM-L6-v2/*/STSBenchmark.json"))
     assert "no per-sample data" in recorded_units(bare_result)
     assert run_suite(_config(minilm_path, shared_dir, bare, cache_dir=cache)).ran == ["STSBenchmark"]
     assert isinstance(recorded_units(bare_result), RecordedUnits)
@@ -213,7 +213,7 @@ def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, 
     proc.wait()
     with sqlite3.connect(db) as con:
         committed = con.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
-    assert not list(out.glob("*/*/STSBenchmark.json")), "a killed task must not leave a result file"
+    assert not list(out.glob("results/*/*/STSBenchmark.json")), "a killed task must not leave a result file"
     summary = run_suite(_config(minilm_path, shared_dir, out, encoder_options={"batch_size": 8}))
     with sqlite3.connect(db) as con:
         total = con.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
@@ -221,7 +221,7 @@ def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, 
     assert manifest["tasks"]["STSBenchmark"]["encode_stats"]["encoded"] == total - committed, (
         "committed embeddings were re-encoded"
     )
-    reference = read_task_result(next(finished_run[0].glob("*/*/STSBenchmark.json"))).get_score()
+    reference = read_task_result(next(finished_run[0].glob("results/*/*/STSBenchmark.json"))).get_score()
     assert summary.scores["STSBenchmark"] == pytest.approx(reference, abs=1e-6)
 
 
