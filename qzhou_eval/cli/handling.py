@@ -27,6 +27,20 @@ class CliParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def add_kebab_aliases(parser: argparse.ArgumentParser) -> None:
+    """Every ``--snake_case`` flag also answers to ``--kebab-case`` (mteb's CLI spells flags that way), in
+    ``parser`` and its subcommands; the snake-case spellings of the reference scripts stay."""
+    for action in list(parser._actions):
+        for option in list(action.option_strings):
+            alias = option.replace("_", "-")
+            if option.startswith("--") and alias != option and alias not in parser._option_string_actions:
+                action.option_strings.append(alias)
+                parser._option_string_actions[alias] = action
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                add_kebab_aliases(subparser)
+
+
 def add_verbosity(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
     """-v / -q, accepted before or after the subcommand (a subcommand's copy never resets the top's count)."""
     default = 0 if top else argparse.SUPPRESS
@@ -45,9 +59,32 @@ def log_level(verbose: int = 0, quiet: int = 0) -> int:
     return min(max(logging.INFO + 10 * (quiet - verbose), logging.DEBUG), logging.ERROR)
 
 
+class _SaidOnce(logging.Filter):
+    """Drops a Python warning whose text was already logged: mteb both logs and warns most of its notices
+    (e.g. a superseded task), which would otherwise print every one of them twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged: dict[str, None] = {}  # insertion-ordered, bounded
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.name == "py.warnings":  # "<file>:<line>: UserWarning: <text>\n  <source line>"
+            return text.split("Warning: ", 1)[-1].split("\n", 1)[0].strip() not in self.logged
+        self.logged[text.strip()] = None
+        if len(self.logged) > 1000:
+            self.logged.pop(next(iter(self.logged)))
+        return True
+
+
 def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
-    """Handlers live here only; the library just logs. INFO (default) shows progress bars."""
+    """Handlers live here only; the library just logs. INFO (default) shows progress bars. Python warnings go
+    through the same handler, each notice once."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _SaidOnce) for f in handler.filters):
+            handler.addFilter(_SaidOnce())
     logging.getLogger("qzhou_eval").setLevel(log_level(verbose, quiet))
 
 

@@ -45,8 +45,8 @@ def add_parser(sub) -> None:
     c = sub.add_parser(
         "compare",
         help="NEW - BASE per task with paired bootstrap intervals and randomisation p-values; exit 0 no "
-        "significant drop, 1 a significant drop beyond --min-effect (or a task missing in NEW), 2 bad input, "
-        "3 internal error",
+        "significant drop, 1 a significant drop beyond --min-effect (or, with --require-all, a task missing in NEW), "
+        "2 bad input, 3 internal error",
     )
     c.add_argument("base")
     c.add_argument("new")
@@ -56,6 +56,11 @@ def add_parser(sub) -> None:
         help="default: the suite that holds every task of the runs, else 'tasks' (every task both runs scored)",
     )
     c.add_argument("--convention", default="leaderboard-2025-08")
+    c.add_argument(
+        "--require-all",
+        action="store_true",
+        help="fail (exit 1) when NEW lacks a task BASE has (default: a partial NEW is compared on its tasks)",
+    )
     c.add_argument(
         "--alpha",
         type=number_arg(FRACTION),
@@ -163,6 +168,7 @@ def run_compare(args) -> int:
         max_mean_drop=args.max_mean_drop,
         resamples=args.resamples,
         seed=args.seed,
+        require_all=args.require_all,
     )
     result = compare_runs(args.base, args.new, benchmark=args.benchmark, convention=args.convention, settings=settings)
     if args.format == "json":

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from qzhou_eval._ranks import process_rank
-from qzhou_eval.cli.handling import CliParser, add_verbosity, run_handled
+from qzhou_eval.cli.handling import CliParser, add_kebab_aliases, add_verbosity, run_handled
 from qzhou_eval.cli.options import parse_bool
 from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.errors import InvalidOptionError
@@ -24,11 +24,16 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     if benchmark is None:
         p.add_argument(
             "--benchmark",
+            "-b",
+            "--benchmarks",
+            nargs="+",
             default=None,
-            help='any mteb benchmark, e.g. "MTEB(eng, v2)"; without it, --tasks names mteb tasks',
+            help='any mteb benchmark, e.g. "MTEB(eng, v2)" (one per run); without it, --tasks names mteb tasks',
         )
     p.add_argument(
         "--model_name_or_path",
+        "-m",
+        "--model",
         default=None,
         help="checkpoint folder or hub id (default: the packaged all-MiniLM-L6-v2)",
     )
@@ -40,14 +45,21 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
         default=None,
         help="true|false (default false, as the reference; giving --instructions turns it on)",
     )
-    p.add_argument("--output_dir", default="results", help="results folder (mteb layout)")
+    p.add_argument(
+        "--output_dir",
+        "--output_folder",
+        default="results",
+        help="run folder; results go to <output_dir>/results/<org__model>/<revision>/, which mteb.ResultCache reads",
+    )
     p.add_argument(
         "--tasks",
+        "-t",
+        nargs="+",
         default=None,
-        help="comma list: only these tasks of the benchmark, or (no --benchmark) any mteb tasks",
+        help="tasks, space- or comma-separated: only these of the benchmark, or (no --benchmark) any mteb tasks",
     )
-    p.add_argument("--exclude_tasks", default=None, help="comma list of tasks to leave out")
-    p.add_argument("--task_types", default=None, help="comma list, e.g. STS,Classification")
+    p.add_argument("--exclude_tasks", nargs="+", default=None, help="tasks to leave out (space- or comma-separated)")
+    p.add_argument("--task_types", nargs="+", default=None, help="e.g. STS Classification (or STS,Classification)")
     p.add_argument("--only_available", action="store_true", help="with --data_dir: run only the tasks present there")
     p.add_argument(
         "--preset",
@@ -116,6 +128,7 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     )
     p.add_argument(
         "--revision",
+        "--model_revision",
         default=None,
         help="the revision results are filed under (default: the checkpoint's content fingerprint; for a served "
         "model without local weights, no_revision_available)",
@@ -251,11 +264,12 @@ def build_config(args, benchmark: str | None):
         model, model_name = bundled_model_path(), model_name or DEFAULT_MODEL_NAME
     for flag in ("tasks", "task_types"):
         value = getattr(args, flag)
-        if value is not None and not parse_list(value):
+        if value is not None and not names(value):
             raise InvalidOptionError(
-                f"--{flag} {value!r} names nothing; name at least one, or leave the flag out to run the whole selection"
+                f"--{flag} {' '.join(value)!r} names nothing; name at least one, or leave the flag out to run the whole "
+                "selection"
             )
-    tasks = parse_list(args.tasks)
+    tasks = names(args.tasks)
     if benchmark is None and not tasks:
         raise argparse.ArgumentTypeError('pass --benchmark NAME (e.g. "MTEB(eng, v2)") or --tasks NAME[,NAME...]')
     if args.only_available:
@@ -270,14 +284,14 @@ def build_config(args, benchmark: str | None):
         use_instruction=args.use_instruction,
         instructions=args.instructions,
         tasks=tasks,
-        exclude_tasks=parse_list(args.exclude_tasks),
-        task_types=parse_list(args.task_types),
+        exclude_tasks=names(args.exclude_tasks),
+        task_types=names(args.task_types),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         cache_dir=False if (cache or "").lower() == "none" else (Path(cache) if cache else True),
         overwrite=args.overwrite,
         shard=parse_shard(args.shard),
         model_name=model_name,
-        device=args.device,
+        device=f"cuda:{args.device}" if str(args.device).isdigit() else args.device,  # mteb run's --device 0
         fail_fast=args.fail_fast,
         backend=args.backend,
         endpoint=endpoint_settings(args),
@@ -321,7 +335,26 @@ def print_summary(summary, suite: str) -> None:
         )
 
 
+def names(values: list[str] | None) -> list[str]:
+    """Names given space-separated (mteb's ``-t A B``), comma-separated (the reference's ``--tasks A,B``) or both."""
+    return [name for value in values or () for name in parse_list(value)]
+
+
+def one_benchmark(values: list[str] | None) -> str | None:
+    """The benchmark of ``--benchmark``/``-b`` (mteb's ``--benchmarks`` takes a list; a run holds one)."""
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise InvalidOptionError(
+            f"--benchmarks {values}: one benchmark per run (its manifest and report are per benchmark); run the "
+            "command once per benchmark, with the same --output_dir"
+        )
+    return values[0]
+
+
 def run(args, benchmark: str | None = None) -> int:
+    if hasattr(args, "benchmark"):
+        args.benchmark = one_benchmark(args.benchmark)
     benchmark = benchmark or args.benchmark
     config = build_config(args, benchmark)
     summary = finished_run_summary(config)
@@ -339,5 +372,6 @@ def main_for_benchmark(benchmark: str, argv: list[str] | None = None) -> int:
     parser = CliParser(description=f"Evaluate a checkpoint on {benchmark} (QZhou protocol).")
     add_arguments(parser, benchmark=benchmark)
     add_verbosity(parser)
+    add_kebab_aliases(parser)
     args = parser.parse_args(argv)
     return run_handled(lambda: run(args, benchmark), args.verbose, args.quiet)

@@ -22,6 +22,7 @@ from qzhou_eval.report.tables import (
     find_manifests,
     format_cell,
     paired_notes,
+    partial_note,
     readability_notes,
     revisions_note,
 )
@@ -124,6 +125,7 @@ def render_html(report: Report, manifests: dict[Path, dict] | None = None) -> st
         *(f'<p class="note warn">{html.escape(note)}</p>' for note in readability_notes(report)),
         "<h2>Task types</h2>",
         _table(report.task_types, runs, "task-types"),
+        *_partial_section(report),
         _chart(report),
         "<h2>Tasks</h2>",
         _table(report.tasks, runs, "tasks"),
@@ -138,3 +140,12 @@ def render_html(report: Report, manifests: dict[Path, dict] | None = None) -> st
         f"<script>{_SCRIPT}</script></body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _partial_section(report: Report) -> list[str]:
+    """The partial rows' means over the tasks present, under the table that leaves them blank."""
+    partial = partial_note(report)
+    if partial is None:
+        return []
+    note, table = partial
+    return [f'<p class="note">{html.escape(note)}:</p><div class="scroll">{table.to_html(index=False)}</div>']

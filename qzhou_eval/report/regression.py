@@ -38,6 +38,7 @@ class Settings:
     max_mean_drop: float = 0.3  # points: the gate for the mean when some task lacks per-sample data
     resamples: int = 10_000
     seed: int = 0
+    require_all: bool = False  # a task BASE has and NEW lacks fails the gate (default: listed, compared on the rest)
 
     def __post_init__(self) -> None:
         check_number("--alpha", self.alpha, FRACTION)
@@ -219,8 +220,8 @@ def compare_runs(
 
     Flagged (exit 1): a significant drop beyond ``min_effect``; a point drop beyond ``max_task_drop``
     for a task without per-sample data; the mean's drop beyond ``max_mean_drop`` when not every
-    task has per-sample data, else a mean whose whole interval lies below ``-min_effect``; a task
-    BASE has and NEW lacks.
+    task has per-sample data, else a mean whose whole interval lies below ``-min_effect``; with
+    ``require_all``, a task BASE has and NEW lacks (otherwise a partial NEW is compared on what it has).
     """
     settings = settings or Settings(**thresholds)
     base_model, new_model = _single_model(base, "BASE"), _single_model(new, "NEW")
@@ -284,7 +285,8 @@ def _flag(result: Comparison, tests: dict, settings: Settings) -> None:
             result.flags.append(
                 f"mean over {len(rows)} common tasks: {result.mean_delta:+.2f} (< -{settings.max_mean_drop})"
             )
-    result.flags += [f"{task}: missing in NEW" for task in result.only_base]
+    if settings.require_all and result.only_base:
+        result.flags.append(f"{len(result.only_base)} task(s) of BASE missing in NEW (--require-all)")
 
 
 def render_comparison(cmp: Comparison) -> str:
@@ -303,7 +305,10 @@ def render_comparison(cmp: Comparison) -> str:
         f"delta {cmp.mean_delta:+.2f}{mean_ci}" + (f" ({cmp.mean_note})" if cmp.mean_note else ""),
     ]
     if cmp.only_base:
-        lines.append(f"tasks only in BASE (missing in NEW): {cmp.only_base}")
+        verdict = (
+            "a flag (--require-all)" if s.require_all else "compared on the common tasks only; --require-all fails"
+        )
+        lines.append(f"NEW is partial: {len(cmp.only_base)} task(s) of BASE missing ({verdict}): {cmp.only_base}")
     if cmp.only_new:
         lines.append(f"tasks only in NEW: {cmp.only_new}")
     lines.append(f"{len(cmp.flags)} flag(s)" + (":\n  " + "\n  ".join(cmp.flags) if cmp.flags else ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,13 +15,17 @@ from qzhou_eval.results.aggregate import (
     BORDA,
     COVERAGE,
     MEAN_TASK,
+    PartialMean,
     add_deltas,
+    partial_means,
     score_frame,
     task_type_table,
 )
 from qzhou_eval.results.conventions import MTEB_CONVENTION, Convention, load_convention
 from qzhou_eval.results.load import ModelResults, load_models
 from qzhou_eval.results.runs import load_run_dir
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("markdown", "csv", "json")
 TABLES = ("task-types", "tasks")
@@ -39,6 +44,8 @@ class Report:
     reference: str | None = None
     # {model: paired rows against the reference} (report/regression.py): intervals where both have per-sample data
     paired: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # {model: means over the tasks present} for models with some but not all tasks (blank in the tables)
+    partial: dict[str, list[PartialMean]] = field(default_factory=dict)
 
     def table(self, which: str) -> pd.DataFrame:
         if which not in TABLES:
@@ -78,6 +85,7 @@ def build_report(
             sources[model.name] = "baseline"
     if not entries:
         raise InvalidOptionError("nothing to report: give run folders and/or --baselines")
+    reference = _reference_row(reference, sources)
     scores = score_frame(entries, conv)
     summary = task_type_table(scores, conv)
     per_task = scores.copy()
@@ -100,7 +108,44 @@ def build_report(
                 readability.setdefault(model, {})[task] = entry["readability"]
     revisions = {m.name: m.revisions_used() for m in entries}
     paired = _paired_against(reference, entries, conv) if reference else {}
-    return Report(benchmark, conv, summary, per_task, revisions, sources, readability, reference, paired)
+    return Report(
+        benchmark,
+        conv,
+        summary,
+        per_task,
+        revisions,
+        sources,
+        readability,
+        reference,
+        paired,
+        partial_means(scores, conv),
+    )
+
+
+def _reference_row(reference: str | None, sources: dict[str, str]) -> str | None:
+    """The row ``--reference`` names. A name that a run and a baseline share is the baseline (its row is
+    ``<name> (leaderboard)``): a reference is what a run is held against, the published numbers."""
+    shared = f"{reference} (leaderboard)"
+    if reference and sources.get(reference, "").startswith("run ") and shared in sources:
+        logger.info("--reference %s names a run and a baseline; using the baseline row %r", reference, shared)
+        return shared
+    return reference
+
+
+def partial_note(report: Report) -> tuple[str, pd.DataFrame] | None:
+    """The partial rows' means over the tasks present, as a note and a small table (None: no partial row)."""
+    rows = [
+        {"model": model, "mean of": m.column, "score": format_cell(m.mean), "tasks": f"{m.present}/{m.total}"}
+        for model, means in report.partial.items()
+        for m in means
+    ]
+    if not rows:
+        return None
+    note = (
+        "Partial rows: the table leaves a mean blank unless all its tasks are present. Over the tasks present "
+        "only (as mteb's get_benchmark_result computes them; not comparable with complete rows)"
+    )
+    return note, pd.DataFrame(rows)
 
 
 def _paired_against(reference: str, entries: list[ModelResults], conv: Convention) -> dict[str, pd.DataFrame]:
@@ -243,6 +288,13 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
                 "revisions": report.revisions,
                 "readability": report.readability,
                 "rows": rows,
+                "partial": {
+                    model: [
+                        {"mean_of": m.column, "score": m.mean, "tasks_present": m.present, "tasks": m.total}
+                        for m in means
+                    ]
+                    for model, means in report.partial.items()
+                },
                 "paired": {
                     model: {
                         task: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
@@ -269,6 +321,14 @@ def render(report: Report, fmt: str = "markdown", which: str = "task-types") -> 
         "",
     ]
     lines.extend(convention_notes(report))
+    partial = partial_note(report)
+    if partial is not None:
+        lines += [
+            partial[0] + ":",
+            "",
+            partial[1].to_markdown(index=False, tablefmt="github", disable_numparse=True),
+            "",
+        ]
     for _, table, note in paired_notes(report):
         lines += [
             note + ":",

@@ -1,12 +1,13 @@
 """Leaderboard arithmetic: task score, task-type means, Mean(Task), Mean(TaskType), Borda rank.
 
-A mean is only reported over a complete set: a model missing a task gets blanks in every mean that
-task would enter, never a mean over a partial set.
+A mean in a table is only over a complete set: a model missing a task gets blanks in every mean that
+task would enter. The means over the tasks present are given apart, labelled partial (:func:`partial_means`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -73,6 +74,42 @@ def task_type_table(scores: pd.DataFrame, convention: Convention) -> pd.DataFram
     out[MEAN_TASK] = scores.mean(axis=1).where(complete)
     out[MEAN_TYPE] = out[types].mean(axis=1).where(complete)
     out[BORDA] = borda_rank(scores)
+    return out
+
+
+@dataclass(frozen=True)
+class PartialMean:
+    """A mean over only the tasks present: what mteb's ``get_benchmark_result`` prints for a partial run."""
+
+    column: str
+    mean: float
+    present: int
+    total: int
+
+
+def partial_means(scores: pd.DataFrame, convention: Convention) -> dict[str, list[PartialMean]]:
+    """For each model with some but not all tasks: every incomplete column's mean over the tasks present.
+
+    The tables leave those cells blank (a mean over other tasks is not comparable); reports list these
+    separately, labelled with their coverage, so a partial run reads as partial rather than as empty.
+    """
+    types = [t for t in TYPE_ORDER if t in set(convention.task_types.values())]
+    out: dict[str, list[PartialMean]] = {}
+    for model, row in scores.iterrows():
+        present = row.notna()
+        if present.all() or not present.any():
+            continue
+        means, type_means = [], []
+        for task_type in types:
+            columns = [t for t, ty in convention.task_types.items() if ty == task_type]
+            have = int(present[columns].sum())
+            if have:
+                type_means.append(float(row[columns].mean()))
+            if 0 < have < len(columns):
+                means.append(PartialMean(task_type, type_means[-1], have, len(columns)))
+        means.append(PartialMean(MEAN_TASK, float(row.mean()), int(present.sum()), len(row)))
+        means.append(PartialMean(MEAN_TYPE, sum(type_means) / len(type_means), len(type_means), len(types)))
+        out[str(model)] = means
     return out
 
 

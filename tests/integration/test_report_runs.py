@@ -60,3 +60,30 @@ def test_submit_round_trip_and_refusals(finished_run, shared_dir, tmp_path):
     leaderboard = shared_dir / "leaderboard-results" / "results" / "sentence-transformers__all-MiniLM-L6-v2"
     with pytest.raises(SubmissionError, match="mixed mteb versions"):
         submit(leaderboard, tmp_path / "sub2", allow_partial=True)
+
+
+def test_mteb_reads_a_run_folder_as_it_is_and_agrees_with_the_report(finished_run):
+    """mteb.ResultCache(<output_dir>) loads a fresh run; its benchmark means are the report's partial means."""
+    import mteb
+
+    from qzhou_eval.report.tables import build_report
+
+    out = finished_run[0]
+    loaded = mteb.ResultCache(out).load_results(tasks=mteb.get_benchmark("MTEB(eng, v2)"))
+    assert [m.model_name for m in loaded.model_results] == ["sentence-transformers/all-MiniLM-L6-v2"]
+    theirs = loaded.get_benchmark_result().iloc[0]
+    ours = {m.column: m.mean for m in build_report([out], "MTEB(eng, v2)").partial[theirs["Model"]]}
+    for their_column, our_column in (
+        ("STS", "STS"),
+        ("Mean (Task)", "Mean(Task)"),
+        ("Mean (TaskType)", "Mean(TaskType)"),
+    ):
+        assert 100 * theirs[their_column] == pytest.approx(ours[our_column], abs=1e-6), our_column
+
+
+def test_a_partial_run_reads_as_partial(finished_run, capsys):
+    from qzhou_eval.cli.main import main
+
+    assert main(["report", str(finished_run[0]), "--benchmark", "MTEB(eng, v2)"]) == 0
+    out = capsys.readouterr().out
+    assert "Partial rows" in out and "| STS            | 82.03   | 1/9" in out

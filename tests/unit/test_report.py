@@ -215,7 +215,12 @@ def test_compare_exit_codes(baselines, tmp_path, capsys):
         )
         == 0
     )
+    capsys.readouterr()
     next((tmp_path / "same").glob("*/*/ATEC.json")).unlink()
-    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "same"), "--benchmark", CMN]) == 1
-    assert "ATEC: missing in NEW" in capsys.readouterr().out
+    # a partial NEW is compared on what it has, the missing task listed once; --require-all makes it a failure
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "same"), "--benchmark", CMN]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ATEC") == 1 and "NEW is partial: 1 task(s) of BASE missing" in out
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "same"), "--benchmark", CMN, "--require-all"]) == 1
+    assert "1 task(s) of BASE missing in NEW (--require-all)" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2

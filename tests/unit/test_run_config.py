@@ -123,3 +123,70 @@ def test_resolved_values_decide_identity_not_spelling():
     )
     assert implicit == spelled, "defaults spelled out, batch size and unused layers are not a change"
     assert identity_options(resolve_options({}, None, None), "cuda")["dtype"] == "bfloat16"
+
+
+def test_mteb_run_spellings_build_the_same_config_as_the_reference_flags(tmp_path):
+    from qzhou_eval.cli.main import build_parser
+    from qzhou_eval.cli.run_cmd import build_config
+
+    out = str(tmp_path / "out")
+    reference = [
+        "run",
+        "--model_name_or_path",
+        str(tmp_path),
+        "--tasks",
+        "STS12,STS13",
+        "--output_dir",
+        out,
+        "--batch_size",
+        "8",
+        "--task_types",
+        "STS",
+        "--revision",
+        "abc",
+    ]
+    mteb_style = [
+        "run",
+        "-m",
+        str(tmp_path),
+        "-t",
+        "STS12",
+        "STS13",
+        "--output-folder",
+        out,
+        "--batch-size",
+        "8",
+        "--task-types",
+        "STS",
+        "--model-revision",
+        "abc",
+    ]
+    mixed = [
+        "run",
+        "--model",
+        str(tmp_path),
+        "--tasks",
+        "STS12",
+        "STS13",
+        "--output-dir",
+        out,
+        "--batch-size",
+        "8",
+        "--task-types",
+        "STS",
+        "--model_revision",
+        "abc",
+    ]
+    configs = [build_config(build_parser().parse_args(argv), None) for argv in (reference, mteb_style, mixed)]
+    assert configs[0] == configs[1] == configs[2]
+    assert configs[0].tasks == ["STS12", "STS13"] and configs[0].revision == "abc"
+    assert configs[0].encoder_options == {"batch_size": 8}
+
+
+def test_one_benchmark_per_run_and_a_bare_command_shows_help(capsys):
+    from qzhou_eval.cli.main import main
+
+    assert main([]) == 0
+    assert "usage: qzhou-eval" in capsys.readouterr().out
+    assert main(["run", "-b", "MTEB(eng, v2)", "MTEB(cmn, v1)"]) == 2
+    assert "one benchmark per run" in capsys.readouterr().err
