@@ -98,6 +98,12 @@ def add_parser(sub) -> None:
     s.add_argument("--benchmark", default=None)
     s.add_argument("--allow-partial", action="store_true", help="submit a run that does not cover the whole suite")
     s.add_argument("--overwrite", action="store_true")
+    s.add_argument(
+        "--revision",
+        default=None,
+        help="the hub commit of the weights (default: the one the run recorded from a hub-cache snapshot, else the "
+        "weights fingerprint, with a warning: the leaderboard files results under the hub commit)",
+    )
     s.set_defaults(handler=run_submit)
 
     k = sub.add_parser("card", help="a Hugging Face model card with the run's results (model-index + tables)")
@@ -183,12 +189,23 @@ def run_compare(args) -> int:
 def run_submit(args) -> int:
     from qzhou_eval.report.submission import submit
 
-    target = submit(
-        args.run_dir, args.out, benchmark=args.benchmark, allow_partial=args.allow_partial, overwrite=args.overwrite
+    target, meta = submit(
+        args.run_dir,
+        args.out,
+        benchmark=args.benchmark,
+        allow_partial=args.allow_partial,
+        overwrite=args.overwrite,
+        revision=args.revision,
     )
     from qzhou_eval.report.submission import next_commands
 
-    print(f"wrote and validated {target}")
+    print(f"wrote and validated {target} (revision from {meta.revision_from})")
+    if meta.from_registry:
+        print(f"model_meta.json: {', '.join(meta.from_registry)} from mteb's registry")
+    if meta.from_card:
+        print(f"model_meta.json: {', '.join(meta.from_card)} from the checkpoint's model card")
+    if meta.unknown:
+        print(f"model_meta.json: still unknown, fill in {target / 'model_meta.json'} before the PR: {meta.unknown}")
     model_name = target.parent.name.replace("__", "/", 1)
     commands = next_commands(args.out, model_name)
     print("next, on a machine with network access (mteb >= 2.26 and a GitHub login):")

@@ -9,10 +9,27 @@ work starts, so a long job never fails at its very end. Writing itself is atomic
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from qzhou_eval.errors import InvalidOptionError
+
+_FOLDER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def check_revision_name(revision: str | None, flag: str) -> str | None:
+    """A revision names a results folder: one plain path component (a commit, a tag, a fingerprint).
+
+    Raises:
+        InvalidOptionError: a value with a slash, a leading dot, spaces or other characters.
+    """
+    if revision is not None and not _FOLDER_NAME.match(revision):
+        raise InvalidOptionError(
+            f"{flag} {revision!r} is not a revision: use the hub commit (40 hex digits), a tag or a plain name of "
+            "letters, digits, '_', '.' and '-' (it names a results folder)"
+        )
+    return revision
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -47,6 +47,14 @@ class CheckpointInfo:
         return f"{match['org']}/{match['name']}" if match else None
 
     @property
+    def hub_revision(self) -> str | None:
+        """The hub commit these files are, when known: a hub-cache snapshot folder's name (the commit), or the
+        revision a hub id was loaded at. The leaderboard files results under it (``submit`` uses it)."""
+        if not self.source.is_local:
+            return self.source.revision
+        return self.source.local_path.name if _HUB_CACHE_DIR.search(self.source.local_path.as_posix()) else None
+
+    @property
     def remote_code(self) -> str | None:
         """The custom model class the checkpoint asks transformers to import (``auto_map``), if any."""
         models = [ref for key, ref in self.auto_map.items() if key.startswith("AutoModel")]

@@ -188,7 +188,7 @@ def _read_manifest(path: Path) -> dict:
 
 
 def find_manifests(run_dirs: list[str | Path], benchmark: str, strict: bool = False) -> dict[Path, dict]:
-    """The ``qzhou-run-*.json`` manifests (in each run folder or up to two levels above) for ``benchmark``.
+    """The ``qzhou-run-*.json`` manifests (in each run folder or up to three levels above) for ``benchmark``.
 
     A folder may hold manifests of both suites (the two runners share an output folder); those of
     ``benchmark`` (or of an ad-hoc ``tasks`` run) are returned.
@@ -198,7 +198,7 @@ def find_manifests(run_dirs: list[str | Path], benchmark: str, strict: bool = Fa
     """
     found: dict[Path, dict] = {}
     for run_dir in run_dirs:
-        for folder in [Path(run_dir), *list(Path(run_dir).resolve().parents)[:2]]:
+        for folder in [Path(run_dir), *list(Path(run_dir).resolve().parents)[:3]]:
             hits = sorted(folder.glob("qzhou-run-*.json"))
             if not hits:
                 continue

@@ -11,6 +11,7 @@ from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import InstructionSet, resolve_instructions
 from qzhou_eval.integrity.numbers import POSITIVE_INT, check_number
+from qzhou_eval.integrity.outputs import check_revision_name
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
 from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, check_backend, check_values, resolve_options
@@ -81,6 +82,7 @@ class RunConfig:
             if not ok:
                 raise InvalidOptionError(f"RunConfig.shard must be (I, N) with 0 <= I < N, got {self.shard!r}")
         check_backend(self.backend)
+        check_revision_name(self.revision, "--revision")
         if (self.backend == "openai") != (self.endpoint is not None):
             raise InvalidOptionError("--backend openai and --base_url go together: pass both, or neither")
         unknown = sorted(set(self.encoder_options) - set(HARNESS_DEFAULTS))
@@ -216,7 +218,8 @@ def request_manifest(config: RunConfig, request: ResolvedRequest) -> dict[str, A
     return manifests.new_manifest(
         benchmark=config.suite,
         model={"name": request.model_name, "path": request.source.name_or_path, "revision": request.inputs.revision,
-               "content_digest": request.source.content_digest if request.info else WEIGHTS_NOT_HASHED},
+               "content_digest": request.source.content_digest if request.info else WEIGHTS_NOT_HASHED,
+               "hub_revision": config.revision or (request.info.hub_revision if request.info else None)},
         inputs=request.inputs.as_record(),
         explicit_options=dict(sorted(config.encoder_options.items())),
         preset={"name": choice.preset.name, "how": choice.how} if choice else None,

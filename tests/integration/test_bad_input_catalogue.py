@@ -73,6 +73,16 @@ CASES = [
     ("bad layer spec", _run("--token_prepending_layers", "a-b"), "layer indices like '1-7'"),
     ("unknown preset", _run("--preset", "qzhou-embeding"), "did you mean 'qzhou-embedding'"),
     ("model name without org", _run("--model_name", "justname"), "must look like org/name"),
+    ("revision that is a path", _run("--revision", "a/b"), "is not a revision"),
+    # run: served models (--backend openai)
+    ("openai backend without a URL", _run("--backend", "openai"), "needs --base_url URL"),
+    ("a URL without the openai backend", _run("--base_url", "http://127.0.0.1:9/v1"), "for --backend openai"),
+    ("a URL without a scheme", _run("--backend", "openai", "--base_url", "127.0.0.1:9/v1"), "must start with http"),
+    (
+        "nobody at the URL",
+        _run("--backend", "openai", "--base_url", "http://127.0.0.1:9/v1", "--max_retries", "0"),
+        "is the server up at that URL?",
+    ),
     (
         "instructions turned off explicitly",
         _run("--instructions", "reference", "--use_instruction", "false"),
@@ -149,6 +159,11 @@ CASES = [
         "not a valid mteb model_meta.json",
     ),
     ("submit a partial run", ["submit", "{finished}", "--out", "{tmp}/sub2"], "--allow-partial"),
+    (
+        "submit under a revision that is a path",
+        ["submit", "{finished}", "--out", "{tmp}/sub3", "--allow-partial", "--revision", "../../etc"],
+        "is not a revision",
+    ),
     # train
     ("train config missing", ["train", "{tmp}/none.yaml"], "does not exist"),
     (

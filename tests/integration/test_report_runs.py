@@ -1,5 +1,8 @@
 """Reporting on a fresh runner run, and submitting it through mteb's own result classes."""
 
+import json
+from pathlib import Path
+
 import mteb
 import pytest
 
@@ -42,9 +45,15 @@ def test_submit_round_trip_and_refusals(finished_run, shared_dir, tmp_path):
     out, _, _ = finished_run
     with pytest.raises(SubmissionError, match=r"lacks 40 task\(s\) of MTEB\(eng, v2\)"):
         submit(out, tmp_path / "sub")
-    target = submit(out, tmp_path / "sub", allow_partial=True)
+    target, meta = submit(out, tmp_path / "sub", allow_partial=True)
     assert (target / "STSBenchmark.json").is_file() and (target / "model_meta.json").is_file()
     assert target.parts[-3:-1] == ("results", "sentence-transformers__all-MiniLM-L6-v2")
+    assert meta.revision_from == "the weights fingerprint" and target.name == meta.revision
+    # descriptive fields the run cannot know come from mteb's registry, which knows this model
+    written = json.loads((target / "model_meta.json").read_text())
+    assert written["license"] == "apache-2.0" and written["release_date"] == "2021-08-30"
+    assert written["open_weights"] is True and "training_datasets" in meta.from_registry
+    assert set(meta.unknown) <= {"public_training_code", "public_training_data"}
     with pytest.raises(SubmissionError, match="already exist"):
         submit(out, tmp_path / "sub", allow_partial=True)
     # the printed next steps are commands mteb's own CLI accepts, pointing at what was written
@@ -87,3 +96,41 @@ def test_a_partial_run_reads_as_partial(finished_run, capsys):
     assert main(["report", str(finished_run[0]), "--benchmark", "MTEB(eng, v2)"]) == 0
     out = capsys.readouterr().out
     assert "Partial rows" in out and "| STS            | 82.03   | 1/9" in out
+
+
+LEADERBOARD_COMMIT = "8b3219a92973c328a8e22fadcfa821b5dc75636a"  # the hub commit the leaderboard files MiniLM under
+
+
+def test_a_submission_lands_in_the_leaderboards_revision_folder(finished_run, shared_dir, tmp_path, caplog):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run[0], out)
+    with caplog.at_level("WARNING"):
+        target, _ = submit(out, tmp_path / "fingerprint", allow_partial=True)
+    assert f"registry lists revision {LEADERBOARD_COMMIT}" in caplog.text and "--revision COMMIT" in caplog.text
+    target, meta = submit(out, tmp_path / "flag", allow_partial=True, revision=LEADERBOARD_COMMIT)
+    published = shared_dir / "leaderboard-results" / "results" / "sentence-transformers__all-MiniLM-L6-v2"
+    assert (published / target.name).is_dir() and meta.revision_from == "--revision"
+    loaded = mteb.ResultCache(tmp_path / "flag").load_results(require_model_meta=True, include_remote=False)
+    assert [mr.model_revision for mr in loaded.model_results] == [LEADERBOARD_COMMIT]
+    # a run of weights in a hub-cache snapshot folder records the commit, and submit uses it unasked
+    (manifest_file,) = out.glob("qzhou-run-*.json")
+    manifest = json.loads(manifest_file.read_text())
+    manifest["model"]["hub_revision"] = LEADERBOARD_COMMIT
+    manifest_file.write_text(json.dumps(manifest))
+    target, meta = submit(out, tmp_path / "recorded", allow_partial=True)
+    assert target.name == LEADERBOARD_COMMIT and meta.revision_from == "the hub commit the run loaded"
+
+
+def test_a_hub_cache_snapshot_names_its_commit(minilm_path, tmp_path):
+    from qzhou_eval.modeling.checkpoint_info import read_checkpoint
+    from qzhou_eval.modeling.source import resolve_source
+
+    snapshot = tmp_path / "models--sentence-transformers--all-MiniLM-L6-v2" / "snapshots" / LEADERBOARD_COMMIT
+    snapshot.mkdir(parents=True)
+    for item in Path(minilm_path).iterdir():
+        (snapshot / item.name).symlink_to(item)
+    info = read_checkpoint(resolve_source(snapshot))
+    assert info.hub_id == "sentence-transformers/all-MiniLM-L6-v2" and info.hub_revision == LEADERBOARD_COMMIT
+    assert read_checkpoint(resolve_source(minilm_path)).hub_revision is None
