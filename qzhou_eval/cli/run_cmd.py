@@ -315,17 +315,32 @@ def _available_tasks(data_dir: str | None, benchmark: str | None, tasks: list[st
     return chosen
 
 
-def print_summary(summary, suite: str) -> None:
+def print_summary(summary, suite: str, manifest_file: Path | None = None) -> None:
+    """The run's scores on the leaderboard's scale (x100), each with its metric and, where the harness ships
+    it, the published score of the same model (so a low but correct number reads as correct)."""
+    from qzhou_eval.results.published import published_scores
+    from qzhou_eval.runs import manifest as manifests
+
+    recorded = ((manifests.load(manifest_file) or {}).get("tasks") or {}) if manifest_file else {}
+    published = published_scores(summary.results_dir.parent.name.replace("__", "/", 1))
     failed = f", {len(summary.failed)} failed" if summary.failed else ""
     print(f"\n{suite}: {len(summary.scores)} task(s) with results{failed}, in {summary.results_dir}")
-    print(f"{'task':<40} {'main_score':>10}  status")
+    print(f"{'task':<40} {'metric':<18} {'score':>7} {'published':>9}  status")
     for name, score in summary.scores.items():
         status = "ran" if name in summary.ran else "finished earlier"
-        print(f"{name:<40} {100 * score:>10.2f}  {status}")
+        entry = recorded.get(name) if isinstance(recorded.get(name), dict) else {}
+        metric = str(entry.get("main_metric") or "main_score")
+        shown = f"{published[name]:.2f}" if name in published else ""
+        if name in published and abs(100 * score - published[name]) >= 0.005:
+            status += f", {100 * score - published[name]:+.2f} vs published"
+        print(f"{name:<40} {metric:<18} {100 * score:>7.2f} {shown:>9}  {status}")
     for name, failure in summary.failed.items():
         print(
-            f"{name:<40} {'':>10}  FAILED {failure.error_type}: {failure.message[:80]} (see {failure.traceback_file})"
+            f"{name:<40} {'':<18} {'':>7} {'':>9}  FAILED {failure.error_type}: {failure.message[:80]} (see "
+            f"{failure.traceback_file})"
         )
+    if published and set(published) & set(summary.scores):
+        print("published: the MTEB leaderboard's score of this model (results repository, CC0); equal means reproduced")
     if summary.encode_stats is not None:
         print(f"embeddings: {summary.encode_stats.describe()}")
     if summary.failed:
@@ -363,7 +378,9 @@ def run(args, benchmark: str | None = None) -> int:
 
         summary = run_suite(config)
     if process_rank() == 0:  # under torchrun every rank holds the same scores; one prints them
-        print_summary(summary, config.suite)
+        from qzhou_eval.runs.manifest import manifest_path
+
+        print_summary(summary, config.suite, manifest_path(config.output_dir, config.suite))
     return 1 if summary.failed else 0
 
 

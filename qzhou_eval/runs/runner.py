@@ -302,12 +302,14 @@ class _TaskLoop:
                         logger.error("--fail_fast: stopping after %s; %d task(s) not run", name, len(pending) - position)
                         break
                     continue
+                metric = task.metadata.main_score
                 entry = self._save_result(name, result.task_results[0], time.monotonic() - t0,
-                                          encoder.stats.minus(before), encoder.stats, evidence)
+                                          encoder.stats.minus(before), encoder.stats, evidence, metric)
                 elapsed = time.monotonic() - started
                 remaining = len(pending) - position
-                logger.info("[%d/%d] %s main_score=%.4f in %.1fs; %d remaining, ETA %.0fs", position, len(pending),
-                            name, entry["main_score"], entry["wall_s"], remaining, elapsed / position * remaining)
+                logger.info("[%d/%d] %s: %s %.2f (main score, x100) in %.1fs; %d remaining, ETA %.0fs", position,
+                            len(pending), name, metric, 100 * entry["main_score"], entry["wall_s"], remaining,
+                            elapsed / position * remaining)
         finally:
             if cache:
                 cache.close()
@@ -345,14 +347,14 @@ class _TaskLoop:
         return result, evidence
 
     def _save_result(self, name: str, task_result, wall: float, stats: EncodeStats, total: EncodeStats,
-                     evidence: Evidence | None = None) -> dict:
+                     evidence: Evidence | None = None, metric: str | None = None) -> dict:
         """Result and evidence files, then the record, then the manifest entry: a kill between them costs a re-run."""
         score = float(task_result.get_score())
         if not math.isfinite(score):  # mteb wrote NaN/inf: never a result that looks finished
             raise EmbeddingError(f"{name}: mteb computed a main score of {score}; the task's data or model output is "
                                  "degenerate — see the result's scores")
         self.scores[name] = score
-        entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": score}
+        entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": score, "main_metric": metric}
         readability = self.model.readability.pop(name, None)
         if readability is not None:
             entry["readability"] = readability.as_record()
