@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
@@ -117,15 +118,56 @@ def test_a_real_headless_browser_shows_the_same_numbers(report, tmp_path):
         [browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    # layout: at a laptop's width nothing pushes the page sideways (wide tables scroll in their own box)
-    probe = (
-        "<script>document.body.dataset.overflow = String(document.documentElement.scrollWidth > "
-        "window.innerWidth);</script></body>"
-    )
+    # layout at a laptop's width: nothing pushes the page sideways, every element that reaches past the window
+    # sits in a scroll box, and the chart image is drawn whole, at most as wide as its column
+    probe = """<script>
+    const wide = [...document.body.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right >
+        window.innerWidth && !e.closest('.scroll'));
+    const chart = document.querySelector('img');
+    document.body.dataset.overflow = String(document.documentElement.scrollWidth > window.innerWidth);
+    document.body.dataset.unboxed = wide.map(e => e.tagName).join(',') || 'none';
+    document.body.dataset.chart = String(chart.complete && chart.naturalWidth > 0 &&
+        chart.getBoundingClientRect().right <= window.innerWidth);
+    </script></body>"""
     page.write_text(render_html(report).replace("</body>", probe), encoding="utf-8")
     narrow = [*flags[:-1], "--window-size=1000,800"]
     run = subprocess.run([browser, *narrow, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert 'data-overflow="false"' in run.stdout, "an element is wider than the window without a scroll box"
+    assert 'data-overflow="false"' in run.stdout, "the page is wider than the window"
+    assert 'data-unboxed="none"' in run.stdout, re.search(r'data-unboxed="[^"]*"', run.stdout).group(0)
+    assert 'data-chart="true"' in run.stdout, "the chart is missing or wider than the window"
+    # the screenshot at that width: the band left of the vertical scrollbar (the last 16 px) is the page's
+    # margin from top to bottom, so nothing runs into the edge and gets cut
+    subprocess.run(
+        [browser, *narrow, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True
+    )
+    pixels = _png(shot.read_bytes())
+    margin = pixels[:, -36:-16, :3]
+    assert pixels.shape[1] == 1000 and (margin == margin[0, 0]).all(), "content reaches the window's edge"
+    # the chart's title is drawn whole inside the figure: its outermost pixel columns are background
+    chart = _png(base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', render_html(report)).group(1)))
+    for edge in (chart[:, :2, :3], chart[:, -2:, :3], chart[:2, :, :3]):
+        assert (edge > 0.95).all(), "the chart's drawing reaches its edge (a title or label is cut off)"
+
+
+def _png(data: bytes):
+    import io
+
+    from matplotlib.image import imread
+
+    return imread(io.BytesIO(data), format="png")
+
+
+def test_a_named_baseline_gets_its_deltas_when_a_run_shares_its_name(finished_run, shared_dir):
+    """--reference names MiniLM, which is both the run and a baseline: the baseline is the reference, so the
+    other baselines' task-type deltas are filled (the partial run's row would leave them all blank)."""
+    report = build_report(
+        [finished_run[0]], ENG, baselines=shared_dir / "leaderboard-results", models=MODELS, reference=MODELS[0]
+    )
+    assert report.reference == f"{MODELS[0]} (leaderboard)"
+    row = report.task_types.loc["BAAI/bge-small-en-v1.5"]
+    assert all(row[c] == row[c] for c in report.task_types.columns if c.startswith("Δ ")), "a blank delta"
+    tasks = report.tasks.loc[MODELS[0]]  # the run's own row: STSBenchmark equals the published score
+    assert abs(tasks["Δ STSBenchmark"]) < 0.005
 
 
 def test_delta_colour_follows_the_printed_number():
