@@ -54,6 +54,25 @@ def add_verbosity(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
     )
 
 
+def add_mteb_verbosity(parser: argparse.ArgumentParser) -> None:
+    """mteb run's ``--verbosity 0..3`` (0 errors only, 1 warnings, 2 info: the default, 3 debug), beside -v/-q."""
+    parser.add_argument(
+        "--verbosity",
+        type=int,
+        choices=range(4),
+        default=None,
+        help="mteb's spelling: 0 errors only, 1 warnings, 2 info (default), 3 debug",
+    )
+
+
+def verbosity_counts(args: argparse.Namespace) -> tuple[int, int]:
+    """(verbose, quiet) counts from -v/-q, or from mteb's ``--verbosity`` where given."""
+    level = getattr(args, "verbosity", None)
+    if level is None:
+        return getattr(args, "verbose", 0), getattr(args, "quiet", 0)
+    return max(0, level - 2), max(0, 2 - level)
+
+
 def log_level(verbose: int = 0, quiet: int = 0) -> int:
     """INFO by default (progress bars on); each -v one step louder, each -q one step quieter."""
     return min(max(logging.INFO + 10 * (quiet - verbose), logging.DEBUG), logging.ERROR)

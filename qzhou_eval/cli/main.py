@@ -16,7 +16,7 @@ from qzhou_eval.cli import (
     synth_cmd,
     train_cmd,
 )
-from qzhou_eval.cli.handling import CliParser, add_kebab_aliases, add_verbosity, run_handled
+from qzhou_eval.cli.handling import CliParser, add_kebab_aliases, add_verbosity, run_handled, verbosity_counts
 
 DESCRIPTION = (
     "Reproduce the QZhou-Embedding MTEB / C-MTEB leaderboard numbers exactly with mteb 2.x, and check any "
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parser.parse_args(argv)
     code = getattr(args, "internal_error_code", 1)
-    return run_handled(lambda: args.handler(args), args.verbose, args.quiet, internal_error_code=code)
+    return run_handled(lambda: args.handler(args), *verbosity_counts(args), internal_error_code=code)
 
 
 if __name__ == "__main__":

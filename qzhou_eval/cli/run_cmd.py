@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 from qzhou_eval._ranks import process_rank
-from qzhou_eval.cli.handling import CliParser, add_kebab_aliases, add_verbosity, run_handled
+from qzhou_eval.cli.handling import (
+    CliParser,
+    add_kebab_aliases,
+    add_mteb_verbosity,
+    add_verbosity,
+    run_handled,
+    verbosity_counts,
+)
 from qzhou_eval.cli.options import parse_bool
 from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.errors import InvalidOptionError
@@ -99,6 +106,13 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
         "--cache_dir", default=None, help="embedding cache folder (default: inside --output_dir; 'none' = off)"
     )
     p.add_argument("--overwrite", action="store_true", help="re-run finished tasks / replace another model's results")
+    p.add_argument(
+        "--overwrite_strategy",
+        choices=("only-missing", "always"),
+        default=None,
+        help="mteb's spelling: only-missing (the default: finished tasks are kept) or always (= --overwrite)",
+    )
+    add_mteb_verbosity(p)
     p.add_argument("--shard", default=None, help="I/N: run the I-th of N deterministic task shards")
     p.add_argument("--bidirectional", type=parse_bool, default=None, help="true|false: bidirectional Qwen attention")
     p.add_argument("--prompt_template", default=None, help="template with one {text} slot (e.g. PromptEOL)")
@@ -288,7 +302,7 @@ def build_config(args, benchmark: str | None):
         task_types=names(args.task_types),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         cache_dir=False if (cache or "").lower() == "none" else (Path(cache) if cache else True),
-        overwrite=args.overwrite,
+        overwrite=args.overwrite or args.overwrite_strategy == "always",
         shard=parse_shard(args.shard),
         model_name=model_name,
         device=f"cuda:{args.device}" if str(args.device).isdigit() else args.device,  # mteb run's --device 0
@@ -391,4 +405,4 @@ def main_for_benchmark(benchmark: str, argv: list[str] | None = None) -> int:
     add_verbosity(parser)
     add_kebab_aliases(parser)
     args = parser.parse_args(argv)
-    return run_handled(lambda: run(args, benchmark), args.verbose, args.quiet)
+    return run_handled(lambda: run(args, benchmark), *verbosity_counts(args))

@@ -159,3 +159,30 @@ def test_a_run_through_a_server_without_local_weights(tmp_path, shared_dir):
     assert manifest["endpoint"]["weights"].startswith("not hashed")
     assert manifest["endpoint"]["reported"][stub.url]["root"] == "/weights/stub"
     assert manifest["inputs"]["options"]["served_by"] == "endpoint org/served-embedder"
+
+
+def test_a_run_against_a_server_that_is_not_the_checkpoint_stops_before_any_result(
+    minilm_path, shared_dir, tmp_path, capsys
+):
+    from qzhou_eval.cli.run_cmd import main_for_benchmark
+
+    with EmbeddingsStub(width=384) as stub:
+        argv = [
+            "--backend",
+            "openai",
+            "--base_url",
+            stub.url,
+            "--model_name_or_path",
+            minilm_path,
+            "--tasks",
+            "STSBenchmark",
+            "--data_dir",
+            str(shared_dir / "mteb-data"),
+            "--output_dir",
+            str(tmp_path),
+        ]
+        assert main_for_benchmark("MTEB(eng, v2)", argv) == 2
+    err = capsys.readouterr().err
+    assert "the served model is not the local checkpoint" in err and "--verify_floor" in err
+    assert not list(tmp_path.glob("results/*/*/STSBenchmark.json"))
+    assert stub.requests == 2  # the probe and the check: nothing of the task was encoded

@@ -160,6 +160,10 @@ def test_mteb_run_spellings_build_the_same_config_as_the_reference_flags(tmp_pat
         "STS",
         "--model-revision",
         "abc",
+        "--verbosity",
+        "3",
+        "--overwrite-strategy",
+        "only-missing",
     ]
     mixed = [
         "run",
