@@ -13,7 +13,9 @@ import hashlib
 import json
 import logging
 import os
+import random
 import sqlite3
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -61,7 +63,7 @@ class EmbeddingCache:
             raise InvalidOptionError(f"embedding cache {self.path} is not a file; pass another --cache_dir or 'none'")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = self._open()
+            self._db = _patient(self._open)
         except sqlite3.DatabaseError as exc:
             self._db = None
             self._recover(exc)
@@ -111,7 +113,8 @@ class EmbeddingCache:
                 chunk = unique[start : start + _LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 query = f"SELECT key, dim, vec, checksum, session FROM {TABLE} WHERE key IN ({marks})"
-                for key, dim, blob, check, session in self._db.execute(query, chunk):
+                rows = _patient(lambda q=query, c=chunk: self._db.execute(q, c).fetchall())
+                for key, dim, blob, check, session in rows:
                     if not _is_intact(key, dim, blob, check):
                         stats.repaired += 1
                         continue
@@ -132,11 +135,15 @@ class EmbeddingCache:
             blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
             dim = int(vector.shape[0])
             rows.append((key, dim, blob, checksum(key, dim, blob), self._session))
-        try:
+
+        def store() -> None:
             with self._db:
                 self._db.executemany(
                     f"INSERT OR REPLACE INTO {TABLE} (key, dim, vec, checksum, session) VALUES (?, ?, ?, ?, ?)", rows
                 )
+
+        try:
+            _patient(store)
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
 
@@ -163,6 +170,21 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _patient(operation, patience_s: float = 60.0):
+    """``operation()``, retried while SQLite answers "database is locked" at once: in WAL mode some lock
+    conflicts between processes sharing the cache (shards, ranks) skip the busy timeout; they pass in moments."""
+    deadline = time.monotonic() + patience_s
+    wait = 0.05
+    while True:
+        try:
+            return operation()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(wait * (1 + random.random()))
+            wait = min(2 * wait, 2.0)
 
 
 def _disk_is_full(path: Path) -> bool:
