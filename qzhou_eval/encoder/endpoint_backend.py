@@ -96,6 +96,7 @@ class EndpointPass(PassBase):
                 cache.put_many(cache.keys([texts[r] for r in rows]), vectors)
             bar.update(len(rows))
 
+        interrupted = False
         try:
             while running and failure is None:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -105,8 +106,11 @@ class EndpointPass(PassBase):
                         running.pop(future)
                     else:
                         keep(future)
+        except BaseException:  # Ctrl-C, SIGTERM: stop now, not after the requests in flight time out
+            interrupted = True
+            raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
             for future in [f for f in running if f.done() and not f.cancelled() and f.exception() is None]:
                 keep(future)  # answers that arrived while stopping are kept for the rerun too
             bar.close()
