@@ -71,14 +71,21 @@ class RunConfig:
         if self.use_instruction is None:
             self.use_instruction = self.instructions is not None
         elif self.use_instruction is False and self.instructions is not None:
-            raise InvalidOptionError(f"--instructions {self.instructions} was given with --use_instruction false; "
-                                     "drop one of them (--instructions alone turns instructions on)")
+            raise InvalidOptionError(
+                f"--instructions {self.instructions} was given with --use_instruction false; "
+                "drop one of them (--instructions alone turns instructions on)"
+            )
         for name in ("use_instruction", "overwrite", "fail_fast", "predictions"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(f"RunConfig.{name} must be True or False, got {getattr(self, name)!r}")
         if self.shard is not None:
-            ok = (isinstance(self.shard, tuple) and len(self.shard) == 2 and all(isinstance(v, int) for v in self.shard)
-                  and self.shard[1] >= 1 and 0 <= self.shard[0] < self.shard[1])
+            ok = (
+                isinstance(self.shard, tuple)
+                and len(self.shard) == 2
+                and all(isinstance(v, int) for v in self.shard)
+                and self.shard[1] >= 1
+                and 0 <= self.shard[0] < self.shard[1]
+            )
             if not ok:
                 raise InvalidOptionError(f"RunConfig.shard must be (I, N) with 0 <= I < N, got {self.shard!r}")
         check_backend(self.backend)
@@ -87,11 +94,13 @@ class RunConfig:
             raise InvalidOptionError("--backend openai and --base_url go together: pass both, or neither")
         unknown = sorted(set(self.encoder_options) - set(HARNESS_DEFAULTS))
         if unknown:
-            raise InvalidOptionError(f"RunConfig.encoder_options has unknown option(s) {unknown}; valid: "
-                                     f"{sorted(HARNESS_DEFAULTS)}")
+            raise InvalidOptionError(
+                f"RunConfig.encoder_options has unknown option(s) {unknown}; valid: {sorted(HARNESS_DEFAULTS)}"
+            )
         for name in _POSITIVE_INT_OPTIONS:
-            check_number(f"RunConfig.encoder_options[{name!r}]", self.encoder_options.get(name), POSITIVE_INT,
-                         none_ok=True)
+            check_number(
+                f"RunConfig.encoder_options[{name!r}]", self.encoder_options.get(name), POSITIVE_INT, none_ok=True
+            )
         if not isinstance(self.readability, ReadabilityLimits):
             raise InvalidOptionError(f"RunConfig.readability must be a ReadabilityLimits, got {self.readability!r}")
         if self.data_dir is not None:
@@ -99,8 +108,10 @@ class RunConfig:
         if isinstance(self.cache_dir, (str, Path)):
             self.cache_dir = Path(self.cache_dir)
             if self.cache_dir.exists() and not self.cache_dir.is_dir():
-                raise InvalidOptionError(f"--cache_dir {str(self.cache_dir)!r} is a file; pass a folder, or 'none' "
-                                         "to run without the embedding cache")
+                raise InvalidOptionError(
+                    f"--cache_dir {str(self.cache_dir)!r} is a file; pass a folder, or 'none' "
+                    "to run without the embedding cache"
+                )
 
     @property
     def suite(self) -> str:
@@ -163,7 +174,11 @@ def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo |
         from qzhou_eval.results.load import NO_REVISION
 
         name = path or config.endpoint.served_model or served_model_name(config.endpoint)
-        return ModelSource(name, None, config.revision or NO_REVISION[1]), None, select_preset(config.preset, None, name)
+        return (
+            ModelSource(name, None, config.revision or NO_REVISION[1]),
+            None,
+            select_preset(config.preset, None, name),
+        )
     if path is None:
         if config.preset is None or config.preset.lower() == "none":
             raise InvalidOptionError("--model_name_or_path is required unless --preset names the model")
@@ -207,8 +222,13 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
     if config.backend == "openai":  # a server's output is its own system, never the local weights' results
         identity["served_by"] = f"endpoint {config.endpoint.served_model or served_model_name(config.endpoint)}"
         identity["dtype"] = "served"
-    inputs = RunInputs(model_name, config.revision or source.fingerprint(), identity,
-                       config.use_instruction, instructions.sha256() if instructions else None)
+    inputs = RunInputs(
+        model_name,
+        config.revision or source.fingerprint(),
+        identity,
+        config.use_instruction,
+        instructions.sha256() if instructions else None,
+    )
     return ResolvedRequest(source, model_name, info, choice, options, instructions, inputs)
 
 
@@ -217,9 +237,13 @@ def request_manifest(config: RunConfig, request: ResolvedRequest) -> dict[str, A
     choice, instructions = request.choice, request.instructions
     return manifests.new_manifest(
         benchmark=config.suite,
-        model={"name": request.model_name, "path": request.source.name_or_path, "revision": request.inputs.revision,
-               "content_digest": request.source.content_digest if request.info else WEIGHTS_NOT_HASHED,
-               "hub_revision": config.revision or (request.info.hub_revision if request.info else None)},
+        model={
+            "name": request.model_name,
+            "path": request.source.name_or_path,
+            "revision": request.inputs.revision,
+            "content_digest": request.source.content_digest if request.info else WEIGHTS_NOT_HASHED,
+            "hub_revision": config.revision or (request.info.hub_revision if request.info else None),
+        },
         inputs=request.inputs.as_record(),
         explicit_options=dict(sorted(config.encoder_options.items())),
         preset={"name": choice.preset.name, "how": choice.how} if choice else None,

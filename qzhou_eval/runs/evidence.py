@@ -64,8 +64,12 @@ def collect_evidence(task, task_result, prediction_file: Path) -> Evidence | Non
     except UnsupportedMetric as exc:
         return Evidence(packed, None, str(exc))
     except (ValueError, KeyError, TypeError, IndexError) as exc:  # never a failed task: the score itself is mteb's
-        logger.warning("%s: per-sample units were not kept (%s: %s); its comparisons will use point deltas",
-                       task.metadata.name, type(exc).__name__, exc)
+        logger.warning(
+            "%s: per-sample units were not kept (%s: %s); its comparisons will use point deltas",
+            task.metadata.name,
+            type(exc).__name__,
+            exc,
+        )
         return Evidence(packed, None, f"units did not rebuild mteb's score ({type(exc).__name__}: {exc})")
     return Evidence(packed, units.to_bytes(), "")
 

@@ -86,9 +86,14 @@ class OutputFolderLock:
             self._registration = runs / f"{socket.gethostname()}-{os.getpid()}.json"
             self._fd = os.open(self._registration, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
-            record = {"pid": os.getpid(), "host": socket.gethostname(), "what": self.what,
-                      "command": " ".join(sys.argv), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      "inputs": self.inputs.as_record()}
+            record = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "what": self.what,
+                "command": " ".join(sys.argv),
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "inputs": self.inputs.as_record(),
+            }
             os.write(self._fd, json.dumps(record, indent=2).encode())
         return self
 

@@ -83,7 +83,12 @@ def check_output_dir(output_dir: Path, inputs: RunInputs, suite: str) -> dict[Pa
 
 
 def new_manifest(**fields: Any) -> dict[str, Any]:
-    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(), **fields, "tasks": {}}
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        **fields,
+        "tasks": {},
+    }
 
 
 def save(path: Path, manifest: dict[str, Any]) -> None:
@@ -128,6 +133,11 @@ def load(path: Path) -> dict[str, Any] | None:
         os.replace(path, target)
     except OSError:
         target = path
-    logger.warning("run manifest %s is unreadable (%s); kept as %s. It is rebuilt from the task records; "
-                   "finished tasks are not re-run", path, str(reason)[:200], target)
+    logger.warning(
+        "run manifest %s is unreadable (%s); kept as %s. It is rebuilt from the task records; "
+        "finished tasks are not re-run",
+        path,
+        str(reason)[:200],
+        target,
+    )
     return None

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from qzhou_eval.runs.offline import _check_folder
 from qzhou_eval._atomic import atomic_write_json
+from qzhou_eval.runs.offline import _check_folder
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ def hub_fetcher(repo_id: str, revision: str | None, destination: Path) -> None:
     snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(destination))
 
 
-def mirror_tasks(tasks: Sequence, out: str | Path, fetch: Fetcher = hub_fetcher, overwrite: bool = False) -> dict[str, str]:
+def mirror_tasks(
+    tasks: Sequence, out: str | Path, fetch: Fetcher = hub_fetcher, overwrite: bool = False
+) -> dict[str, str]:
     """Write every task's dataset under ``out/<TaskName>/``; returns {task: 'mirrored' | 'present'}.
 
     A task is fetched into ``<TaskName>.partial`` and renamed when complete, so an interrupted mirror
@@ -62,7 +64,9 @@ def mirror_tasks(tasks: Sequence, out: str | Path, fetch: Fetcher = hub_fetcher,
                 f"{name}: the snapshot of {dataset['path']} is not usable offline ({problem}); "
                 "its repo may need a README 'configs:' header"
             )
-        atomic_write_json(partial / MARKER, {"task": name, "repo": dataset["path"], "revision": dataset.get("revision")})
+        atomic_write_json(
+            partial / MARKER, {"task": name, "repo": dataset["path"], "revision": dataset.get("revision")}
+        )
         if final.exists():
             shutil.rmtree(final)
         partial.rename(final)

@@ -22,8 +22,8 @@ from typing import Any
 from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 from qzhou_eval.integrity.content import hash_bytes
-from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, EvidenceFiles, evidence_intact
 from qzhou_eval.options import BATCHING_OPTIONS, ResolvedOptions, canonical_dtype_name
+from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, EvidenceFiles, evidence_intact
 
 STATE_DIRNAME = ".qzhou"
 RESULTS_DIRNAME = "results"  # mteb.ResultCache reads <cache>/results/<org__model>/<revision>/
@@ -74,14 +74,24 @@ class RunInputs:
     instructions_sha256: str | None
 
     def as_record(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "revision": self.revision, "options": dict(sorted(self.options.items())),
-                "use_instruction": self.use_instruction, "instructions_sha256": self.instructions_sha256}
+        return {
+            "model_name": self.model_name,
+            "revision": self.revision,
+            "options": dict(sorted(self.options.items())),
+            "use_instruction": self.use_instruction,
+            "instructions_sha256": self.instructions_sha256,
+        }
 
     @classmethod
     def from_record(cls, data: Any) -> RunInputs:
         """Raises KeyError/TypeError on a malformed record (callers treat that as unreadable)."""
-        return cls(str(data["model_name"]), str(data["revision"]), dict(data["options"]), bool(data["use_instruction"]),
-                   data["instructions_sha256"])
+        return cls(
+            str(data["model_name"]),
+            str(data["revision"]),
+            dict(data["options"]),
+            bool(data["use_instruction"]),
+            data["instructions_sha256"],
+        )
 
     def differences(self, other: RunInputs, instructions: bool = True) -> list[str]:
         """``field: old -> new`` for each difference, ``self`` being the old side."""
@@ -111,9 +121,15 @@ class TaskRecord:
     evidence: dict[str, Any] | None = None  # runs/evidence.py: digests of the predictions and units files
 
     def as_record(self) -> dict[str, Any]:
-        body = {"task": self.task, "inputs": self.inputs.as_record(), "prefixes_sha256": self.prefixes_sha256,
-                "data_fingerprint": self.data_fingerprint, "result_sha256": self.result_sha256,
-                "main_score": self.main_score, "finished": self.finished}
+        body = {
+            "task": self.task,
+            "inputs": self.inputs.as_record(),
+            "prefixes_sha256": self.prefixes_sha256,
+            "data_fingerprint": self.data_fingerprint,
+            "result_sha256": self.result_sha256,
+            "main_score": self.main_score,
+            "finished": self.finished,
+        }
         if self.evidence is not None:
             body["evidence"] = self.evidence
         return {**body, "record_check": record_check(body)}
@@ -133,13 +149,13 @@ def prefixes_sha256(instructions: InstructionSet | None, task: str, use_instruct
 class Reuse(Enum):
     """Verdict on a task's existing result for the current request."""
 
-    FINISHED = "finished"            # reuse it
-    ABSENT = "absent"                # nothing there: run it
-    UNRECORDED = "unrecorded"        # a result with no record (killed before its record, or another tool): re-run
-    DATA_CHANGED = "data changed"    # the same request over other data: re-run
+    FINISHED = "finished"  # reuse it
+    ABSENT = "absent"  # nothing there: run it
+    UNRECORDED = "unrecorded"  # a result with no record (killed before its record, or another tool): re-run
+    DATA_CHANGED = "data changed"  # the same request over other data: re-run
     RESULT_CHANGED = "result changed"  # the file is not the one recorded (edited or damaged): re-run
-    NO_EVIDENCE = "no evidence"      # per-sample evidence is asked for and missing or not the recorded files: re-run
-    CONFLICT = "conflict"            # made with other inputs: refuse unless --overwrite
+    NO_EVIDENCE = "no evidence"  # per-sample evidence is asked for and missing or not the recorded files: re-run
+    CONFLICT = "conflict"  # made with other inputs: refuse unless --overwrite
 
 
 @dataclass(frozen=True)
@@ -175,9 +191,16 @@ def read_record(path: Path, legacy_ok: bool = False) -> TaskRecord | None:
         check = data.pop("record_check", None)
         if (check is not None or not legacy_ok) and check != record_check(data):
             return None
-        return TaskRecord(data["task"], RunInputs.from_record(data["inputs"]), data["prefixes_sha256"],
-                          data["data_fingerprint"], data["result_sha256"], float(data["main_score"]), data["finished"],
-                          data.get("evidence"))
+        return TaskRecord(
+            data["task"],
+            RunInputs.from_record(data["inputs"]),
+            data["prefixes_sha256"],
+            data["data_fingerprint"],
+            data["result_sha256"],
+            float(data["main_score"]),
+            data["finished"],
+            data.get("evidence"),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -209,15 +232,38 @@ class RecordStore:
             return None
         return main_score_of(result_file)
 
-    def write(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path,
-              main_score: float, evidence: dict[str, Any] | None = None) -> None:
+    def write(
+        self,
+        task: str,
+        inputs: RunInputs,
+        prefixes: str,
+        data_fingerprint: str,
+        result_file: Path,
+        main_score: float,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
         """Written after the result and evidence files: a kill in between leaves a result without record, re-run."""
-        record = TaskRecord(task, inputs, prefixes, data_fingerprint, file_sha256(result_file), main_score,
-                            datetime.now(timezone.utc).isoformat(timespec="seconds"), evidence)
+        record = TaskRecord(
+            task,
+            inputs,
+            prefixes,
+            data_fingerprint,
+            file_sha256(result_file),
+            main_score,
+            datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            evidence,
+        )
         atomic_write_json(self.path(task), record.as_record())
 
-    def verdict(self, task: str, inputs: RunInputs, prefixes: str, data_fingerprint: str, result_file: Path,
-                evidence: bool = False) -> Verdict:
+    def verdict(
+        self,
+        task: str,
+        inputs: RunInputs,
+        prefixes: str,
+        data_fingerprint: str,
+        result_file: Path,
+        evidence: bool = False,
+    ) -> Verdict:
         """May ``result_file`` stand for ``task`` under ``inputs`` and ``prefixes``, over data ``data_fingerprint``?
 
         ``evidence``: the run keeps per-sample evidence, so a result without its intact evidence runs again.
@@ -226,8 +272,11 @@ class RecordStore:
         if not result_file.is_file():
             return Verdict(Reuse.ABSENT)
         if record is None:
-            why = "has no record of what produced it" if not self.path(task).exists() else (
-                "has a record that is unreadable or does not match its own checksum (edited or damaged)")
+            why = (
+                "has no record of what produced it"
+                if not self.path(task).exists()
+                else ("has a record that is unreadable or does not match its own checksum (edited or damaged)")
+            )
             return Verdict(Reuse.UNRECORDED, f"{result_file.name} {why}")
         diffs = record.inputs.differences(inputs, instructions=False)
         if record.prefixes_sha256 != prefixes:
@@ -242,11 +291,19 @@ class RecordStore:
             return Verdict(Reuse.NO_EVIDENCE, f"{result_file.name} {why}" if record.evidence is None else why)
         return Verdict(Reuse.FINISHED)
 
-    def verdicts(self, inputs: RunInputs, prefixes: dict[str, str], fingerprints: dict[str, str],
-                 results_dir: Path, evidence: bool = False) -> dict[str, Verdict]:
+    def verdicts(
+        self,
+        inputs: RunInputs,
+        prefixes: dict[str, str],
+        fingerprints: dict[str, str],
+        results_dir: Path,
+        evidence: bool = False,
+    ) -> dict[str, Verdict]:
         """:meth:`verdict` for every task in ``prefixes`` (results in mteb's ``<results_dir>/<Task>.json``)."""
-        return {name: self.verdict(name, inputs, prefix, fingerprints[name], results_dir / f"{name}.json", evidence)
-                for name, prefix in prefixes.items()}
+        return {
+            name: self.verdict(name, inputs, prefix, fingerprints[name], results_dir / f"{name}.json", evidence)
+            for name, prefix in prefixes.items()
+        }
 
     def conflicting(self, inputs: RunInputs) -> dict[str, str]:
         """Every recorded task of this revision made with other inputs: {task: differences}."""
@@ -292,12 +349,16 @@ def unverified_reason(result_file: Path) -> str | None:
         return None
     record_file = store.path(result_file.stem)
     if not record_file.exists():
-        return ("has no record of what produced it (a run stopped before recording it, or the file was put there by "
-                "hand); rerun the same command to finish the task")
+        return (
+            "has no record of what produced it (a run stopped before recording it, or the file was put there by "
+            "hand); rerun the same command to finish the task"
+        )
     record = read_record(record_file, legacy_ok=True)
     if record is None:
         return f"its record {record_file} is unreadable or was edited; rerun the same command to re-run the task"
     if not is_recorded_file(record, result_file):
-        return ("is not the file its record names (edited, damaged or unreadable since the run); rerun the same "
-                "command to re-run the task")
+        return (
+            "is not the file its record names (edited, damaged or unreadable since the run); rerun the same "
+            "command to re-run the task"
+        )
     return None

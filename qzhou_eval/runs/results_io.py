@@ -59,8 +59,12 @@ def main_score_of(path: Path) -> float | None:
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        values = [float(entry["main_score"]) for entries in data["scores"].values() for entry in entries
-                  if entry.get("languages")]
+        values = [
+            float(entry["main_score"])
+            for entries in data["scores"].values()
+            for entry in entries
+            if entry.get("languages")
+        ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if not values or not all(math.isfinite(v) for v in values):

@@ -22,15 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qzhou_eval._atomic import TMP_SUFFIX, temp_prefix
+from qzhou_eval._ranks import launched_by_torchrun
 from qzhou_eval.api import build_encoder
 from qzhou_eval.encoder.endpoint_backend import EndpointMismatch
 from qzhou_eval.encoder.mteb_model import QZhouMtebModel
 from qzhou_eval.encoder.stats import EncodeStats
-from qzhou_eval._ranks import launched_by_torchrun
 from qzhou_eval.errors import DistributedError, EmbeddingError, InvalidOptionError, QZhouEvalError
 from qzhou_eval.integrity.exhaustion import is_exhaustion
 from qzhou_eval.integrity.outputs import check_folder_target
 from qzhou_eval.modeling.loading import check_device, resolve_device
+from qzhou_eval.remote.endpoint import EndpointError
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.column_lists import columns_as_lists
 from qzhou_eval.runs.config import (
@@ -43,10 +44,9 @@ from qzhou_eval.runs.config import (
     resolve_request,
     results_dir_for,
 )
-from qzhou_eval.remote.endpoint import EndpointError
+from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, Evidence, collect_evidence, write_evidence
 from qzhou_eval.runs.folder_lock import OutputFolderLock, check_state_paths
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
-from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, Evidence, collect_evidence, write_evidence
 from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, Reuse, prefixes_sha256
 from qzhou_eval.runs.results_io import (
     atomic_write_json,
@@ -71,7 +71,9 @@ def _check_writable(output_dir: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise InvalidOptionError(f"--output_dir {str(output_dir)!r} is not writable ({exc}); choose another folder") from exc
+        raise InvalidOptionError(
+            f"--output_dir {str(output_dir)!r} is not writable ({exc}); choose another folder"
+        ) from exc
 
 
 def _set_aside_previous(output_dir: Path) -> Path:
@@ -139,8 +141,14 @@ def join_ranks(config: RunConfig) -> DataParallel | None:
     return DataParallel(resolve_device(config.device))
 
 
-def _admit_as_writer(config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest,
-                     stack: ExitStack, data_parallel: DataParallel | None) -> tuple[OutputFolderLock, list[str]]:
+def _admit_as_writer(
+    config: RunConfig,
+    tasks: list,
+    data: dict[str, TaskData],
+    request: ResolvedRequest,
+    stack: ExitStack,
+    data_parallel: DataParallel | None,
+) -> tuple[OutputFolderLock, list[str]]:
     """Check and claim the output folder; tell the other ranks (if any) the finished tasks, or why none run."""
     try:
         output_dir = Path(config.output_dir)
@@ -167,8 +175,9 @@ def _admitted_by_writer(data_parallel: DataParallel) -> list[str]:
     return detail
 
 
-def _admit(config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest,
-           lock: OutputFolderLock) -> list[str]:
+def _admit(
+    config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest, lock: OutputFolderLock
+) -> list[str]:
     """Under the folder lock: refuse results of other inputs, claim the manifest; return the finished tasks."""
     output_dir = Path(config.output_dir)
     inputs = request.inputs
@@ -188,11 +197,15 @@ def _admit(config: RunConfig, tasks: list, data: dict[str, TaskData], request: R
             verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir, config.predictions)
         for folder in (results_dir, output_dir, store.folder, output_dir / STATE_DIRNAME, store.evidence_folder):
             remove_stale_temp_files(folder)
-        manifests.merge_and_save(manifests.manifest_path(output_dir, config.suite), request_manifest(config, request), {})
+        manifests.merge_and_save(
+            manifests.manifest_path(output_dir, config.suite), request_manifest(config, request), {}
+        )
     done = sorted(n for n, v in verdicts.items() if v.reuse is Reuse.FINISHED and not config.overwrite)
     for name, verdict in sorted(verdicts.items()):
-        if verdict.reuse in (Reuse.UNRECORDED, Reuse.DATA_CHANGED, Reuse.RESULT_CHANGED, Reuse.NO_EVIDENCE) and \
-                not config.overwrite:
+        if (
+            verdict.reuse in (Reuse.UNRECORDED, Reuse.DATA_CHANGED, Reuse.RESULT_CHANGED, Reuse.NO_EVIDENCE)
+            and not config.overwrite
+        ):
             logger.warning("%s: %s; running it again", name, verdict.detail)
     if done:
         logger.info("%d task(s) already finished with these inputs, skipped: %s", len(done), done)
@@ -200,21 +213,38 @@ def _admit(config: RunConfig, tasks: list, data: dict[str, TaskData], request: R
 
 
 def _prefixes(config: RunConfig, request: ResolvedRequest, tasks: list) -> dict[str, str]:
-    return {t.metadata.name: prefixes_sha256(request.instructions, t.metadata.name, config.use_instruction)
-            for t in tasks}
+    return {
+        t.metadata.name: prefixes_sha256(request.instructions, t.metadata.name, config.use_instruction) for t in tasks
+    }
 
 
-def _run_admitted(config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest,
-                  lock: OutputFolderLock | None, done: list[str], data_parallel: DataParallel | None) -> RunSummary:
+def _run_admitted(
+    config: RunConfig,
+    tasks: list,
+    data: dict[str, TaskData],
+    request: ResolvedRequest,
+    lock: OutputFolderLock | None,
+    done: list[str],
+    data_parallel: DataParallel | None,
+) -> RunSummary:
     output_dir = Path(config.output_dir)
     results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
     store = RecordStore(output_dir, request.model_name, request.inputs.revision)
     pending = [t for t in tasks if t.metadata.name not in done]
     stats, failed, scores = None, {}, {}
     if pending:
-        run = _TaskLoop(config, request, request_manifest(config, request),
-                        manifests.manifest_path(output_dir, config.suite), results_dir, lock, store, data,
-                        _prefixes(config, request, tasks), data_parallel)
+        run = _TaskLoop(
+            config,
+            request,
+            request_manifest(config, request),
+            manifests.manifest_path(output_dir, config.suite),
+            results_dir,
+            lock,
+            store,
+            data,
+            _prefixes(config, request, tasks),
+            data_parallel,
+        )
         stats, failed = run.evaluate(pending)
         scores.update(run.scores)
     ran = [t.metadata.name for t in pending if t.metadata.name not in failed]
@@ -235,9 +265,19 @@ class _TaskLoop:
     computes the same scores; only the writer (rank 0) writes results, records, manifest and cache.
     """
 
-    def __init__(self, config: RunConfig, request: ResolvedRequest, header: dict, manifest_file: Path,
-                 results_dir: Path, lock: OutputFolderLock | None, store: RecordStore, data: dict[str, TaskData],
-                 prefixes: dict[str, str], data_parallel: DataParallel | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        request: ResolvedRequest,
+        header: dict,
+        manifest_file: Path,
+        results_dir: Path,
+        lock: OutputFolderLock | None,
+        store: RecordStore,
+        data: dict[str, TaskData],
+        prefixes: dict[str, str],
+        data_parallel: DataParallel | None = None,
+    ) -> None:
         self.config = config
         self.request = request
         self.header = header
@@ -255,8 +295,14 @@ class _TaskLoop:
         import mteb
 
         config, request = self.config, self.request
-        encoder = build_encoder(request.info, request.options, config.device, backend=config.backend,
-                                endpoint=config.endpoint, source=request.source)
+        encoder = build_encoder(
+            request.info,
+            request.options,
+            config.device,
+            backend=config.backend,
+            endpoint=config.endpoint,
+            source=request.source,
+        )
         encoder.data_parallel = self.data_parallel
         logger.info("options for %s:\n  %s", request.model_name, "\n  ".join(encoder.resolution.describe()))
         if request.instructions is not None:
@@ -265,14 +311,20 @@ class _TaskLoop:
         if config.cache_dir and self.writes:
             cache_root = Path(config.output_dir) / CACHE_DIRNAME if config.cache_dir is True else Path(config.cache_dir)
             cache = encoder.attach_cache(cache_root / "embeddings.sqlite")
-        model = QZhouMtebModel(encoder, request.instructions, use_instruction=config.use_instruction,
-                               model_name=request.model_name, revision=request.inputs.revision,
-                               readability_limits=config.readability)
+        model = QZhouMtebModel(
+            encoder,
+            request.instructions,
+            use_instruction=config.use_instruction,
+            model_name=request.model_name,
+            revision=request.inputs.revision,
+            readability_limits=config.readability,
+        )
         self.model = model
         if self.writes:
             atomic_write_json(self.results_dir / "model_meta.json", model.mteb_model_meta.to_dict())
-        self.header.update(device=encoder.options.device, dtype=encoder.options.dtype,
-                           resolved_options=encoder.resolution.as_record())
+        self.header.update(
+            device=encoder.options.device, dtype=encoder.options.dtype, resolved_options=encoder.resolution.as_record()
+        )
         if self.data_parallel is not None:
             self.header["data_parallel"] = {"world_size": self.data_parallel.world_size}
         failed: dict[str, TaskFailure] = {}
@@ -294,22 +346,40 @@ class _TaskLoop:
                         raise  # no space: every later task would fail the same way; stop, all written intact
                     error = exc
                 if self.data_parallel is not None:
-                    self.data_parallel.agree(f"the outcome of {name}",
-                                             "finished" if error is None else f"failed ({type(error).__name__})")
+                    self.data_parallel.agree(
+                        f"the outcome of {name}", "finished" if error is None else f"failed ({type(error).__name__})"
+                    )
                 if error is not None:
                     failed[name] = self._record_failure(name, error)
                     if config.fail_fast:
-                        logger.error("--fail_fast: stopping after %s; %d task(s) not run", name, len(pending) - position)
+                        logger.error(
+                            "--fail_fast: stopping after %s; %d task(s) not run", name, len(pending) - position
+                        )
                         break
                     continue
                 metric = task.metadata.main_score
-                entry = self._save_result(name, result.task_results[0], time.monotonic() - t0,
-                                          encoder.stats.minus(before), encoder.stats, evidence, metric)
+                entry = self._save_result(
+                    name,
+                    result.task_results[0],
+                    time.monotonic() - t0,
+                    encoder.stats.minus(before),
+                    encoder.stats,
+                    evidence,
+                    metric,
+                )
                 elapsed = time.monotonic() - started
                 remaining = len(pending) - position
-                logger.info("[%d/%d] %s: %s %.2f (main score, x100) in %.1fs; %d remaining, ETA %.0fs", position,
-                            len(pending), name, metric, 100 * entry["main_score"], entry["wall_s"], remaining,
-                            elapsed / position * remaining)
+                logger.info(
+                    "[%d/%d] %s: %s %.2f (main score, x100) in %.1fs; %d remaining, ETA %.0fs",
+                    position,
+                    len(pending),
+                    name,
+                    metric,
+                    100 * entry["main_score"],
+                    entry["wall_s"],
+                    remaining,
+                    elapsed / position * remaining,
+                )
         finally:
             if cache:
                 cache.close()
@@ -319,8 +389,9 @@ class _TaskLoop:
         """mteb's evaluation; with predictions kept, the gold data stays loaded until the units are built from it."""
         encode_kwargs = {"batch_size": batch_size, "show_progress_bar": True}
         if not (self.config.predictions and self.writes):
-            return mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
-                                 encode_kwargs=encode_kwargs), None
+            return mteb.evaluate(
+                model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True, encode_kwargs=encode_kwargs
+            ), None
         # mteb writes plain JSON (GBs for large retrieval tasks): beside the run, not in a small /tmp
         state = Path(self.config.output_dir) / STATE_DIRNAME
         # named by host and pid: a folder a killed run left behind is removed by the next run (remove_stale_temp_files)
@@ -329,47 +400,79 @@ class _TaskLoop:
             if not preloaded:
                 task.load_data()
             try:
-                result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False, raise_error=True,
-                                       encode_kwargs=encode_kwargs, prediction_folder=scratch)
+                result = mteb.evaluate(
+                    model,
+                    tasks=[task],
+                    cache=None,
+                    show_progress_bar=False,
+                    raise_error=True,
+                    encode_kwargs=encode_kwargs,
+                    prediction_folder=scratch,
+                )
                 try:
-                    evidence = collect_evidence(task, result.task_results[0],
-                                                Path(scratch) / task.prediction_file_name)
+                    evidence = collect_evidence(task, result.task_results[0], Path(scratch) / task.prediction_file_name)
                 except Exception as exc:  # the score is mteb's and stands; only its evidence is missing
                     if is_exhaustion(exc):
                         raise
-                    logger.warning("%s: its per-sample evidence could not be kept (%s: %s); the result is recorded "
-                                   "without it, and a later run that keeps evidence runs the task again",
-                                   task.metadata.name, type(exc).__name__, exc)
+                    logger.warning(
+                        "%s: its per-sample evidence could not be kept (%s: %s); the result is recorded "
+                        "without it, and a later run that keeps evidence runs the task again",
+                        task.metadata.name,
+                        type(exc).__name__,
+                        exc,
+                    )
                     evidence = None
             finally:
                 if not preloaded:
                     task.unload_data()
         return result, evidence
 
-    def _save_result(self, name: str, task_result, wall: float, stats: EncodeStats, total: EncodeStats,
-                     evidence: Evidence | None = None, metric: str | None = None) -> dict:
+    def _save_result(
+        self,
+        name: str,
+        task_result,
+        wall: float,
+        stats: EncodeStats,
+        total: EncodeStats,
+        evidence: Evidence | None = None,
+        metric: str | None = None,
+    ) -> dict:
         """Result and evidence files, then the record, then the manifest entry: a kill between them costs a re-run."""
         score = float(task_result.get_score())
         if not math.isfinite(score):  # mteb wrote NaN/inf: never a result that looks finished
-            raise EmbeddingError(f"{name}: mteb computed a main score of {score}; the task's data or model output is "
-                                 "degenerate — see the result's scores")
+            raise EmbeddingError(
+                f"{name}: mteb computed a main score of {score}; the task's data or model output is "
+                "degenerate — see the result's scores"
+            )
         self.scores[name] = score
         entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": score, "main_metric": metric}
         readability = self.model.readability.pop(name, None)
         if readability is not None:
             entry["readability"] = readability.as_record()
             if readability.needs_warning(self.config.readability):
-                logger.warning("%s: the model reads this task's texts poorly: %s; its score is printed but "
-                               "compare it with care", name, readability.summary())
+                logger.warning(
+                    "%s: the model reads this task's texts poorly: %s; its score is printed but compare it with care",
+                    name,
+                    readability.summary(),
+                )
         if not self.writes:
             return entry
         result_file = self.results_dir / f"{name}.json"
         write_task_result(task_result, result_file)
         evidence_record = write_evidence(evidence, self.store.evidence_files(name)) if evidence is not None else None
         if evidence_record is not None:
-            entry["evidence"] = {"units": "kept" if "units_sha256" in evidence_record else evidence_record["units_note"]}
-        self.store.write(name, self.request.inputs, self.prefixes[name], self.data[name].fingerprint, result_file, score,
-                         evidence_record)
+            entry["evidence"] = {
+                "units": "kept" if "units_sha256" in evidence_record else evidence_record["units_note"]
+            }
+        self.store.write(
+            name,
+            self.request.inputs,
+            self.prefixes[name],
+            self.data[name].fingerprint,
+            result_file,
+            score,
+            evidence_record,
+        )
         entry.update(data_fingerprint=self.data[name].fingerprint, encode_stats=stats.as_record())
         self.header["encode_stats"] = total.as_record()
         if encoder_endpoint := self.model.model.endpoint:  # requests, retries, what the server reported
@@ -385,8 +488,14 @@ class _TaskLoop:
         if not self.writes:
             return failure
         atomic_write_text(trace_file, "".join(traceback.format_exception(exc)))
-        manifests.update(self.manifest_file, self.header, {name: {"status": "failed", "error": failure.as_record()}},
-                         self.lock)
-        logger.error("%s failed (%s: %s); traceback in %s; continuing with the other tasks",
-                     name, failure.error_type, failure.message[:300], trace_file)
+        manifests.update(
+            self.manifest_file, self.header, {name: {"status": "failed", "error": failure.as_record()}}, self.lock
+        )
+        logger.error(
+            "%s failed (%s: %s); traceback in %s; continuing with the other tasks",
+            name,
+            failure.error_type,
+            failure.message[:300],
+            trace_file,
+        )
         return failure

@@ -5,9 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from qzhou_eval.errors import InvalidOptionError
-
 from qzhou_eval.benchmarks import SUITES, bundled_task_names  # noqa: F401  (re-exported)
+from qzhou_eval.errors import InvalidOptionError
 
 
 def suite_tasks(benchmark: str) -> list:

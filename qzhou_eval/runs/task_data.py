@@ -17,7 +17,6 @@ import gzip
 import hashlib
 import itertools
 import json
-import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,8 +104,10 @@ def _read_file(path: Path) -> tuple[tuple[str, ...] | None, dict[str, int]]:
                 first = fh.readline()
             columns = _columns_of_first_line(first, csv=name.endswith(".csv"))
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
-        raise DataDirError(f"{path} is unreadable or damaged ({type(exc).__name__}: {exc}); "
-                           "copy the file again from its source (qzhou-eval mirror re-downloads a task)") from None
+        raise DataDirError(
+            f"{path} is unreadable or damaged ({type(exc).__name__}: {exc}); "
+            "copy the file again from its source (qzhou-eval mirror re-downloads a task)"
+        ) from None
     except Exception as exc:  # pyarrow raises its own types for a damaged parquet file
         raise DataDirError(f"{path} is not a readable parquet file ({exc}); copy it again from its source") from None
     return columns, gaps
@@ -147,8 +148,11 @@ def readme_configs(folder: Path) -> dict[str, dict[str, list[Path]]]:
     readme = folder / "README.md"
     text = readme.read_text(encoding="utf-8", errors="replace")
     parts = text.split("---", 2)
-    header = parse_yaml(parts[1], f"{readme} (its YAML header)", DataDirError) if text.startswith("---") and len(
-        parts) == 3 else None
+    header = (
+        parse_yaml(parts[1], f"{readme} (its YAML header)", DataDirError)
+        if text.startswith("---") and len(parts) == 3
+        else None
+    )
     configs = header.get("configs") if isinstance(header, dict) else None
     if not isinstance(configs, list) or not configs:
         raise DataDirError(f"{readme} has no YAML 'configs:' list; expected the layout in mteb-data/README.md")
@@ -171,11 +175,15 @@ def readme_configs(folder: Path) -> dict[str, dict[str, list[Path]]]:
                 _confined(readme, folder, pattern)
                 matched = sorted(folder.glob(pattern)) if any(c in pattern for c in "*?[") else [folder / pattern]
                 if any(not p.resolve().is_relative_to(folder.resolve()) for p in matched):
-                    raise DataDirError(f"{readme}: {pattern!r} matches a link that leaves the task folder {folder}; "
-                                       "copy the file into the folder instead of linking to it")
+                    raise DataDirError(
+                        f"{readme}: {pattern!r} matches a link that leaves the task folder {folder}; "
+                        "copy the file into the folder instead of linking to it"
+                    )
                 if not matched or not all(p.is_file() for p in matched):
-                    raise DataDirError(f"{folder / pattern} (config {name!r}, split {item.get('split')!r}, listed in "
-                                       f"{readme.name}) does not exist; copy the task folder again")
+                    raise DataDirError(
+                        f"{folder / pattern} (config {name!r}, split {item.get('split')!r}, listed in "
+                        f"{readme.name}) does not exist; copy the task folder again"
+                    )
                 splits.setdefault(str(item.get("split", "train")), []).extend(matched)
         out[name] = splits
     return out
@@ -289,8 +297,10 @@ def check_task_folder(task, folder: Path, memo: _DigestMemo) -> TaskData:
             continue
         missing = [" or ".join(alt) for alt in needed if not set(alt) & set(item.facts.columns)]
         if missing:
-            raise DataDirError(f"{item.path} (config {item.config!r}, split {item.split!r}) lacks column(s) {missing} "
-                               f"that mteb reads for {task.metadata.name}; it has {list(item.facts.columns)}")
+            raise DataDirError(
+                f"{item.path} (config {item.config!r}, split {item.split!r}) lacks column(s) {missing} "
+                f"that mteb reads for {task.metadata.name}; it has {list(item.facts.columns)}"
+            )
         for alt in needed:
             present = [c for c in alt if c in item.facts.columns]
             if present and all(c in item.facts.gaps for c in present):
@@ -306,8 +316,10 @@ def check_task_folder(task, folder: Path, memo: _DigestMemo) -> TaskData:
     single_split = any(len(splits) == 1 for splits in splits_by_config.values())
     missing_splits = [s for s in task.metadata.eval_splits if s not in all_splits]
     if missing_splits and not (retrieval and single_split):
-        raise DataDirError(f"{folder / 'README.md'} lists no {missing_splits} split, which mteb evaluates for "
-                           f"{task.metadata.name}; it lists {sorted(all_splits)}")
+        raise DataDirError(
+            f"{folder / 'README.md'} lists no {missing_splits} split, which mteb evaluates for "
+            f"{task.metadata.name}; it lists {sorted(all_splits)}"
+        )
     return TaskData(task.metadata.name, folder, fingerprint)
 
 
