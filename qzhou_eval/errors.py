@@ -43,3 +43,11 @@ class InstructionError(QZhouEvalError, ValueError):
 
 class DistributedError(QZhouEvalError, RuntimeError):
     """A multi-process run that cannot go on: a rank stopped, or the ranks disagree on the work."""
+
+
+class InputTextError(QZhouEvalError, TypeError):
+    """An input text that is not a string (a TypeError for API callers; one clear line at the CLI)."""
+
+
+class SnapshotError(QZhouEvalError, ValueError):
+    """A mirrored dataset snapshot that mteb could not load offline."""

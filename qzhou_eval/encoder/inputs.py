@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from qzhou_eval.constants import EMPTY_TEXT_REPLACEMENT, TEMPLATE_TEXT_SLOT
-from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.errors import InputTextError, InvalidOptionError
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +26,14 @@ def validate_texts(texts: Sequence[str]) -> list[str]:
     """Reject non-strings with the offending index; accept a bare string as one text.
 
     Raises:
-        TypeError: naming the first bad index and its type.
+        InputTextError: (a TypeError) naming the first bad index and its type.
     """
     if isinstance(texts, str):
         texts = [texts]
     out = list(texts)
     for i, text in enumerate(out):
         if not isinstance(text, str):
-            raise TypeError(
+            raise InputTextError(
                 f"texts[{i}] is {type(text).__name__} ({text!r:.40}), not str; clean the input "
                 "(the reference replaces only empty strings, never None)"
             )

@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from qzhou_eval._atomic import atomic_write_json
+from qzhou_eval.errors import SnapshotError
 from qzhou_eval.runs.offline import _check_folder
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def mirror_tasks(
         fetch(dataset["path"], dataset.get("revision"), partial)
         problem = _check_folder(partial)
         if problem:
-            raise ValueError(
+            raise SnapshotError(
                 f"{name}: the snapshot of {dataset['path']} is not usable offline ({problem}); "
                 "its repo may need a README 'configs:' header"
             )

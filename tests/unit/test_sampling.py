@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from qzhou_eval.errors import InvalidOptionError
@@ -92,4 +91,5 @@ def test_resume_continues_exactly(shuffle):
 def test_batch_larger_than_a_dataset_is_an_error():
     with pytest.raises(InvalidOptionError, match="batch size 64 is larger than dataset\\(s\\) \\{'small': 10\\}"):
         GroupedBatches({"big": 1000, "small": 10}, {"big": 0.5, "small": 0.5}, batch_size=64)
-    assert np.isclose(sum(dataset_weights({"x": 3}, 0.5).values()), 1.0)
+    whole = GroupedBatches({"x": 64}, {"x": 1.0}, batch_size=64)  # exactly one batch: accepted, read whole
+    assert [rows for _, rows in whole.take(2)] == [list(range(64))] * 2
