@@ -206,7 +206,9 @@ def run_submit(args) -> int:
         print(f"model_meta.json: {', '.join(meta.from_card)} from the checkpoint's model card")
     if meta.unknown:
         print(f"model_meta.json: still unknown, fill in {target / 'model_meta.json'} before the PR: {meta.unknown}")
-    model_name = target.parent.name.replace("__", "/", 1)
+    from qzhou_eval.results.layout import model_name_of
+
+    model_name = model_name_of(target.parent.name)
     commands = next_commands(args.out, model_name)
     print("next, on a machine with network access (mteb >= 2.26 and a GitHub login):")
     print(f"  {commands[0]}   # commits to a branch of a local results clone, to push and open a PR yourself")

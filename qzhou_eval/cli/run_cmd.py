@@ -332,11 +332,12 @@ def _available_tasks(data_dir: str | None, benchmark: str | None, tasks: list[st
 def print_summary(summary, suite: str, manifest_file: Path | None = None) -> None:
     """The run's scores on the leaderboard's scale (x100), each with its metric and, where the harness ships
     it, the published score of the same model (so a low but correct number reads as correct)."""
+    from qzhou_eval.results.layout import model_name_of
     from qzhou_eval.results.published import published_scores
     from qzhou_eval.runs import manifest as manifests
 
     recorded = ((manifests.load(manifest_file) or {}).get("tasks") or {}) if manifest_file else {}
-    published = published_scores(summary.results_dir.parent.name.replace("__", "/", 1))
+    published = published_scores(model_name_of(summary.results_dir.parent.name) or "")
     failed = f", {len(summary.failed)} failed" if summary.failed else ""
     print(f"\n{suite}: {len(summary.scores)} task(s) with results{failed}, in {summary.results_dir}")
     print(f"{'task':<40} {'metric':<18} {'score':>7} {'published':>9}  status")

@@ -14,6 +14,7 @@ from qzhou_eval.benchmarks import bundled_task_names
 from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.integrity.outputs import check_folder_target, check_revision_name, same_file
 from qzhou_eval.report.regression import detect_benchmark
+from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder
 from qzhou_eval.results.runs import load_run_dir
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def submit(
         raise SubmissionError(
             f"task files were produced by mixed mteb versions {sorted(map(str, versions))}; re-run them with one version"
         )
-    target = Path(out_dir) / "results" / source.parent.name / meta.revision
+    target = Path(out_dir) / RESULTS_DIRNAME / source.parent.name / meta.revision
     if target.exists() and same_file(target, source):
         raise SubmissionError(f"--out {out_dir} would write the run's own folder {source}; choose another --out")
     check_folder_target(target, "--out")
@@ -204,7 +205,7 @@ def next_commands(out_dir: str | Path, model_name: str) -> list[str]:
     """What to run where the network is: mteb's own submission command (its ``--output-folder`` is ``out_dir``,
     whose ``results/`` holds the model), or the same by hand with git."""
     out = Path(out_dir)
-    folder = model_name.replace("/", "__")
+    folder = model_folder(model_name)
     return [
         f"mteb submit-results --output-folder {out} --models {model_name}",
         f"mteb submit-results --output-folder {out} --models {model_name} --create-pr",

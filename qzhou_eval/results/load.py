@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.results.layout import RESULTS_DIRNAME, model_name_of
 
 NO_REVISION = ("external", "no_revision_available")
 
@@ -90,7 +91,7 @@ def results_root(path: Path) -> Path:
         raise ResultFileError(f"results folder {str(path)!r} does not exist")
     if any("__" in p.name for p in path.iterdir() if p.is_dir()):
         return path
-    for candidate in (path / "results", path / "remote" / "results"):
+    for candidate in (path / RESULTS_DIRNAME, path / "remote" / RESULTS_DIRNAME):
         if candidate.is_dir() and any("__" in p.name for p in candidate.iterdir() if p.is_dir()):
             return candidate
     return path
@@ -100,13 +101,14 @@ def model_folders(root: Path) -> dict[str, Path]:
     """{org/name: folder} for every ``org__name`` folder under ``root``; a run folder's ``results/`` (mteb's
     layout) and its top level (runs made before it) are both read, the former winning for the same model."""
     root = results_root(root)
-    levels = [root] if root.name == "results" or not (root / "results").is_dir() else [root, root / "results"]
+    inner = root / RESULTS_DIRNAME
+    levels = [root] if root.name == RESULTS_DIRNAME or not inner.is_dir() else [root, inner]
     out = {}
     for level in levels:
         for folder in sorted(p for p in level.iterdir() if p.is_dir()):
-            if "__" in folder.name:
-                org, name = folder.name.split("__", 1)
-                out[f"{org}/{name}"] = folder
+            name = model_name_of(folder.name)
+            if name is not None:
+                out[name] = folder
     return out
 
 

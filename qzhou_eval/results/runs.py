@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qzhou_eval.results.layout import model_name_of
 from qzhou_eval.results.load import ModelResults, ResultFileError, load_model_results, model_folders
 
 _NOT_TASKS = ("model_meta.json",)
@@ -24,18 +25,17 @@ def load_run_dir(path: str | Path, tasks: list[str] | None = None) -> list[Model
         raise ResultFileError(f"run folder {str(path)!r} does not exist")
     if _task_jsons(path):  # a revision folder: <org__model>/<revision>/
         model_dir = path.parent
-        if "__" not in model_dir.name:
+        model_name = model_name_of(model_dir.name)
+        if model_name is None:
             raise ResultFileError(
                 f"{path} holds task files, but its parent {model_dir.name!r} is not an <org__model> folder; "
                 "expected <dir>/<org__model>/<revision>/<Task>.json"
             )
-        org, name = model_dir.name.split("__", 1)
-        only_this = load_model_results(model_dir, f"{org}/{name}", tasks)
+        only_this = load_model_results(model_dir, model_name, tasks)
         only_this.tasks = {t: f for t, f in only_this.tasks.items() if f.path.parent == path}
         return [only_this]
-    if "__" in path.name and any(_task_jsons(p) for p in path.iterdir() if p.is_dir()):  # a model folder
-        org, name = path.name.split("__", 1)
-        return [load_model_results(path, f"{org}/{name}", tasks)]
+    if model_name_of(path.name) and any(_task_jsons(p) for p in path.iterdir() if p.is_dir()):  # a model folder
+        return [load_model_results(path, model_name_of(path.name), tasks)]
     folders = model_folders(path)
     if not folders:
         raise ResultFileError(

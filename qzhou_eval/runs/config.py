@@ -17,8 +17,9 @@ from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_sou
 from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, check_backend, check_values, resolve_options
 from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings
+from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder
 from qzhou_eval.runs import manifest as manifests
-from qzhou_eval.runs.provenance import RESULTS_DIRNAME, RunInputs, identity_options
+from qzhou_eval.runs.provenance import RunInputs, identity_options
 
 CACHE_DIRNAME = ".embedding_cache"
 # The suite label of a run that names tasks rather than a benchmark (its manifest: qzhou-run-tasks.json).
@@ -257,7 +258,7 @@ def results_dir_for(output_dir: Path, model_name: str, revision: str) -> Path:
     """mteb's cache layout, so ``mteb.ResultCache(output_dir)`` reads a run as it is:
     ``<output_dir>/results/<org__model>/<revision>/``. A run folder made before that layout
     (``<output_dir>/<org__model>/<revision>/``) keeps resuming where its results are."""
-    folder = model_name.replace("/", "__").replace(" ", "_")
+    folder = model_folder(model_name)
     legacy = Path(output_dir) / folder / revision
     if legacy.is_dir():
         return legacy

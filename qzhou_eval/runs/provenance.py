@@ -23,10 +23,10 @@ from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 from qzhou_eval.integrity.content import hash_bytes
 from qzhou_eval.options import BATCHING_OPTIONS, ResolvedOptions, canonical_dtype_name
+from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder, model_name_of
 from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, EvidenceFiles, evidence_intact
 
 STATE_DIRNAME = ".qzhou"
-RESULTS_DIRNAME = "results"  # mteb.ResultCache reads <cache>/results/<org__model>/<revision>/
 # Resolved options that never change an embedding: not part of a result's identity.
 _NOT_IDENTITY = BATCHING_OPTIONS | {"mrl_dims"}
 
@@ -209,9 +209,9 @@ class RecordStore:
     """The task records of one model revision in one output folder."""
 
     def __init__(self, output_dir: Path, model_name: str, revision: str) -> None:
-        model_folder = model_name.replace("/", "__")
-        self.folder = Path(output_dir) / STATE_DIRNAME / "records" / model_folder / revision
-        self.evidence_folder = Path(output_dir) / STATE_DIRNAME / EVIDENCE_DIRNAME / model_folder / revision
+        folder = model_folder(model_name)
+        self.folder = Path(output_dir) / STATE_DIRNAME / "records" / folder / revision
+        self.evidence_folder = Path(output_dir) / STATE_DIRNAME / EVIDENCE_DIRNAME / folder / revision
 
     def path(self, task: str) -> Path:
         return self.folder / f"{task}.json"
@@ -332,7 +332,7 @@ def store_of(result_file: Path) -> RecordStore:
     """The record store of a result file in a run folder (either layout: :func:`run_folder_of`)."""
     revision_dir = result_file.parent
     model_dir = revision_dir.parent
-    return RecordStore(run_folder_of(result_file), model_dir.name.replace("__", "/", 1), revision_dir.name)
+    return RecordStore(run_folder_of(result_file), model_name_of(model_dir.name) or model_dir.name, revision_dir.name)
 
 
 def unverified_reason(result_file: Path) -> str | None:

@@ -1,0 +1,20 @@
+"""The results layout mteb reads, ``<cache>/results/<org__model>/<revision>/<Task>.json``: the one owner of
+how a model's name becomes a folder name and back (runs, records, evidence, reports and submissions ask here)."""
+
+from __future__ import annotations
+
+RESULTS_DIRNAME = "results"  # mteb.ResultCache reads <cache>/results/<org__model>/<revision>/
+
+
+def model_folder(model_name: str) -> str:
+    """``org/name`` -> ``org__name`` (spaces become ``_``), as mteb names a model's results folder."""
+    return model_name.replace("/", "__").replace(" ", "_")
+
+
+def model_name_of(folder: str) -> str | None:
+    """``org__name`` -> ``org/name`` (split at the first ``__``, as mteb reads its folders; an org ending in
+    ``_`` is therefore read back wrongly, by mteb too); None for a folder that is not a model's (no ``__``)."""
+    if "__" not in folder:
+        return None
+    org, name = folder.split("__", 1)
+    return f"{org}/{name}"
