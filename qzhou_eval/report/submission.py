@@ -119,7 +119,8 @@ def submission_meta(name: str, source: Path, run_meta: dict[str, Any], revision:
     """The submitted model meta: the run's, under the leaderboard's revision, with descriptive gaps filled."""
     check_revision_name(revision, "--revision")
     meta = dict(run_meta)
-    hub_commit = _recorded_hub_revision(name, source)
+    recorded = _recorded_models(name, source)
+    hub_commit = next((str(m["hub_revision"]) for m in recorded if m.get("hub_revision")), None)
     if revision:
         meta["revision"], revision_from = revision, "--revision"
     elif hub_commit:
@@ -133,7 +134,7 @@ def submission_meta(name: str, source: Path, run_meta: dict[str, Any], revision:
             if meta.get(key) in (None, [], {}) and registered.get(key) not in (None, [], {}):
                 meta[key] = registered[key]
                 out.from_registry.append(key)
-    card = _model_card_fields(source)
+    card = _model_card_fields(recorded)
     for key, value in card.items():
         if meta.get(key) is None:
             meta[key] = value
@@ -152,18 +153,14 @@ def submission_meta(name: str, source: Path, run_meta: dict[str, Any], revision:
     return out
 
 
-def _recorded_hub_revision(name: str, source: Path) -> str | None:
-    """The hub commit a run's manifest recorded for ``name`` at the run's revision folder ``source``."""
+def _recorded_models(name: str, source: Path) -> list[dict[str, Any]]:
+    """The ``model`` entries the run's manifests hold for ``name`` at the revision folder ``source``."""
+    from qzhou_eval.report.tables import read_manifest
     from qzhou_eval.runs.provenance import run_folder_of
 
-    for path in sorted(run_folder_of(source / "model_meta.json").glob("qzhou-run-*.json")):
-        try:
-            model = json.loads(path.read_text(encoding="utf-8")).get("model") or {}
-        except (OSError, ValueError):
-            continue
-        if model.get("name") == name and model.get("revision") == source.name and model.get("hub_revision"):
-            return str(model["hub_revision"])
-    return None
+    manifests = sorted(run_folder_of(source / "model_meta.json").glob("qzhou-run-*.json"))
+    models = [read_manifest(path).get("model") for path in manifests]
+    return [m for m in models if isinstance(m, dict) and m.get("name") == name and m.get("revision") == source.name]
 
 
 def _registry_meta(name: str) -> dict[str, Any] | None:
@@ -175,26 +172,22 @@ def _registry_meta(name: str) -> dict[str, Any] | None:
     return mteb.get_model_meta(name).to_dict()
 
 
-def _model_card_fields(source: Path) -> dict[str, Any]:
-    """Fields a local checkpoint's model card declares in its YAML front matter (license)."""
-    from qzhou_eval.runs.provenance import run_folder_of
+def _model_card_fields(models: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fields the run's local checkpoint declares in its model card's YAML front matter (license)."""
+    import yaml
 
-    for path in sorted(run_folder_of(source / "model_meta.json").glob("qzhou-run-*.json")):
+    for model in models:
         try:
-            checkpoint = Path(json.loads(path.read_text(encoding="utf-8"))["model"]["path"])
-            text = (checkpoint / "README.md").read_text(encoding="utf-8")
-        except (OSError, ValueError, KeyError, TypeError):
+            text = (Path(str(model.get("path"))) / "README.md").read_text(encoding="utf-8")
+        except (OSError, ValueError):
             continue
         match = re.match(r"^---\n(.*?)\n---", text, re.S)
-        if match:
-            import yaml
-
-            try:
-                front = yaml.safe_load(match.group(1)) or {}
-            except yaml.YAMLError:
-                continue
-            if isinstance(front, dict) and isinstance(front.get("license"), str):
-                return {"license": front["license"]}
+        try:
+            front = (yaml.safe_load(match.group(1)) or {}) if match else {}
+        except yaml.YAMLError:
+            continue
+        if isinstance(front, dict) and isinstance(front.get("license"), str):
+            return {"license": front["license"]}
     return {}
 
 

@@ -178,7 +178,7 @@ def paired_notes(report: Report) -> list[tuple[str, pd.DataFrame | None, str]]:
     return out
 
 
-def _read_manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> dict:
     """A manifest's content; {} when unreadable (a report only reads: it never moves or repairs files)."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -202,7 +202,7 @@ def find_manifests(run_dirs: list[str | Path], benchmark: str, strict: bool = Fa
             hits = sorted(folder.glob("qzhou-run-*.json"))
             if not hits:
                 continue
-            records = {p: _read_manifest(p) for p in hits}
+            records = {p: read_manifest(p) for p in hits}
             mine = {p: r for p, r in records.items() if r.get("benchmark") in (benchmark, "tasks")}
             if not mine and strict:
                 raise InvalidOptionError(

@@ -221,7 +221,10 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
     model_name = model_name_for(config, source)
     identity = identity_options(options, config.device)
     if config.backend == "openai":  # a server's output is its own system, never the local weights' results
-        identity["served_by"] = f"endpoint {config.endpoint.served_model or served_model_name(config.endpoint)}"
+        # without a folder or a name, resolve_checkpoint already asked the server: its answer names the source
+        asked = info is None and config.model_name_or_path is None
+        served = config.endpoint.served_model or (source.name_or_path if asked else served_model_name(config.endpoint))
+        identity["served_by"] = f"endpoint {served}"
         identity["dtype"] = "served"
     inputs = RunInputs(
         model_name,
