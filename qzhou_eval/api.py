@@ -27,16 +27,16 @@ from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
 from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
+from qzhou_eval.option_table import HARNESS_DEFAULTS, OPTIONS_BY_NAME, parse_layers
 from qzhou_eval.options import (
     DEFAULT,
     EXPLICIT,
-    HARNESS_DEFAULTS,
     Batching,
     ResolvedOption,
     ResolvedOptions,
+    capped_max_length,
     check_backend,
     check_values,
-    parse_layers,
     resolve_batching,
     resolve_options,
     with_batching,
@@ -76,6 +76,8 @@ def load_encoder(
     device: str | torch.device | None = None,
     batch_size: int | None = _Default("batch_size"),
     max_tokens_per_batch: int = _Default("max_tokens_per_batch"),
+    batching: str = _Default("batching"),
+    reference_gpus: int = _Default("reference_gpus"),
     preset: str | Preset | PresetChoice | None = None,
     trust_remote_code: bool = _Default("trust_remote_code"),
     mrl_dims: Sequence[int] | None = _Default("mrl_dims"),
@@ -108,8 +110,13 @@ def load_encoder(
             ``max_tokens_per_batch=0``, the preset's reference batch size, else 32).
         max_tokens_per_batch: fill batches longest first up to this many padded tokens (default 16384 on
             CUDA, 4096 on CPU, raised to ``max_length`` if smaller); 0 = the reference's fixed batches of ``batch_size``
-            texts in descending character length. In float32 the embeddings do not depend on it beyond
-            rounding noise; in bf16 the last bits may, so use 0 for bit-level parity with the reference.
+            distinct texts in descending character length. In float32 the embeddings do not depend on it
+            beyond rounding noise; in bf16 the last bits may.
+        batching: ``"budget"`` (each distinct text once, token-budget batches: fastest) or ``"reference"``:
+            the reference embedders' own batches (every row, no dedupe, ``np.argsort`` of character lengths,
+            32 rows, the Zh reference's blocks of 128) and normalisation, bit for bit in bf16 (hf backend).
+        reference_gpus: with ``batching="reference"``, the GPU count of the run to match: the reference
+            splits each call into that many contiguous shards before batching.
         preset: a preset name, ``"none"`` (no preset, no recognition), or ``None``: the preset of a
             published checkpoint recognised from its files or hub id (logged), else none.
         trust_remote_code: run the checkpoint's own model code.
@@ -134,22 +141,8 @@ def load_encoder(
         >>> enc.resolution.source("max_length")  # doctest: +SKIP
         'checkpoint: sentence_bert_config.json max_seq_length'
     """
-    passed = {
-        "pooling": pooling,
-        "normalize": normalize,
-        "dim": dim,
-        "max_length": max_length,
-        "bidirectional": bidirectional,
-        "prompt_template": prompt_template,
-        "token_prepending": token_prepending,
-        "token_prepending_layers": token_prepending_layers,
-        "lowercase": lowercase,
-        "dtype": dtype,
-        "batch_size": batch_size,
-        "max_tokens_per_batch": max_tokens_per_batch,
-        "trust_remote_code": trust_remote_code,
-        "mrl_dims": mrl_dims,
-    }
+    given = locals()
+    passed = {name: given[name] for name in OPTIONS_BY_NAME}  # every row of the option table is a keyword
     explicit = {k: v for k, v in passed.items() if not isinstance(v, _Default)}
     if model_name_or_path is None and backend != "openai":
         if preset is None or str(preset).lower() == "none":
@@ -196,8 +189,6 @@ def build_encoder(
     use_tp = bool(resolved["token_prepending"])
     layers = parse_layers(resolved["token_prepending_layers"])
     bidi = resolved["bidirectional"]
-    length = int(resolved["max_length"])
-
     remote = bool(resolved["trust_remote_code"])
     choice = resolved.preset
     if choice is not None and choice.how != "requested":
@@ -214,9 +205,6 @@ def build_encoder(
     loaded = load_backbone(info.source, info.layout, dtype=torch_dtype, device=torch_device, trust_remote_code=remote)
 
     out_dim = check_dim(resolved["dim"], loaded.width, resolved["mrl_dims"])
-    if loaded.absolute_positions and loaded.max_positions and length > loaded.max_positions:
-        logger.info("max_length %d capped at the model's %d learned positions", length, loaded.max_positions)
-        length = int(loaded.max_positions)
     if bidi:
         enable_bidirectional_attention(loaded.model)
     hooks = None
@@ -225,7 +213,7 @@ def build_encoder(
             loaded.model, placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER), layers
         )
     options = _encoder_options(
-        resolved, out_dim, length, batching, str(torch_dtype).removeprefix("torch."), str(torch_device), layers
+        resolved, out_dim, batching, str(torch_dtype).removeprefix("torch."), str(torch_device), layers
     )
     logger.info(
         "loaded %s (%s, %s, attention=%s)",
@@ -241,19 +229,18 @@ def build_encoder(
 def _encoder_options(
     resolved: ResolvedOptions,
     dim: int | None,
-    max_length: int,
     batching: Batching,
     dtype: str,
     device: str,
     token_prepending_layers: tuple[int, ...] | None = None,
 ) -> EncoderOptions:
-    """The encoder's options from the resolved ones and what loading decided (width check, length cap, batching)."""
+    """The encoder's options from the resolved ones and what loading decided (width check, dtype, batching)."""
     token_prepending = token_prepending_layers is not None and bool(resolved["token_prepending"])
     return EncoderOptions(
         pooling=Pooling.from_str(resolved["pooling"]),
         normalize=bool(resolved["normalize"]),
         dim=dim,
-        max_length=max_length,
+        max_length=int(resolved["max_length"]),
         bidirectional=resolved["bidirectional"],
         prompt_template=resolved["prompt_template"],
         token_prepending=token_prepending,
@@ -261,6 +248,9 @@ def _encoder_options(
         lowercase=bool(resolved["lowercase"]),
         batch_size=batching.max_rows,
         max_tokens_per_batch=batching.max_tokens,
+        batching=batching.policy,
+        reference_gpus=batching.gpus,
+        reference_block=batching.block,
         dtype=dtype,
         device=device,
     )
@@ -288,9 +278,6 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
     config, hidden, width, positions = _declared_shape(info, remote)
     out_dim = check_dim(resolved["dim"], width, resolved["mrl_dims"])
     length = int(resolved["max_length"])
-    if positions and length > positions:
-        logger.info("max_length %d capped at the model's %d positions", length, positions)
-        length = int(positions)
     batching = resolve_batching(resolved, torch_device.type)
     engine = VllmEngine(
         str(source.local_path) if source.is_local else source.name_or_path,
@@ -312,9 +299,7 @@ def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Enco
         hidden_size=hidden,
         max_positions=positions,
     )
-    options = _encoder_options(
-        resolved, out_dim, length, batching, str(torch_dtype).removeprefix("torch."), str(torch_device)
-    )
+    options = _encoder_options(resolved, out_dim, batching, str(torch_dtype).removeprefix("torch."), str(torch_device))
     logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, options.dtype, options.device)
     resolution = with_batching(resolved, batching, f"vLLM on {torch_device.type}")
     return Encoder(loaded, options, source, None, resolution=resolution, vllm=engine)
@@ -351,12 +336,12 @@ def build_endpoint_encoder(
         _, hidden, width, _ = _declared_shape(info, remote)
         tokenizer = load_tokenizer(info.source, info.layout, remote)
     client = EndpointClient(settings, expected_width=width)
-    length = _served_max_length(resolved, client.served.max_model_len)
-    client.truncate_to = length if client.served.is_vllm else None
+    resolved = _fit_to_server(resolved, client.served.max_model_len)
+    client.truncate_to = int(resolved["max_length"]) if client.served.is_vllm else None
     client.embed(["Null"])  # a probe: the model answers under its name, at the expected width
     out_dim = check_dim(resolved["dim"], client.width, resolved["mrl_dims"])
     batching = resolve_batching(resolved, "cuda")  # a server's budget per request: the GPU default
-    options = _encoder_options(resolved, out_dim, length, batching, "served", "endpoint")
+    options = _encoder_options(resolved, out_dim, batching, "served", "endpoint")
     check = None
     if verify:
         local = replace(resolved, options={**resolved.options, "dtype": ResolvedOption("float32", "endpoint check")})
@@ -374,24 +359,23 @@ def build_endpoint_encoder(
     return Encoder(loaded, options, source, None, resolution=resolution, endpoint=client, endpoint_check=check)
 
 
-def _served_max_length(resolved: ResolvedOptions, served: int | None) -> int:
-    """The truncation length: the protocol's, which the server must be able to take; the server's when unset.
+def _fit_to_server(resolved: ResolvedOptions, served: int | None) -> ResolvedOptions:
+    """The protocol's truncation length, which the server must be able to take; an unset one is capped to it.
 
     Raises:
         InvalidOptionError: a max_length above the server's context (its inputs would be cut elsewhere).
     """
-    length = int(resolved["max_length"])
-    if served is None:
-        return length
-    if resolved.source("max_length") == DEFAULT:
-        return min(length, served)
-    if length > served:
+    asked = resolved.options["max_length"]
+    if served is None or asked.value <= served:
+        return resolved
+    if asked.source != DEFAULT:
         raise InvalidOptionError(
-            f"max_length={length} ({resolved.source('max_length')}) exceeds the server's context of {served} tokens; "
-            f"start the server with --max-model-len {length} (vLLM) or --max-input-length {length} (TEI), or pass "
+            f"max_length={asked.value} ({asked.source}) exceeds the server's context of {served} tokens; start the "
+            f"server with --max-model-len {asked.value} (vLLM) or --max-input-length {asked.value} (TEI), or pass "
             f"--max_length {served}"
         )
-    return length
+    capped = capped_max_length(asked, served, "the server's max_model_len")
+    return replace(resolved, options={**resolved.options, "max_length": capped})
 
 
 def _explain_custom_code(info: CheckpointInfo, resolved: ResolvedOptions) -> None:

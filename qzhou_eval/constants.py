@@ -25,8 +25,9 @@ EMPTY_TEXT_REPLACEMENT = "Null"
 # run_mteb_all_v2.py / run_cmteb_all.py: General_Embedder.from_pretrained(max_length=1024).
 DEFAULT_MAX_LENGTH = 1024
 
-# embedder.py, _encode(batch_size=32); the Zh embedder overrides it with 128. Used by the
-# reference batching (--max_tokens_per_batch 0): fixed batches in the reference's character-length order.
+# embedder.py, _encode(batch_size=32): rows per forward pass in the reference (the Zh embedder hands
+# sentence-transformers blocks of 128 rows, which it runs 32 at a time). Used by --batching reference
+# and by fixed-row batches (--max_tokens_per_batch 0).
 DEFAULT_BATCH_SIZE = 32
 
 # The harness's own batching: batches filled longest first up to this many (padded) tokens, with at

@@ -8,59 +8,33 @@ than the harness's 1024. Torch-free: the runner resolves before it loads anythin
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from qzhou_eval.constants import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_LENGTH,
     DEFAULT_MAX_ROWS_PER_BATCH,
     DEFAULT_MAX_TOKENS_PER_BATCH,
-    TOKEN_PREPENDING_LAYERS,
+    TOKEN_PREPENDING_PLACEHOLDER,
 )
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
+from qzhou_eval.option_table import (
+    BUDGET,
+    HARNESS_DEFAULTS,
+    OPTIONS_BY_NAME,
+    QUIET_OVERRIDES,
+    REFERENCE,
+    check_option_names,
+    check_options,
+)
 from qzhou_eval.presets import PresetChoice
 
 logger = logging.getLogger(__name__)
 
-# The harness's own defaults, used when neither the user, a preset nor the checkpoint sets an option.
-HARNESS_DEFAULTS: dict[str, Any] = {
-    "pooling": "mean",
-    "normalize": True,
-    "dim": None,
-    "mrl_dims": None,
-    "max_length": DEFAULT_MAX_LENGTH,
-    "lowercase": False,
-    "bidirectional": None,
-    "prompt_template": None,
-    "token_prepending": False,
-    "token_prepending_layers": TOKEN_PREPENDING_LAYERS,
-    "dtype": None,
-    "batch_size": None,  # a row cap: DEFAULT_MAX_ROWS_PER_BATCH under a token budget, else the reference's 32
-    "max_tokens_per_batch": None,  # None: DEFAULT_MAX_TOKENS_PER_BATCH for the device; 0: fixed batches of batch_size
-    "trust_remote_code": False,
-}
 # What an option becomes when the checkpoint's own code (trust_remote_code) already performs it.
 _LEFT_TO_CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
-
-# How texts are cut into forward passes: never changes an embedding beyond rounding noise, so a user
-# may set these freely without contradicting a preset, and they are not part of a result's identity.
-BATCHING_OPTIONS = frozenset({"batch_size", "max_tokens_per_batch"})
-
-# Every dtype spelling accepted, and the name it stands for (the one owner; torch maps names to dtypes).
-DTYPE_NAMES = {
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-    "float16": "float16",
-    "fp16": "float16",
-    "half": "float16",
-    "float32": "float32",
-    "fp32": "float32",
-    "float": "float32",
-}
 
 EXPLICIT, DEFAULT = "explicit", "default"
 
@@ -117,32 +91,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def parse_layers(value: Sequence[int] | str) -> tuple[int, ...]:
-    """Token Prepending layers from a list or a spec like ``"1-7"`` / ``"1,3,5"`` (0-based, inclusive).
-
-    Inclusive as the QZhou-Embedding-Zh model card counts ("layer-1 to layer-7"); Fu et al.'s public
-    code passes an exclusive end index, so their ``(1, 8)`` is this ``"1-7"``.
-
-    Raises:
-        InvalidOptionError: for anything that is not a non-empty set of non-negative integers.
-    """
-    try:
-        if isinstance(value, str):
-            layers: list[int] = []
-            for part in (p.strip() for p in value.split(",") if p.strip()):
-                first, _, last = part.partition("-")
-                layers.extend(range(int(first), int(last or first) + 1))
-        else:
-            layers = [int(v) for v in value]
-    except (TypeError, ValueError):
-        raise InvalidOptionError(
-            f"token_prepending_layers must be layer indices like '1-7' or [1, 2, 3], got {value!r}"
-        ) from None
-    if not layers or min(layers) < 0:
-        raise InvalidOptionError(f"token_prepending_layers must be non-negative layer indices, got {value!r}")
-    return tuple(sorted(set(layers)))
-
-
 def resolve_options(
     explicit: dict[str, Any],
     choice: PresetChoice | None,
@@ -153,9 +101,7 @@ def resolve_options(
     Raises:
         InvalidOptionError: for an option name the encoder does not have.
     """
-    unknown = set(explicit) - set(HARNESS_DEFAULTS)
-    if unknown:
-        raise InvalidOptionError(f"unknown encoder option(s) {sorted(unknown)}; valid: {sorted(HARNESS_DEFAULTS)}")
+    check_option_names(explicit, "the encoder options")
     explicit = _parsed(explicit)
     preset_options = _parsed(choice.preset.options) if choice else {}
     declared = info.declared_options() if info else {}
@@ -164,7 +110,7 @@ def resolve_options(
         if key in explicit:
             resolved[key] = ResolvedOption(explicit[key], EXPLICIT)
             contradicts = preset_options.get(key) is not None and _plain(preset_options[key]) != _plain(explicit[key])
-            if contradicts and key not in BATCHING_OPTIONS:
+            if contradicts and key not in QUIET_OVERRIDES:
                 logger.warning(
                     "explicit %s=%r overrides %s's %r", key, explicit[key], choice.label, preset_options[key]
                 )
@@ -178,46 +124,58 @@ def resolve_options(
         for key in choice.preset.checkpoint_code_does:
             if key not in explicit:
                 resolved[key] = ResolvedOption(_LEFT_TO_CHECKPOINT_CODE[key], CHECKPOINT_CODE)
+    if info is not None:
+        resolved["max_length"] = capped_max_length(resolved["max_length"], info.max_positions, info.config_file)
     return ResolvedOptions(resolved, choice)
 
 
+def capped_max_length(asked: ResolvedOption, limit: int | None, limit_name: str) -> ResolvedOption:
+    """The one rule for the truncation length every backend, record and cache uses: never more tokens than
+    the model (or server) has positions for; a cap keeps the asked value and its source in the new source."""
+    if not limit or not isinstance(asked.value, int) or asked.value <= limit:
+        return asked
+    logger.info("max_length %d (%s) capped at %s = %d", asked.value, asked.source, limit_name, limit)
+    return ResolvedOption(limit, f"{limit_name} (asked {asked.value}: {asked.source})")
+
+
 def _parsed(options: dict[str, Any]) -> dict[str, Any]:
-    """Options in comparable form (a layer spec like '1-7' becomes (1, ..., 7))."""
-    if options.get("token_prepending_layers") is None:
-        return options
-    return {**options, "token_prepending_layers": parse_layers(options["token_prepending_layers"])}
-
-
-def canonical_dtype_name(dtype: Any) -> str | None:
-    """``'bf16'`` -> ``'bfloat16'``; None stays None (the device decides).
-
-    Raises:
-        InvalidOptionError: a dtype name not in :data:`DTYPE_NAMES`.
-    """
-    if dtype is None:
-        return None
-    key = str(dtype).lower().removeprefix("torch.")
-    if key not in DTYPE_NAMES:
-        raise InvalidOptionError.for_choice("dtype", dtype, sorted(set(DTYPE_NAMES.values())))
-    return DTYPE_NAMES[key]
+    """Options in comparable form (a layer spec like '1-7' becomes (1, ..., 7)); unknown keys pass through."""
+    return {k: OPTIONS_BY_NAME[k].parsed(v) if k in OPTIONS_BY_NAME else v for k, v in options.items()}
 
 
 @dataclass(frozen=True)
 class Batching:
-    """How the encoder cuts a call's texts into forward passes (never part of an embedding's identity).
+    """How the encoder cuts a call's texts into forward passes.
 
-    ``max_tokens`` > 0: longest first, each batch holds at most ``max_tokens`` padded tokens and
-    ``max_rows`` texts. ``max_tokens`` == 0: the reference's batching, ``max_rows`` texts per batch in
-    descending character length. In float32 both give the same embeddings up to rounding noise; in
-    bf16 the last bits may differ, so the reference batching is the one to use for bit-level parity.
+    Policy ``budget`` (the default): each distinct text once, longest first; ``max_tokens`` > 0 fills each
+    batch up to that many padded tokens and ``max_rows`` texts, ``max_tokens`` == 0 cuts fixed batches of
+    ``max_rows``. Policy ``reference``: the reference embedders' own batches (every row of the call, no
+    dedupe, ``np.argsort`` of raw character lengths, ``max_rows`` a batch, first split over ``gpus`` and,
+    for the Zh reference, into blocks of ``block`` rows). In float32 all give the same embeddings up to
+    rounding noise; in bf16 a row's result depends on its batch, so only ``reference`` is bit-identical to
+    the published runs.
     """
 
     max_rows: int
     max_tokens: int
+    policy: str = BUDGET
+    gpus: int = 1
+    block: int | None = None
+
+    @property
+    def fixed_rows(self) -> bool:
+        """Batches of ``max_rows`` texts, no token budget."""
+        return self.max_tokens == 0
 
     @property
     def reference(self) -> bool:
-        return self.max_tokens == 0
+        return self.policy == REFERENCE
+
+    def as_record(self) -> dict[str, Any]:
+        """What the manifest says about the batching a run used."""
+        if self.reference:
+            return {"policy": REFERENCE, "rows": self.max_rows, "gpus": self.gpus, "block": self.block}
+        return {"policy": BUDGET, "max_rows": self.max_rows, "max_tokens": self.max_tokens or None}
 
 
 def resolve_batching(resolved: ResolvedOptions, device_type: str) -> Batching:
@@ -227,12 +185,27 @@ def resolve_batching(resolved: ResolvedOptions, device_type: str) -> Batching:
     """
     budget = resolved["max_tokens_per_batch"]
     rows = resolved["batch_size"]
+    if resolved["batching"] == REFERENCE:
+        block = resolved.preset.preset.reference_block_size if resolved.preset else None
+        return Batching(rows or DEFAULT_BATCH_SIZE, 0, REFERENCE, resolved["reference_gpus"], block)
     if budget == 0:
-        reference = resolved.preset.preset.reference_batch_size if resolved.preset else None
-        return Batching(rows or reference or DEFAULT_BATCH_SIZE, 0)
+        return Batching(rows or DEFAULT_BATCH_SIZE, 0)
     if budget is None:
         budget = max(DEFAULT_MAX_TOKENS_PER_BATCH["cuda" if device_type == "cuda" else "cpu"], resolved["max_length"])
     return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget)
+
+
+def refuse_reference_batching(resolved: ResolvedOptions, backend: str) -> None:
+    """The reference's batches are formed in this process; an engine or a server batches on its own.
+
+    Raises:
+        InvalidOptionError: naming ``--backend hf``.
+    """
+    if resolved["batching"] == REFERENCE:
+        raise InvalidOptionError(
+            f"--batching reference forms the reference embedders' own batches, which --backend {backend} cannot "
+            "(it batches on its own); use --backend hf (the default), or --batching budget"
+        )
 
 
 def with_batching(resolved: ResolvedOptions, batching: Batching, used_for: str) -> ResolvedOptions:
@@ -248,45 +221,38 @@ def with_batching(resolved: ResolvedOptions, batching: Batching, used_for: str) 
 def check_values(resolved: ResolvedOptions) -> None:
     """Reject values no encoder can take, before any data or weights load (build_encoder relies on it).
 
+    Each value is checked by its row of the option table; the rules that join two options are here.
+
     Raises:
         InvalidOptionError: naming the option, the value and what it may be.
     """
-    from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
-    from qzhou_eval.encoder.inputs import check_template
-    from qzhou_eval.integrity.numbers import NON_NEGATIVE_INT, POSITIVE_INT, check_number
-    from qzhou_eval.modeling.pooling_mode import Pooling
-
-    Pooling.from_str(resolved["pooling"])
-    canonical_dtype_name(resolved["dtype"])
-    template = check_template(resolved["prompt_template"])
-    check_number("batch_size", resolved["batch_size"], POSITIVE_INT, none_ok=True)
-    check_number("max_length", resolved["max_length"], POSITIVE_INT)
-    budget = check_number(
-        "max_tokens_per_batch (0 = the reference's fixed batches of batch_size texts)",
-        resolved["max_tokens_per_batch"],
-        NON_NEGATIVE_INT,
-        none_ok=True,
-    )
-    if budget is not None and 0 < budget < resolved["max_length"]:
+    values = {key: resolved[key] for key in resolved.options}
+    check_options(values)
+    budget, length = resolved["max_tokens_per_batch"], resolved["max_length"]
+    if budget is not None and 0 < budget < length:
         raise InvalidOptionError(
-            f"max_tokens_per_batch={budget} is smaller than the longest allowed input, max_length="
-            f"{resolved['max_length']} tokens; raise the budget to at least {resolved['max_length']}, lower "
-            "max_length, or pass max_tokens_per_batch=0 for fixed batches of batch_size texts"
+            f"max_tokens_per_batch={budget} is smaller than the longest allowed input, max_length={length} "
+            f"tokens; raise the budget to at least {length}, lower max_length, or pass max_tokens_per_batch=0 "
+            "for fixed batches of batch_size texts"
         )
-    check_number("dim", resolved["dim"], POSITIVE_INT, none_ok=True)
-    for key in ("normalize", "lowercase", "token_prepending", "trust_remote_code"):
-        if not isinstance(resolved[key], bool):
-            raise InvalidOptionError(f"{key} must be True or False, got {resolved[key]!r}")
-    bidi = resolved["bidirectional"]
-    if bidi not in (None, True, False):
-        raise InvalidOptionError(f"bidirectional must be True, False or None, got {bidi!r}")
+    if resolved["batching"] == REFERENCE and budget:
+        raise InvalidOptionError(
+            f"max_tokens_per_batch={budget} was given with batching='reference', which forms the reference's "
+            "own batches of rows; drop one of them"
+        )
+    if resolved["reference_gpus"] != 1 and resolved["batching"] != REFERENCE:
+        raise InvalidOptionError(
+            f"reference_gpus={resolved['reference_gpus']} only shapes the reference's batches; pass it with "
+            "--batching reference (batching='reference')"
+        )
     if resolved["token_prepending"]:
+        template = resolved["prompt_template"]
         if template is None or TOKEN_PREPENDING_PLACEHOLDER not in template:
             raise InvalidOptionError(
                 f"token_prepending=True needs a prompt_template that contains the placeholder "
                 f"{TOKEN_PREPENDING_PLACEHOLDER!r} (e.g. qzhou_eval.constants.PROMPTEOL_TEMPLATE)"
             )
-        if bidi:
+        if resolved["bidirectional"]:
             raise InvalidOptionError(
                 "token_prepending is meant for causal attention; do not combine it with bidirectional=True"
             )

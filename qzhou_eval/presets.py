@@ -15,26 +15,8 @@ from typing import Any
 from qzhou_eval._paths import data_dir
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
+from qzhou_eval.option_table import PRESET_OPTION_KEYS
 
-# load_encoder keywords a preset may set.
-PRESET_OPTION_KEYS = frozenset(
-    {
-        "pooling",
-        "normalize",
-        "dim",
-        "mrl_dims",
-        "max_length",
-        "bidirectional",
-        "prompt_template",
-        "token_prepending",
-        "token_prepending_layers",
-        "lowercase",
-        "dtype",
-        "batch_size",
-        "max_tokens_per_batch",
-        "trust_remote_code",
-    }
-)
 # What the user passes to turn recognition off.
 NO_PRESET = "none"
 _SIGNATURE_KEYS = frozenset({"model_type", "class_name_contains", "custom_code", "pooling", "dense_out_features"})
@@ -85,7 +67,7 @@ class Preset:
     hub_ids: tuple[str, ...] = ()
     signatures: tuple[Signature, ...] = ()
     checkpoint_code_does: tuple[str, ...] = ()
-    reference_batch_size: int | None = None  # texts per batch in the published run (reference batching)
+    reference_block_size: int | None = None  # rows the reference hands its batcher at a time (Zh: 128), if any
     extra: dict[str, Any] = field(default_factory=dict)
 
     def recognises(self, info: CheckpointInfo) -> str | None:
@@ -145,7 +127,7 @@ def load_preset(name: str) -> Preset:
         "instructions",
         "recognize",
         "checkpoint_code_does",
-        "reference_batch_size",
+        "reference_block_size",
     }
     return Preset(
         name=name,
@@ -157,7 +139,7 @@ def load_preset(name: str) -> Preset:
         hub_ids=tuple(recognize.get("hub_ids", ())),
         signatures=tuple(Signature(**s) for s in recognize.get("signatures", [])),
         checkpoint_code_does=tuple(data.get("checkpoint_code_does", ())),
-        reference_batch_size=data.get("reference_batch_size"),
+        reference_block_size=data.get("reference_block_size"),
         extra={k: v for k, v in data.items() if k not in known},
     )
 

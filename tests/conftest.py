@@ -133,7 +133,7 @@ def _build_tiny(kind: str, out: Path, tokenizer_dir: Path, seed: int) -> Path:
         num_hidden_layers=9,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=512,
+        max_position_embeddings=1024,
         initializer_range=0.1,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from qzhou_eval._atomic import atomic_write_bytes
+from qzhou_eval.cli.options import add_encoder_flags, encoder_options_given
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.integrity.numbers import POSITIVE_INT, number_arg
 from qzhou_eval.integrity.outputs import check_output
 
 
@@ -28,9 +28,8 @@ def add_parser(sub) -> None:
         help="qzhou-embedding | qzhou-embedding-zh | none (default: recognised from the checkpoint)",
     )
     p.add_argument("--instruction", default=None, help="task instruction for every text")
-    p.add_argument("--pooling_mode", default=None, help="mean | last | cls")
-    p.add_argument("--dim", type=number_arg(POSITIVE_INT), default=None, help="MRL dimension")
     p.add_argument("--device", default=None)
+    add_encoder_flags(p)
     p.add_argument("--save", default=None, help="write the embeddings to this .npy file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --save file")
     p.set_defaults(handler=run)
@@ -48,8 +47,7 @@ def run(args) -> int:
     if not texts:
         raise InvalidOptionError("no texts given; pass them as arguments or on stdin")
     path = args.model_name_or_path or (None if args.preset not in (None, "none") else bundled_model_path())
-    kwargs = {k: v for k, v in {"pooling": args.pooling_mode, "dim": args.dim}.items() if v is not None}
-    encoder = load_encoder(path, preset=args.preset, device=args.device, **kwargs)
+    encoder = load_encoder(path, preset=args.preset, device=args.device, **encoder_options_given(args))
     embeddings = encoder.encode(texts, instruction=args.instruction)
     if args.save:
         atomic_write_bytes(Path(args.save), _npy_bytes(embeddings))

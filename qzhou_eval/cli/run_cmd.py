@@ -14,7 +14,7 @@ from qzhou_eval.cli.handling import (
     run_handled,
     verbosity_counts,
 )
-from qzhou_eval.cli.options import parse_bool
+from qzhou_eval.cli.options import add_encoder_flags, encoder_options_given, parse_bool
 from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, number_arg
@@ -44,8 +44,6 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
         default=None,
         help="checkpoint folder or hub id (default: the packaged all-MiniLM-L6-v2)",
     )
-    p.add_argument("--pooling_mode", default=None, help="mean | last | cls (reference default: mean)")
-    p.add_argument("--normalize", type=parse_bool, default=None, help="true|false (default true)")
     p.add_argument(
         "--use_instruction",
         type=parse_bool,
@@ -73,28 +71,8 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
         default=None,
         help="qzhou-embedding | qzhou-embedding-zh | none (default: recognised from the checkpoint)",
     )
-    p.add_argument("--dim", type=number_arg(POSITIVE_INT), default=None, help="MRL dimension")
-    p.add_argument(
-        "--max_length",
-        type=number_arg(POSITIVE_INT),
-        default=None,
-        help="truncation length in tokens (default: the preset's, the checkpoint's max_seq_length, else 1024)",
-    )
-    p.add_argument(
-        "--batch_size",
-        type=number_arg(POSITIVE_INT),
-        default=None,
-        help="most texts per forward pass (default 1024 under the token budget; 32 with --max_tokens_per_batch 0)",
-    )
-    p.add_argument(
-        "--max_tokens_per_batch",
-        type=number_arg(NON_NEGATIVE_INT),
-        default=None,
-        help="fill batches longest first up to this many padded tokens (default 16384 on CUDA, 4096 on CPU); 0 = the "
-        "reference's fixed batches of --batch_size texts (bit-level bf16 parity with the reference)",
-    )
-    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--device", default=None)
+    add_encoder_flags(p)
     p.add_argument(
         "--instructions",
         default=None,
@@ -114,21 +92,6 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     )
     add_mteb_verbosity(p)
     p.add_argument("--shard", default=None, help="I/N: run the I-th of N deterministic task shards")
-    p.add_argument("--bidirectional", type=parse_bool, default=None, help="true|false: bidirectional Qwen attention")
-    p.add_argument("--prompt_template", default=None, help="template with one {text} slot (e.g. PromptEOL)")
-    p.add_argument("--token_prepending", type=parse_bool, default=None, help="true|false")
-    p.add_argument(
-        "--token_prepending_layers",
-        default=None,
-        help="0-based decoder layers, inclusive, e.g. 1-7 (the model card's) or 1,2,3",
-    )
-    p.add_argument(
-        "--lowercase",
-        type=parse_bool,
-        default=None,
-        help="true|false: lowercase inputs (default: the checkpoint's do_lower_case)",
-    )
-    p.add_argument("--trust_remote_code", type=parse_bool, default=None, help="true|false")
     p.add_argument(
         "--model_name", default=None, help="org/name to file results under (default: hub id or local/<folder>)"
     )
@@ -244,25 +207,6 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def _encoder_options(args) -> dict:
-    pairs = {
-        "pooling": args.pooling_mode,
-        "normalize": args.normalize,
-        "dim": args.dim,
-        "max_length": args.max_length,
-        "batch_size": args.batch_size,
-        "max_tokens_per_batch": args.max_tokens_per_batch,
-        "dtype": args.dtype,
-        "bidirectional": args.bidirectional,
-        "prompt_template": args.prompt_template,
-        "token_prepending": args.token_prepending,
-        "token_prepending_layers": args.token_prepending_layers,
-        "lowercase": args.lowercase,
-        "trust_remote_code": args.trust_remote_code,
-    }
-    return {k: v for k, v in pairs.items() if v is not None}
-
-
 def build_config(args, benchmark: str | None):
     from qzhou_eval.runs.config import RunConfig
 
@@ -293,7 +237,7 @@ def build_config(args, benchmark: str | None):
         model_name_or_path=model,
         benchmark=benchmark,
         output_dir=Path(args.output_dir),
-        encoder_options=_encoder_options(args),
+        encoder_options=encoder_options_given(args),
         preset=args.preset,
         use_instruction=args.use_instruction,
         instructions=args.instructions,

@@ -6,8 +6,9 @@ Two plans (see :class:`qzhou_eval.options.Batching`):
   time; each chunk's texts (plus the previous chunk's leftovers) are sorted by token length and cut
   into batches of at most ``max_tokens`` padded tokens and ``max_rows`` texts, so short texts come
   in large batches and the first batch is ready after one chunk, not after the whole call;
-- reference (``max_tokens == 0``): the reference encoder's order (``np.argsort`` of negative
-  character lengths, as sentence-transformers sorts) in fixed batches of ``max_rows`` texts.
+- fixed rows (``max_tokens == 0``): ``np.argsort`` of negative character lengths (as
+  sentence-transformers sorts) in fixed batches of ``max_rows`` texts. (The reference policy, which
+  also keeps every row of a call, is :mod:`qzhou_eval.encoder.reference_batches`.)
 
 :func:`prefetched` runs a plan in a background thread, so tokenisation and collation of the next
 batches overlap with the model's work on the current one.
@@ -112,14 +113,14 @@ class BatchPlan:
 
     def __iter__(self) -> Iterator[Batch]:
         order = character_length_order(self.texts)
-        return self._reference(order) if self.batching.reference else self._budgeted(order)
+        return self._fixed(order) if self.batching.fixed_rows else self._budgeted(order)
 
     def _tokenize(self, rows: Sequence[int]) -> TokenizedTexts:
         tokens = tokenize(self.tokenizer, [self.texts[i] for i in rows], self.max_length)
         self.truncated += tokens.truncated
         return tokens
 
-    def _reference(self, order: list[int]) -> Iterator[Batch]:
+    def _fixed(self, order: list[int]) -> Iterator[Batch]:
         size = self.batching.max_rows
         for start in range(0, len(order), size):
             rows = order[start : start + size]

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
 from qzhou_eval.encoder.batching import BatchPlan, prefetched, token_lengths
 from qzhou_eval.encoder.cache import EmbeddingCache, model_key
-from qzhou_eval.encoder.inputs import InputFormatter
+from qzhou_eval.encoder.inputs import InputFormatter, validate_texts
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import EmbeddingError, InvalidOptionError
 from qzhou_eval.instructions.registry import format_instruction
@@ -25,6 +25,7 @@ from qzhou_eval.modeling.mrl import truncate_and_normalize
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.token_prepend import TokenPrepending
+from qzhou_eval.option_table import BUDGET, identity_record
 from qzhou_eval.options import Batching, ResolvedOptions
 
 if TYPE_CHECKING:
@@ -52,17 +53,23 @@ class EncoderOptions:
     device: str
     token_prepending_layers: tuple[int, ...] | None = None
     lowercase: bool = False
-    max_tokens_per_batch: int = 0  # 0: fixed batches of batch_size texts (the reference's batching)
+    max_tokens_per_batch: int = 0  # 0: fixed batches of batch_size distinct texts
+    batching: str = BUDGET  # or REFERENCE: the reference embedders' own batches (options.Batching)
+    reference_gpus: int = 1
+    reference_block: int | None = None  # the Zh reference's blocks of rows (its preset's)
 
     def embedding_options(self) -> dict:
-        """The options an embedding depends on (for cache keys and manifests)."""
+        """The options an embedding depends on (for cache keys and manifests): the option table's identity."""
         out = asdict(self)
         out["pooling"] = self.pooling.value
         if self.token_prepending_layers is not None:
             out["token_prepending_layers"] = list(self.token_prepending_layers)
-        for key in ("batch_size", "max_tokens_per_batch", "device"):
-            out.pop(key)
-        return out
+        return identity_record(out)
+
+    def batching_plan(self) -> Batching:
+        return Batching(
+            self.batch_size, self.max_tokens_per_batch, self.batching, self.reference_gpus, self.reference_block
+        )
 
 
 class Encoder:
@@ -90,7 +97,7 @@ class Encoder:
         self.endpoint_check = endpoint_check  # compares the server with the local checkpoint on the first texts
         in_process = vllm is None and endpoint is None
         self._device = next(loaded.model.parameters()).device if in_process else torch.device("cpu")
-        self.batching = Batching(options.batch_size, options.max_tokens_per_batch)
+        self.batching = options.batching_plan()
         self.data_parallel: DataParallel | None = None  # set by the runner under torchrun
         self.cache: EmbeddingCache | None = None
         self.stats = EncodeStats()  # where every vector came from (model, in-call repeat, cache)
@@ -181,10 +188,12 @@ class Encoder:
         if not inputs:
             return out
         batching = self.batching
-        if batch_size is not None:
+        if batch_size is not None and not batching.reference:  # the reference's rows are the policy's own
             if batch_size <= 0:
                 raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
             batching = replace(batching, max_rows=batch_size)
+        if batching.reference:
+            return self._encode_as_reference(validate_texts(texts), inputs, batching, show_progress, progress_desc)
         # Identical inputs are encoded once; with a cache, known ones are not encoded at all.
         first_row: dict[str, int] = {}
         for row, text in enumerate(inputs):
@@ -220,6 +229,25 @@ class Encoder:
             out[row] = vectors[text]
         return out
 
+    def _encode_as_reference(
+        self, raw: list[str], inputs: list[str], batching: Batching, show_progress: bool | None, desc: str
+    ) -> np.ndarray:
+        """Every row through the reference's own batches (encoder/reference_batches.py): no dedupe, no cache."""
+        from qzhou_eval.encoder.reference_batches import ReferencePass
+
+        if self.vllm is not None or self.endpoint is not None or self.data_parallel is not None:
+            raise InvalidOptionError(
+                "batching='reference' forms the reference's batches in this process: use the hf backend without "
+                "torchrun (--reference_gpus N reproduces an N-GPU run's batches on one device)"
+            )
+        self.stats.inputs += len(inputs)
+        self.stats.encoded += len(inputs)
+        if show_progress is None:
+            show_progress = len(inputs) > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(
+                logging.INFO
+            )
+        return ReferencePass(self, batching, desc if show_progress else None)(raw, inputs)
+
     @property
     def _writes_cache(self) -> bool:
         return self.cache is not None and (self.data_parallel is None or self.data_parallel.is_writer)
@@ -244,13 +272,21 @@ class Encoder:
         return found
 
     @torch.inference_mode()
-    def embed_batch(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled, projected, normalised float32 vectors of one collated batch, on the model's device."""
+    def embed_batch(self, features: dict[str, torch.Tensor], normalize: bool = True) -> torch.Tensor:
+        """Pooled, projected, normalised float32 vectors of one collated batch, on the model's device.
+
+        ``normalize=False`` leaves the float32 path's normalisation to the caller (the Zh reference's sklearn).
+        """
         batch = {k: v.to(self._device, non_blocking=True) for k, v in features.items()}
         pooled = pooled_states(self.loaded, batch, self.options.pooling, self._token_prepending)
-        return self._head(pooled)
+        return self._head(pooled, normalize)
 
-    def _head(self, pooled: torch.Tensor) -> torch.Tensor:
+    @property
+    def normalises_in_float32(self) -> bool:
+        """True when the vectors are normalised after the cast to float32 (Dense head or MRL slice: the Zh way)."""
+        return bool(self.loaded.dense) or self.options.dim is not None
+
+    def _head(self, pooled: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """Dense heads, MRL truncation and normalisation, in the order and dtypes the references use.
 
         QZhou-Embedding normalises the pooled vector in the model's dtype and then casts to float32;
@@ -258,7 +294,7 @@ class Encoder:
         casts to float32, slices to ``dim``, then normalises.
         """
         projected = project(pooled, self.loaded.dense) if self.loaded.dense else pooled
-        return finish(projected, bool(self.loaded.dense), self.options.dim, self.options.normalize)
+        return finish(projected, bool(self.loaded.dense), self.options.dim, self.options.normalize and normalize)
 
     @property
     def n_parameters(self) -> int | None:

@@ -6,20 +6,10 @@ import logging
 from collections.abc import Sequence
 
 from qzhou_eval.constants import EMPTY_TEXT_REPLACEMENT, TEMPLATE_TEXT_SLOT
-from qzhou_eval.errors import InputTextError, InvalidOptionError
+from qzhou_eval.errors import InputTextError
+from qzhou_eval.option_table import check_template
 
 logger = logging.getLogger(__name__)
-
-
-def check_template(template: str | None) -> str | None:
-    """A prompt template must hold exactly one ``{text}`` slot."""
-    if template is None:
-        return None
-    if not isinstance(template, str) or template.count(TEMPLATE_TEXT_SLOT) != 1:
-        raise InvalidOptionError(
-            f"prompt_template must be a string with exactly one {TEMPLATE_TEXT_SLOT} slot, got {template!r}"
-        )
-    return template
 
 
 def validate_texts(texts: Sequence[str]) -> list[str]:

@@ -25,10 +25,10 @@ from qzhou_eval.encoder.batching import tokenize
 from qzhou_eval.encoder.embedder import PassBase
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.pooling import Pooling
+from qzhou_eval.options import ResolvedOptions, refuse_reference_batching
 
 if TYPE_CHECKING:
     from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
-    from qzhou_eval.options import ResolvedOptions
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ def check_vllm_options(resolved: ResolvedOptions, info: CheckpointInfo, device: 
     Raises:
         InvalidOptionError: naming the option and ``--backend hf`` as the way to run it.
     """
+    refuse_reference_batching(resolved, "vllm")
     if resolved["token_prepending"]:
         raise InvalidOptionError(
             "token_prepending needs hooks inside the decoder layers, which vLLM does not offer; "

@@ -37,6 +37,13 @@ class CheckpointInfo:
     architectures: tuple[str, ...] = ()
     auto_map: dict[str, str] = field(default_factory=dict)
     hidden_size: int | None = None
+    max_positions: int | None = None  # config.json max_position_embeddings: no backend truncates beyond it
+
+    @property
+    def config_file(self) -> str:
+        """Where ``max_positions`` is declared (names the cap of ``max_length`` in a run's record)."""
+        sub = self.layout.transformer_subfolder if self.layout else ""
+        return f"checkpoint: {sub + '/' if sub else ''}config.json max_position_embeddings"
 
     @property
     def hub_id(self) -> str | None:
@@ -117,6 +124,7 @@ def read_checkpoint(source: ModelSource) -> CheckpointInfo:
         architectures=tuple(config.get("architectures") or ()),
         auto_map={str(k): _class_ref(v) for k, v in auto_map.items() if _class_ref(v)},
         hidden_size=config.get("hidden_size"),
+        max_positions=_positive_int(config.get("max_position_embeddings")),
     )
 
 
@@ -125,3 +133,7 @@ def _class_ref(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         value = next((v for v in value if v), "")
     return str(value or "").split("--")[-1]
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from qzhou_eval.errors import InvalidOptionError, ModelFormatError, QZhouEvalError
+from qzhou_eval.modeling.dtype_names import canonical_dtype_name
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.st_layout import SentenceTransformerLayout
-from qzhou_eval.options import canonical_dtype_name
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from qzhou_eval.errors import EmbeddingError, InvalidOptionError, QZhouEvalError
+from qzhou_eval.options import refuse_reference_batching
 from qzhou_eval.remote.retry import import_openai, retry_wait, transient_reason
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def check_endpoint_options(resolved) -> None:
     Raises:
         InvalidOptionError: Token Prepending (hooks inside the decoder layers), naming ``--backend hf``.
     """
+    refuse_reference_batching(resolved, "openai")
     if resolved["token_prepending"]:
         raise InvalidOptionError(
             "token_prepending needs hooks inside the decoder layers, which no embedding server offers; run this "

@@ -10,11 +10,11 @@ from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import InstructionSet, resolve_instructions
-from qzhou_eval.integrity.numbers import POSITIVE_INT, check_number
 from qzhou_eval.integrity.outputs import check_revision_name
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
-from qzhou_eval.options import HARNESS_DEFAULTS, ResolvedOptions, check_backend, check_values, resolve_options
+from qzhou_eval.option_table import check_options
+from qzhou_eval.options import ResolvedOptions, check_backend, check_values, resolve_options
 from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings
 from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder
@@ -24,7 +24,6 @@ from qzhou_eval.runs.provenance import RunInputs, identity_options
 CACHE_DIRNAME = ".embedding_cache"
 # The suite label of a run that names tasks rather than a benchmark (its manifest: qzhou-run-tasks.json).
 TASKS_SUITE = "tasks"
-_POSITIVE_INT_OPTIONS = ("batch_size", "max_length", "dim")  # max_tokens_per_batch may be 0: options.check_values
 
 
 @dataclass
@@ -93,15 +92,7 @@ class RunConfig:
         check_revision_name(self.revision, "--revision")
         if (self.backend == "openai") != (self.endpoint is not None):
             raise InvalidOptionError("--backend openai and --base_url go together: pass both, or neither")
-        unknown = sorted(set(self.encoder_options) - set(HARNESS_DEFAULTS))
-        if unknown:
-            raise InvalidOptionError(
-                f"RunConfig.encoder_options has unknown option(s) {unknown}; valid: {sorted(HARNESS_DEFAULTS)}"
-            )
-        for name in _POSITIVE_INT_OPTIONS:
-            check_number(
-                f"RunConfig.encoder_options[{name!r}]", self.encoder_options.get(name), POSITIVE_INT, none_ok=True
-            )
+        check_options(self.encoder_options, "RunConfig.encoder_options")
         if not isinstance(self.readability, ReadabilityLimits):
             raise InvalidOptionError(f"RunConfig.readability must be a ReadabilityLimits, got {self.readability!r}")
         if self.data_dir is not None:

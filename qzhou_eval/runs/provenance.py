@@ -22,13 +22,13 @@ from typing import Any
 from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 from qzhou_eval.integrity.content import hash_bytes
-from qzhou_eval.options import BATCHING_OPTIONS, ResolvedOptions, canonical_dtype_name
+from qzhou_eval.modeling.dtype_names import canonical_dtype_name
+from qzhou_eval.option_table import identity_record
+from qzhou_eval.options import ResolvedOptions
 from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder, model_name_of
 from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, EvidenceFiles, evidence_intact
 
 STATE_DIRNAME = ".qzhou"
-# Resolved options that never change an embedding: not part of a result's identity.
-_NOT_IDENTITY = BATCHING_OPTIONS | {"mrl_dims"}
 
 
 def cuda_surely_absent() -> bool:
@@ -56,7 +56,7 @@ def canonical_dtype(dtype: str | None, device: str | None) -> str:
 
 def identity_options(resolved: ResolvedOptions, device: str | None) -> dict[str, Any]:
     """The resolved option values an embedding depends on, in comparable JSON form."""
-    record = {k: v["value"] for k, v in resolved.as_record().items() if k not in _NOT_IDENTITY}
+    record = identity_record({k: v["value"] for k, v in resolved.as_record().items()})
     record["dtype"] = canonical_dtype(record.get("dtype"), device)
     if not record.get("token_prepending"):
         record["token_prepending_layers"] = None  # unused, so never a difference

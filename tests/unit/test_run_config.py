@@ -9,7 +9,7 @@ from qzhou_eval.cli.main import build_parser
 from qzhou_eval.encoder.inputs import InputFormatter
 from qzhou_eval.errors import InstructionError, InvalidOptionError
 from qzhou_eval.instructions.registry import available_variants, load_benchmark_instructions, resolve_instructions
-from qzhou_eval.options import parse_layers
+from qzhou_eval.option_table import parse_layers
 from qzhou_eval.runs.config import RunConfig
 
 
@@ -20,7 +20,7 @@ from qzhou_eval.runs.config import RunConfig
         ({"shard": (2, 2)}, r"RunConfig.shard must be \(I, N\)"),
         (
             {"encoder_options": {"batch_size": 0}},
-            r"RunConfig.encoder_options\['batch_size'\] must be a positive integer",
+            r"RunConfig.encoder_options\['batch_size'\]: batch_size must be a positive integer",
         ),
         ({"encoder_options": {"poolng": "mean"}}, r"unknown option\(s\) \['poolng'\]"),
         ({"use_instruction": "yes"}, r"RunConfig.use_instruction must be True or False"),
