@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qzhou_eval.integrity.content import ContentMemo, hash_file
-from qzhou_eval.runs.provenance import file_sha256
+from qzhou_eval.integrity.content import ContentMemo, file_sha256, hash_file
 
 CHECKPOINT_7B_GB = 15.2  # Qwen2.5-7B in bf16: 7.6 G parameters x 2 bytes
 

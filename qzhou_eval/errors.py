@@ -51,3 +51,47 @@ class InputTextError(QZhouEvalError, TypeError):
 
 class SnapshotError(QZhouEvalError, ValueError):
     """A mirrored dataset snapshot that mteb could not load offline."""
+
+
+class EndpointMismatch(QZhouEvalError):
+    """The served model does not compute what the local checkpoint computes (the run stops before it starts)."""
+
+
+class CacheIOError(QZhouEvalError, OSError):
+    """The cache file could not be used for a reason other than damage; it is left untouched."""
+
+
+class UnreadableTaskError(QZhouEvalError):
+    """The model maps the task's distinct texts to (almost) the same input or vector."""
+
+
+class SubmissionError(QZhouEvalError):
+    """A run that cannot be submitted as it is."""
+
+
+class CardError(QZhouEvalError):
+    """A card that cannot be read or merged."""
+
+
+class ResourceExhaustedError(QZhouEvalError, OSError):
+    """The disk, a file-size limit or a quota ran out; what was written before stays intact."""
+
+
+class ResultFileError(QZhouEvalError, ValueError):
+    """A result file or folder that is not in mteb's layout or not valid JSON."""
+
+
+class EndpointError(QZhouEvalError):
+    """A server answered something that cannot be an embedding of what was asked, or kept failing."""
+
+
+class OutputDirBusy(QZhouEvalError):
+    """Another live run with other inputs holds the output folder."""
+
+
+class DataDirError(QZhouEvalError, FileNotFoundError):
+    """A --data_dir that lacks tasks or holds malformed task folders."""
+
+
+class OutputDirConflict(QZhouEvalError):
+    """An output folder that holds results of another model or other options."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qzhou_eval.encoder.stats import EncodeStats
-from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.errors import CacheIOError
 from qzhou_eval.integrity.exhaustion import exhausted, free_bytes, is_exhaustion, sqlite_damage, sqlite_io_failure
 
 logger = logging.getLogger(__name__)
@@ -40,10 +40,6 @@ def model_key(identity: dict) -> bytes:
 
 def checksum(key: bytes, dim: int, blob: bytes) -> bytes:
     return hashlib.blake2b(key + dim.to_bytes(4, "little") + blob, digest_size=8).digest()
-
-
-class CacheIOError(QZhouEvalError, OSError):
-    """The cache file could not be used for a reason other than damage; it is left untouched."""
 
 
 class EmbeddingCache:

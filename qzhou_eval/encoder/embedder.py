@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
-from qzhou_eval.encoder.batching import BatchPlan, prefetched, token_lengths
 from qzhou_eval.encoder.cache import EmbeddingCache, model_key
+from qzhou_eval.encoder.endpoint_backend import EndpointPass
+from qzhou_eval.encoder.hf_pass import HfPass
 from qzhou_eval.encoder.inputs import InputFormatter, validate_texts
+from qzhou_eval.encoder.pass_base import finish, project
+from qzhou_eval.encoder.reference_batches import ReferencePass
 from qzhou_eval.encoder.stats import EncodeStats
-from qzhou_eval.errors import EmbeddingError, InvalidOptionError
+from qzhou_eval.encoder.vllm_backend import VllmPass
+from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import format_instruction
 from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.loading import LoadedModel
-from qzhou_eval.modeling.mrl import truncate_and_normalize
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.token_prepend import TokenPrepending
@@ -33,6 +34,15 @@ if TYPE_CHECKING:
     from qzhou_eval.encoder.endpoint_backend import ServedModelCheck
     from qzhou_eval.encoder.vllm_backend import VllmEngine
     from qzhou_eval.remote.endpoint import EndpointClient
+
+
+def _first_rows(inputs: list[str]) -> dict[str, int]:
+    """Each distinct input and the first row it appears in (dict order: first appearance)."""
+    first_row: dict[str, int] = {}
+    for row, text in enumerate(inputs):
+        first_row.setdefault(text, row)
+    return first_row
+
 
 logger = logging.getLogger(__name__)
 
@@ -183,58 +193,66 @@ class Encoder:
             raise InvalidOptionError("pass either instruction= or prefix=, not both")
         if instruction:
             prefix = format_instruction(INSTRUCTION_TEMPLATE, instruction)
-        inputs = self.format_inputs(texts, prefix or "")
-        out = np.empty((len(inputs), self.embedding_dim), dtype=np.float32)
+        inputs = self.format_inputs(texts, prefix or "")  # 1. the exact strings the model sees
         if not inputs:
-            return out
-        batching = self.batching
-        if batch_size is not None and not batching.reference:  # the reference's rows are the policy's own
-            if batch_size <= 0:
-                raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
-            batching = replace(batching, max_rows=batch_size)
-        if batching.reference:
-            return self._encode_as_reference(validate_texts(texts), inputs, batching, show_progress, progress_desc)
-        # Identical inputs are encoded once; with a cache, known ones are not encoded at all.
-        first_row: dict[str, int] = {}
-        for row, text in enumerate(inputs):
-            first_row.setdefault(text, row)
+            return np.empty((0, self.embedding_dim), dtype=np.float32)
+        batching = self._batching_for(batch_size)
+        progress = self._progress_label(len(inputs), batching, show_progress, progress_desc)
+        if batching.reference:  # the reference's own batches: every row, no dedupe, no cache
+            return self._encode_as_reference(validate_texts(texts), inputs, batching, progress)
+        first_row = _first_rows(inputs)  # 2. each distinct input once
         todo = list(first_row)
         self.stats.inputs += len(inputs)
         self.stats.duplicates += len(inputs) - len(todo)
         if self.endpoint_check is not None and not self.endpoint_check.done:
-            self.endpoint_check(self, todo)
-        vectors = self._cached(todo)
+            self.endpoint_check(self, todo)  # 3. a served model is checked against the local weights first
+        vectors = self._cached(todo)  # 4. what the cache already holds
         pending = [t for t in todo if t not in vectors]
         self.stats.encoded += len(pending)
-        if pending:
-            if show_progress is None:
-                show_progress = len(pending) > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(
-                    logging.INFO
-                )
-            if self.endpoint is not None:
-                from qzhou_eval.encoder.endpoint_backend import EndpointPass
+        if pending:  # 5. the rest through the backend (shared over ranks under torchrun), cached as they finish
+            vectors.update(zip(pending, self._compute(pending, first_row, batching, progress)))
+        return np.stack([vectors[text] for text in inputs]).astype(np.float32, copy=False)  # 6. back to every row
 
-                run = EndpointPass(self, first_row, progress_desc if show_progress else None)
-            elif self.vllm is not None:
-                from qzhou_eval.encoder.vllm_backend import VllmPass
+    def _batching_for(self, batch_size: int | None) -> Batching:
+        """The encoder's batching, with a per-call row cap (the reference policy keeps its own rows)."""
+        if batch_size is None or self.batching.reference:
+            return self.batching
+        if batch_size <= 0:
+            raise InvalidOptionError(f"batch_size must be positive, got {batch_size}")
+        return replace(self.batching, max_rows=batch_size)
 
-                run = VllmPass(self, first_row, progress_desc if show_progress else None)
-            else:
-                run = _Pass(self, batching, first_row, progress_desc if show_progress else None)
-            computed = self.data_parallel.embed(pending, run) if self.data_parallel else run(pending)
-            if self.data_parallel and self._writes_cache:
-                self.cache.put_many(self.cache.keys(pending), computed)
-            vectors.update(zip(pending, computed))
-        for row, text in enumerate(inputs):
-            out[row] = vectors[text]
-        return out
+    @staticmethod
+    def _progress_label(rows: int, batching: Batching, show: bool | None, desc: str) -> str | None:
+        """The progress bar's label, or None for no bar (by default: more than one batch, logging at INFO)."""
+        if show is None:
+            show = rows > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(logging.INFO)
+        return desc if show else None
 
-    def _encode_as_reference(
-        self, raw: list[str], inputs: list[str], batching: Batching, show_progress: bool | None, desc: str
-    ) -> np.ndarray:
+    def _compute(self, pending: list[str], first_row: dict[str, int], batching: Batching, progress: str | None):
+        """Vectors of ``pending`` from the backend in use; under torchrun the ranks share the work."""
+        if self.endpoint is not None:
+            run = EndpointPass(self, first_row, progress)
+        elif self.vllm is not None:
+            run = VllmPass(self, first_row, progress)
+        else:
+            run = HfPass(self, batching, first_row, progress)
+        if self.data_parallel is None:
+            return run(pending)
+        computed = self.data_parallel.embed(pending, run)
+        if self.data_parallel.is_writer and self.cache is not None:
+            self.cache.put_many(self.cache.keys(pending), computed)
+        return computed
+
+    def cache_writer(self):
+        """How a backend's pass caches finished vectors: ``store(texts, vectors)``, or None when it must not
+        (no cache, or torchrun, where the writer rank stores the gathered vectors in :meth:`_compute`)."""
+        cache = self.cache
+        if cache is None or self.data_parallel is not None:
+            return None
+        return lambda texts, vectors: cache.put_many(cache.keys(texts), vectors)
+
+    def _encode_as_reference(self, raw: list[str], inputs: list[str], batching: Batching, progress: str | None):
         """Every row through the reference's own batches (encoder/reference_batches.py): no dedupe, no cache."""
-        from qzhou_eval.encoder.reference_batches import ReferencePass
-
         if self.vllm is not None or self.endpoint is not None or self.data_parallel is not None:
             raise InvalidOptionError(
                 "batching='reference' forms the reference's batches in this process: use the hf backend without "
@@ -242,11 +260,7 @@ class Encoder:
             )
         self.stats.inputs += len(inputs)
         self.stats.encoded += len(inputs)
-        if show_progress is None:
-            show_progress = len(inputs) > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(
-                logging.INFO
-            )
-        return ReferencePass(self, batching, desc if show_progress else None)(raw, inputs)
+        return ReferencePass(self, batching, progress)(raw, inputs)
 
     @property
     def _writes_cache(self) -> bool:
@@ -302,101 +316,3 @@ class Encoder:
         if self.vllm is not None or self.endpoint is not None:
             return None
         return sum(p.numel() for p in self.loaded.model.parameters())
-
-
-class PassBase:
-    """What every backend's pass over one call's distinct texts holds; data parallelism asks it for token lengths."""
-
-    def __init__(self, encoder: Encoder, first_row: dict[str, int], progress: str | None) -> None:
-        self.encoder = encoder
-        self.first_row = first_row
-        self.progress = progress
-
-    def token_lengths(self, texts: list[str]) -> list[int]:
-        return token_lengths(self.encoder.tokenizer, texts, self.encoder.options.max_length)
-
-
-class _Pass(PassBase):
-    """One call's distinct texts through the model: batches prepared ahead in a thread, results copied
-    back, checked and cached in another, so the device never waits on Python."""
-
-    def __init__(self, encoder: Encoder, batching: Batching, first_row: dict[str, int], progress: str | None) -> None:
-        super().__init__(encoder, first_row, progress)
-        self.batching = batching
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        encoder = self.encoder
-        out = np.empty((len(texts), encoder.embedding_dim), dtype=np.float32)
-        if not texts:
-            return out
-        plan = BatchPlan(encoder.tokenizer, texts, encoder.options.max_length, self.batching)
-        cache = encoder.cache if encoder.cache is not None and encoder.data_parallel is None else None
-        keys = cache.keys(texts) if cache else None
-        pin = encoder.device.type == "cuda"
-        bar = tqdm(total=len(texts), desc=self.progress, unit="text", disable=self.progress is None)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qzhou-eval-results") as sink, bar:
-            finished: list[Future] = []
-            for batch in prefetched(_pinned(plan) if pin else plan):
-                embeddings = encoder.embed_batch(batch.features)
-                finished.append(sink.submit(self._store, texts, batch.rows, embeddings, out, cache, keys))
-                bar.update(len(batch.rows))
-                while finished and finished[0].done():
-                    finished.pop(0).result()  # raises a failed batch's error now, not at the end
-            for future in finished:
-                future.result()
-        if plan.truncated:
-            logger.warning(
-                "%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
-                plan.truncated,
-                len(texts),
-                encoder.options.max_length,
-            )
-        return out
-
-    def _store(self, texts, rows, embeddings: torch.Tensor, out: np.ndarray, cache, keys) -> None:
-        batch = embeddings.cpu().numpy()
-        check_finite(batch, lambda i: self.first_row[texts[rows[i]]])
-        out[rows] = batch
-        if cache is not None:
-            cache.put_many([keys[r] for r in rows], batch)
-
-
-def check_finite(vectors: np.ndarray, input_index: Callable[[int], int]) -> None:
-    """Never return NaN/inf as an embedding; name the inputs (``input_index(i)``: row ``i``'s input position).
-
-    Raises:
-        EmbeddingError: naming up to 10 inputs and the usual fix.
-    """
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        bad = sorted(input_index(int(i)) for i in np.flatnonzero(~finite))
-        raise EmbeddingError(
-            f"the model produced NaN/inf embeddings for input(s) {bad[:10]}; try "
-            "dtype='float32' or check the checkpoint's weights"
-        )
-
-
-def _pinned(plan: BatchPlan):
-    """Page-locked host tensors, so the copy to the GPU overlaps with its work."""
-    for batch in plan:
-        batch.features = {k: v.pin_memory() for k, v in batch.features.items()}
-        yield batch
-
-
-def finish(embeddings: torch.Tensor, projected: bool, dim: int | None, normalize: bool) -> torch.Tensor:
-    """Float32 vectors from pooled (model dtype) or projected states, in the protocol's order.
-
-    Unprojected and untruncated (QZhou-Embedding): normalised in the model's dtype, then cast to float32.
-    Otherwise (QZhou-Embedding-Zh: Dense head, MRL): cast to float32, keep the first ``dim`` values, normalise.
-    """
-    if not projected and dim is None:
-        return truncate_and_normalize(embeddings, None, normalize).float()
-    return truncate_and_normalize(embeddings.float(), dim, normalize)
-
-
-def project(pooled: torch.Tensor, dense: Sequence[torch.nn.Module]) -> torch.Tensor:
-    """Run the Dense heads on the pooled states in their own (the model's) dtype; float32 out."""
-    embeddings = pooled
-    for head in dense:
-        embeddings = head({"sentence_embedding": embeddings})["sentence_embedding"]
-    return embeddings.float()

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from qzhou_eval.encoder.embedder import PassBase, finish
-from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.encoder.hf_pass import HfPass
+from qzhou_eval.encoder.pass_base import PassBase, finish
+from qzhou_eval.errors import EndpointMismatch
 from qzhou_eval.options import Batching
 
 if TYPE_CHECKING:
@@ -35,10 +36,6 @@ logger = logging.getLogger(__name__)
 # Without a local tokenizer: a token per 3 UTF-8 bytes (English words run ~4-5 bytes a token, CJK 3),
 # so a request holds at most about its budget; only batching depends on it, never an embedding.
 _BYTES_PER_TOKEN = 3
-
-
-class EndpointMismatch(QZhouEvalError):
-    """The served model does not compute what the local checkpoint computes (the run stops before it starts)."""
 
 
 def estimated_tokens(text: str, max_length: int) -> int:
@@ -82,7 +79,6 @@ class EndpointPass(PassBase):
             return out
         lengths = self.token_lengths(texts)
         requests = plan_requests(lengths, encoder.batching)
-        cache = encoder.cache if encoder.cache is not None and encoder.data_parallel is None else None
         bar = tqdm(total=len(texts), desc=self.progress, unit="text", disable=self.progress is None)
         pool = ThreadPoolExecutor(max_workers=client.workers, thread_name_prefix="qzhou-eval-endpoint")
         running = {pool.submit(client.embed, [texts[r] for r in rows]): rows for rows in requests}
@@ -92,8 +88,7 @@ class EndpointPass(PassBase):
             rows = running.pop(future)
             vectors = served_to_protocol(future.result(), encoder)
             out[rows] = vectors
-            if cache is not None:  # at once: a run killed now re-asks only what was in flight
-                cache.put_many(cache.keys([texts[r] for r in rows]), vectors)
+            self.keep([texts[r] for r in rows], vectors)
             bar.update(len(rows))
 
         interrupted = False
@@ -159,9 +154,7 @@ class ServedModelCheck:
         picks = sorted({int(i) for i in np.linspace(0, len(inputs) - 1, num=min(quota, len(inputs)))})
         sample = [inputs[i] for i in picks]
         local = self._local_encoder()
-        from qzhou_eval.encoder.embedder import _Pass
-
-        expected = _Pass(local, local.batching, {t: i for i, t in enumerate(sample)}, None)(sample)
+        expected = HfPass(local, local.batching, {t: i for i, t in enumerate(sample)}, None)(sample)
         served = served_to_protocol(encoder.endpoint.embed(sample), encoder)
         cosines = (expected * served).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(served, axis=1))
         self.checked.extend(CheckedPair(t, float(c)) for t, c in zip(sample, cosines))

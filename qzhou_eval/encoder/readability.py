@@ -28,15 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.errors import UnreadableTaskError
 from qzhou_eval.integrity.numbers import FRACTION, check_number
 
 SAMPLE_SIZE = 512
 MIN_TEXTS_FOR_ERROR = 20  # a handful of distinct texts says nothing about a collapse
-
-
-class UnreadableTaskError(QZhouEvalError):
-    """The model maps the task's distinct texts to (almost) the same input or vector."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qzhou_eval.encoder.batching import collate, tokenize
+from qzhou_eval.encoder.pass_base import check_finite, warn_truncated
 from qzhou_eval.options import Batching
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ class ReferencePass:
         self.progress = progress
 
     def __call__(self, raw: Sequence[str], formatted: Sequence[str]) -> np.ndarray:
-        from qzhou_eval.encoder.embedder import check_finite
-
         encoder = self.encoder
         out = np.empty((len(formatted), encoder.embedding_dim), dtype=np.float32)
         late = encoder.normalises_in_float32 and encoder.options.normalize  # the Zh reference: sklearn, whole call
@@ -76,13 +75,7 @@ class ReferencePass:
                 check_finite(batch, lambda i, rows=rows: int(rows[i]))
                 out[rows] = batch
                 bar.update(len(rows))
-        if truncated:
-            logger.warning(
-                "%d of %d text(s) are longer than max_length=%d tokens and were truncated",
-                truncated,
-                len(formatted),
-                encoder.options.max_length,
-            )
+        warn_truncated(truncated, len(formatted), encoder.options.max_length)
         if late:
             from sklearn.preprocessing import normalize
 

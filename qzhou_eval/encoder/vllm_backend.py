@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from qzhou_eval.encoder.batching import tokenize
-from qzhou_eval.encoder.embedder import PassBase
+from qzhou_eval.encoder.pass_base import PassBase, check_finite, finish
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.options import ResolvedOptions, refuse_reference_batching
@@ -151,21 +151,12 @@ class VllmPass(PassBase):
     """One call's distinct texts through vLLM (it schedules the batches itself), then the protocol's head."""
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        from qzhou_eval.encoder.embedder import check_finite, finish
-
         encoder = self.encoder
         tokens = tokenize(encoder.tokenizer, texts, encoder.options.max_length)
-        if tokens.truncated:
-            logger.warning(
-                "%d of %d distinct text(s) are longer than max_length=%d tokens and were truncated",
-                tokens.truncated,
-                len(texts),
-                encoder.options.max_length,
-            )
+        self.warn_truncated(tokens.truncated, len(texts))
         pooled = encoder.vllm.pooled(tokens.input_ids, progress=self.progress is not None)
         out = finish(pooled, encoder.vllm.projects, encoder.options.dim, encoder.options.normalize)
         out = out.numpy()
         check_finite(out, lambda i: self.first_row[texts[i]])
-        if encoder.cache is not None and encoder.data_parallel is None:
-            encoder.cache.put_many(encoder.cache.keys(texts), out)
+        self.keep(texts, out)
         return out

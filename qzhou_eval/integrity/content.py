@@ -12,6 +12,7 @@ file damaged or edited by hand is never believed, only recomputed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -49,6 +50,15 @@ def hash_file(path: Path) -> str:
     if stat_stamp(path) != before:
         raise OSError(f"{path} changed while it was being hashed; run again once it is no longer being written")
     return PREFIX + hasher.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (what a task record names its result and evidence files by)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def hash_bytes(data: bytes) -> str:

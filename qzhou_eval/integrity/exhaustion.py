@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.errors import ResourceExhaustedError
 
 EXHAUSTION_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 # SQLite's own codes for "could not write": SQLITE_FULL, and SQLITE_IOERR (an extended code whose low byte is 10).
@@ -19,10 +19,6 @@ _SQLITE_FULL = 13
 _SQLITE_IOERR = 10
 # The codes that mean the file itself is damaged: only these may set a database aside.
 _SQLITE_DAMAGE = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
-
-
-class ResourceExhaustedError(QZhouEvalError, OSError):
-    """The disk, a file-size limit or a quota ran out; what was written before stays intact."""
 
 
 def is_exhaustion(exc: BaseException) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from qzhou_eval.errors import EmbeddingError, InvalidOptionError, QZhouEvalError
+from qzhou_eval.errors import EmbeddingError, EndpointError, InvalidOptionError
 from qzhou_eval.options import refuse_reference_batching
 from qzhou_eval.remote.retry import import_openai, retry_wait, transient_reason
 
@@ -32,10 +32,6 @@ INSTALL_EXTRA = "endpoint"
 WEIGHTS_NOT_HASHED = "not hashed: the weights are behind an endpoint"
 # How vLLM's server says it is vLLM (GET /v1/models owned_by); it then gets truncate_prompt_tokens.
 _VLLM_OWNER = "vllm"
-
-
-class EndpointError(QZhouEvalError):
-    """A server answered something that cannot be an embedding of what was asked, or kept failing."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from qzhou_eval.remote.endpoint import EndpointError
+from qzhou_eval.errors import EndpointError
 
 
 class LocalVllmServer:

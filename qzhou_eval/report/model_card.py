@@ -17,16 +17,12 @@ import yaml
 
 from qzhou_eval._atomic import atomic_write_text
 from qzhou_eval.benchmarks import SUITES, bundled_task_names
-from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.errors import CardError
 from qzhou_eval.results.load import ModelResults
 from qzhou_eval.results.runs import load_run_dir
 
 SECTION_START = "<!-- qzhou-eval:mteb-results:start -->"
 SECTION_END = "<!-- qzhou-eval:mteb-results:end -->"
-
-
-class CardError(QZhouEvalError):
-    """A card that cannot be read or merged."""
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def comparison_benchmark(*models: ModelResults) -> str:
 
 def _units(model: ModelResults, task: str, conv: Convention, shown: float):
     """The task's verified units under the convention's selection, or why there are none."""
-    from qzhou_eval.runs.evidence import RecordedUnits, recorded_units
+    from qzhou_eval.runs.recorded_units import RecordedUnits, recorded_units
 
     found = recorded_units(model.tasks[task].path)
     if not isinstance(found, RecordedUnits):
@@ -159,7 +159,7 @@ def paired_table(base: ModelResults, new: ModelResults, conv: Convention, settin
     """Per task both score: the interval and p-value where both have per-sample data over the same data, else a
     note; q-values by Benjamini-Hochberg over the tested tasks; worst delta first."""
     from qzhou_eval.results.aggregate import task_score
-    from qzhou_eval.runs.evidence import RecordedUnits
+    from qzhou_eval.runs.recorded_units import RecordedUnits
     from qzhou_eval.significance.paired import NotPaired, benjamini_hochberg, paired_test
 
     records = []

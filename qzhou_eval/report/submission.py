@@ -11,7 +11,7 @@ from typing import Any
 
 from qzhou_eval._atomic import atomic_write_text
 from qzhou_eval.benchmarks import bundled_task_names
-from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.errors import SubmissionError
 from qzhou_eval.integrity.outputs import check_folder_target, check_revision_name, same_file
 from qzhou_eval.report.regression import detect_benchmark
 from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder
@@ -33,10 +33,6 @@ DESCRIPTIVE_FIELDS = (
     "reference",
     "memory_usage_mb",
 )
-
-
-class SubmissionError(QZhouEvalError):
-    """A run that cannot be submitted as it is."""
 
 
 @dataclass

@@ -4,6 +4,8 @@ how a model's name becomes a folder name and back (runs, records, evidence, repo
 from __future__ import annotations
 
 RESULTS_DIRNAME = "results"  # mteb.ResultCache reads <cache>/results/<org__model>/<revision>/
+# Revision folders of results with no model revision: mteb's own name for it, and an older spelling.
+NO_REVISION = ("external", "no_revision_available")
 
 
 def model_folder(model_name: str) -> str:

@@ -13,14 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from qzhou_eval.errors import QZhouEvalError
-from qzhou_eval.results.layout import RESULTS_DIRNAME, model_name_of
-
-NO_REVISION = ("external", "no_revision_available")
-
-
-class ResultFileError(QZhouEvalError, ValueError):
-    """A result file or folder that is not in mteb's layout or not valid JSON."""
+from qzhou_eval.errors import ResultFileError
+from qzhou_eval.results.layout import NO_REVISION, RESULTS_DIRNAME, model_name_of
 
 
 @dataclass(frozen=True)

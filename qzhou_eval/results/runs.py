@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qzhou_eval.errors import ResultFileError
 from qzhou_eval.results.layout import model_name_of
-from qzhou_eval.results.load import ModelResults, ResultFileError, load_model_results, model_folders
+from qzhou_eval.results.load import ModelResults, load_model_results, model_folders
 
 _NOT_TASKS = ("model_meta.json",)
 

@@ -17,7 +17,7 @@ from qzhou_eval.option_table import check_options
 from qzhou_eval.options import ResolvedOptions, check_backend, check_values, resolve_options
 from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings
-from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder
+from qzhou_eval.results.layout import NO_REVISION, RESULTS_DIRNAME, model_folder
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.provenance import RunInputs, identity_options
 
@@ -163,8 +163,6 @@ def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo |
     """
     path = config.model_name_or_path
     if config.backend == "openai" and not is_local_folder(path):
-        from qzhou_eval.results.load import NO_REVISION
-
         name = path or config.endpoint.served_model or served_model_name(config.endpoint)
         return (
             ModelSource(name, None, config.revision or NO_REVISION[1]),

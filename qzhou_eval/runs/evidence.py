@@ -13,7 +13,6 @@ exist only when they rebuild mteb's main score; otherwise the record says why th
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qzhou_eval._atomic import atomic_write_bytes
+from qzhou_eval.integrity.content import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,6 @@ def collect_evidence(task, task_result, prediction_file: Path) -> Evidence | Non
 
 def write_evidence(evidence: Evidence, files: EvidenceFiles) -> dict[str, Any]:
     """Write the files atomically; return what the task's record keeps of them (digests, note)."""
-    from qzhou_eval.runs.provenance import file_sha256
-
     atomic_write_bytes(files.predictions, evidence.predictions)
     record: dict[str, Any] = {"predictions_sha256": file_sha256(files.predictions)}
     if evidence.units is not None:
@@ -91,8 +89,6 @@ def write_evidence(evidence: Evidence, files: EvidenceFiles) -> dict[str, Any]:
 
 def evidence_intact(record: dict[str, Any] | None, files: EvidenceFiles) -> str | None:
     """Why the evidence named by a record is not the evidence on disk, or None when it is."""
-    from qzhou_eval.runs.provenance import file_sha256
-
     if record is None:
         return "has no per-sample predictions (run with --no_predictions, or before they were kept)"
     wanted = [(files.predictions, record.get("predictions_sha256"))]
@@ -105,40 +101,3 @@ def evidence_intact(record: dict[str, Any] | None, files: EvidenceFiles) -> str 
         except OSError:
             return f"{path.name} is missing or unreadable"
     return None
-
-
-@dataclass(frozen=True)
-class RecordedUnits:
-    """A result's units, read only after its record, result file and units file all verified."""
-
-    units: Any  # significance.units.TaskUnits
-    data_fingerprint: str
-
-
-def recorded_units(result_file: Path) -> RecordedUnits | str:
-    """The units kept beside ``result_file`` (``<output_dir>/<org__model>/<revision>/<Task>.json``), or why none."""
-    from qzhou_eval.runs.provenance import is_recorded_file, read_record, store_of
-    from qzhou_eval.significance.units import TaskUnits
-
-    store = store_of(result_file)
-    record = read_record(store.path(result_file.stem), legacy_ok=True)
-    if record is None:
-        return "no per-sample data (a leaderboard or other tool's result, or no record of the run)"
-    if not is_recorded_file(record, result_file):
-        return "its result file is not the one recorded"
-    if record.evidence is None:
-        return f"no per-sample data: {evidence_intact(None, store.evidence_files(result_file.stem))}"
-    if "units_sha256" not in record.evidence:
-        return f"no per-sample units: {record.evidence.get('units_note', 'none were kept')}"
-    units_file = store.evidence_files(result_file.stem).units
-    try:  # read once, checked and parsed from the same bytes (the predictions are not needed here)
-        data = units_file.read_bytes()
-    except OSError:
-        return f"no per-sample data: {units_file.name} is missing or unreadable"
-    if hashlib.sha256(data).hexdigest() != record.evidence["units_sha256"]:
-        return f"no per-sample data: {units_file.name} is not the file its record names"
-    try:
-        units = TaskUnits.from_bytes(data)
-    except ValueError as exc:
-        return f"per-sample units unreadable ({exc})"
-    return RecordedUnits(units, record.data_fingerprint)

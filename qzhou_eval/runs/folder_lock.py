@@ -18,13 +18,9 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.errors import OutputDirBusy
 from qzhou_eval.integrity.outputs import check_file_target, check_folder_target
 from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, RunInputs
-
-
-class OutputDirBusy(QZhouEvalError):
-    """Another live run with other inputs holds the output folder."""
 
 
 def check_state_paths(output_dir: Path, suite: str, results_dir: Path, store: RecordStore, tasks: list[str]) -> None:

@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.runs.provenance import RunInputs
 from qzhou_eval.runs.results_io import atomic_write_json
 
@@ -23,10 +22,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _PACKAGES = ("torch", "transformers", "mteb", "sentence-transformers", "datasets", "qzhou-eval")
-
-
-class OutputDirConflict(QZhouEvalError):
-    """An output folder that holds results of another model or other options."""
 
 
 def manifest_path(output_dir: Path, benchmark: str) -> Path:

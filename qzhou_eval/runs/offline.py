@@ -6,12 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from qzhou_eval.errors import QZhouEvalError
-
-
-class DataDirError(QZhouEvalError, FileNotFoundError):
-    """A --data_dir that lacks tasks or holds malformed task folders."""
-
+from qzhou_eval.errors import DataDirError
 
 EXPECTED = "<data_dir>/<TaskName>/README.md (YAML 'configs:' listing data_files) and the split files it lists"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
-from qzhou_eval.integrity.content import hash_bytes
+from qzhou_eval.integrity.content import file_sha256, hash_bytes
 from qzhou_eval.modeling.dtype_names import canonical_dtype_name
 from qzhou_eval.option_table import identity_record
 from qzhou_eval.options import ResolvedOptions
@@ -162,14 +162,6 @@ class Reuse(Enum):
 class Verdict:
     reuse: Reuse
     detail: str = ""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_recorded_file(record: TaskRecord, result_file: Path) -> bool:

@@ -24,14 +24,20 @@ from typing import TYPE_CHECKING
 from qzhou_eval._atomic import TMP_SUFFIX, temp_prefix
 from qzhou_eval._ranks import launched_by_torchrun
 from qzhou_eval.api import build_encoder
-from qzhou_eval.encoder.endpoint_backend import EndpointMismatch
 from qzhou_eval.encoder.mteb_model import QZhouMtebModel
 from qzhou_eval.encoder.stats import EncodeStats
-from qzhou_eval.errors import DistributedError, EmbeddingError, InvalidOptionError, QZhouEvalError
+from qzhou_eval.errors import (
+    DistributedError,
+    EmbeddingError,
+    EndpointError,
+    EndpointMismatch,
+    InvalidOptionError,
+    OutputDirConflict,
+    QZhouEvalError,
+)
 from qzhou_eval.integrity.exhaustion import is_exhaustion
 from qzhou_eval.integrity.outputs import check_folder_target
 from qzhou_eval.modeling.loading import check_device, resolve_device
-from qzhou_eval.remote.endpoint import EndpointError
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.column_lists import columns_as_lists
 from qzhou_eval.runs.config import (
@@ -92,9 +98,9 @@ def _set_aside_previous(output_dir: Path) -> Path:
     return target
 
 
-def _conflict_error(output_dir: Path, conflicts: dict[str, str]) -> manifests.OutputDirConflict:
+def _conflict_error(output_dir: Path, conflicts: dict[str, str]) -> OutputDirConflict:
     details = "; ".join(f"{where}: {why}" for where, why in list(conflicts.items())[:4])
-    return manifests.OutputDirConflict(
+    return OutputDirConflict(
         f"{output_dir} holds results made with other inputs ({details}); pass --overwrite (old results are moved "
         "to a replaced-<time>/ folder, not deleted) or choose another --output_dir"
     )

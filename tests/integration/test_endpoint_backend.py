@@ -10,10 +10,10 @@ import pytest
 from embeddings_stub import EmbeddingsStub, stub_vector
 
 from qzhou_eval import load_encoder
-from qzhou_eval.encoder.endpoint_backend import EndpointMismatch, plan_requests
-from qzhou_eval.errors import EmbeddingError, InvalidOptionError
+from qzhou_eval.encoder.endpoint_backend import plan_requests
+from qzhou_eval.errors import EmbeddingError, EndpointError, EndpointMismatch, InvalidOptionError
 from qzhou_eval.options import Batching
-from qzhou_eval.remote.endpoint import EndpointError, EndpointSettings
+from qzhou_eval.remote.endpoint import EndpointSettings
 
 TEXTS = [f"text number {i} " + "word " * (i % 7) for i in range(40)]
 

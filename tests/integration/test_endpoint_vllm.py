@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from qzhou_eval import load_encoder
-from qzhou_eval.remote.endpoint import EndpointError, EndpointSettings
+from qzhou_eval.errors import EndpointError
+from qzhou_eval.remote.endpoint import EndpointSettings
 from qzhou_eval.remote.vllm_server import LocalVllmServer
 
 pytestmark = pytest.mark.skipif(

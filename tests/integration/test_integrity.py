@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from qzhou_eval.encoder.cache import TABLE, checksum
-from qzhou_eval.runs.manifest import OutputDirConflict
-from qzhou_eval.runs.offline import DataDirError
+from qzhou_eval.errors import DataDirError, OutputDirConflict
 from qzhou_eval.runs.results_io import read_task_result
 from qzhou_eval.runs.runner import RunConfig, run_suite
 

@@ -20,12 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qzhou_eval.encoder.readability import UnreadableTaskError
-from qzhou_eval.errors import ModelFormatError
+from qzhou_eval.errors import ModelFormatError, OutputDirConflict, ResultFileError, UnreadableTaskError
 from qzhou_eval.integrity.content import ContentMemo
-from qzhou_eval.results.load import ResultFileError
 from qzhou_eval.runs.config import RunConfig
-from qzhou_eval.runs.manifest import OutputDirConflict
 from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.runner import run_suite
 

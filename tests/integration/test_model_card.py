@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from qzhou_eval.cli.main import main
-from qzhou_eval.report.model_card import SECTION_START, CardError, read_card, write_card
+from qzhou_eval.errors import CardError
+from qzhou_eval.report.model_card import SECTION_START, read_card, write_card
 
 MODEL = "Kingsoft-LLM__QZhou-Embedding"
 EXISTING = """---

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from qzhou_eval import load_encoder
 from qzhou_eval.cli.main import main
-from qzhou_eval.encoder.embedder import project
+from qzhou_eval.encoder.pass_base import project
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.checkpoint_info import read_checkpoint
 from qzhou_eval.modeling.pooling import Pooling, pool

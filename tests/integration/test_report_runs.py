@@ -7,7 +7,8 @@ import mteb
 import pytest
 
 from qzhou_eval.cli.main import main
-from qzhou_eval.report.submission import SubmissionError, submit
+from qzhou_eval.errors import SubmissionError
+from qzhou_eval.report.submission import submit
 
 
 def test_report_on_a_fresh_run(finished_run, shared_dir, tmp_path, capsys):

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from qzhou_eval.encoder.cache import TABLE
-from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.runs.manifest import OutputDirConflict
-from qzhou_eval.runs.offline import DataDirError, attach_data_dir
+from qzhou_eval.errors import DataDirError, InvalidOptionError, OutputDirConflict
+from qzhou_eval.runs.offline import attach_data_dir
 from qzhou_eval.runs.results_io import read_task_result
 from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.runner import RunConfig, run_suite
@@ -140,7 +139,7 @@ def test_other_options_are_refused_then_set_aside(finished_run, minilm_path, sha
 
 def test_per_sample_evidence_is_bound_to_its_result(finished_run, minilm_path, shared_dir, tmp_path):
     """Evidence is reused only while it is the recorded evidence; asking for it reruns a task that has none."""
-    from qzhou_eval.runs.evidence import RecordedUnits, recorded_units
+    from qzhou_eval.runs.recorded_units import RecordedUnits, recorded_units
 
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(finished_run[0]), str(copy)], check=True)

@@ -8,11 +8,10 @@ import pandas as pd
 import pytest
 
 from qzhou_eval.cli.main import main
-from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.errors import InvalidOptionError, ResultFileError
 from qzhou_eval.report.tables import build_report, render
 from qzhou_eval.results.aggregate import borda_points, borda_rank
 from qzhou_eval.results.conventions import load_convention
-from qzhou_eval.results.load import ResultFileError
 
 ENG, CMN = "MTEB(eng, v2)", "MTEB(cmn, v1)"
 COLS_ENG = [

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.errors import DataDirError, InvalidOptionError
+from qzhou_eval.integrity.dataset_readme import readme_configs
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,6 @@ def _document(record: dict, where: str) -> tuple[str, str]:
 def _files(folder: Path, split: str) -> tuple[list[Path], list[Path], list[Path]]:
     """Corpus, queries and qrels files of ``split`` in either layout."""
     if (folder / "README.md").is_file():
-        from qzhou_eval.runs.offline import DataDirError
-        from qzhou_eval.runs.task_data import readme_configs
-
         try:
             configs = readme_configs(folder)
         except DataDirError as exc:
