@@ -135,6 +135,10 @@ _TRAIN_RANGES = {
 }
 
 
+# TrainingArguments that only say how often to log and save, or where: changing them keeps a run resumable.
+_NOT_RESUME_KEY_ARGUMENTS = {"save_total_limit", "logging_dir", "report_to", "disable_tqdm", "logging_first_step"}
+
+
 @dataclass
 class TrainConfig:
     """The recipe's knobs (SPEC 3). Stage 1: retrieval only; stage 2: everything, retrieval share fixed."""
@@ -170,6 +174,7 @@ class TrainConfig:
     save_steps: int = 500
     deepspeed: str | None = None
     trust_remote_code: bool = False
+    training_args: dict[str, Any] | None = None  # any other transformers TrainingArguments field (trainer.py)
 
     def __post_init__(self) -> None:
         if self.model == BUNDLED_MINILM:
@@ -238,6 +243,8 @@ class TrainConfig:
         data = self.to_dict()
         for key in ("output_dir", "logging_steps", "save_steps", "max_steps", "num_epochs"):
             data.pop(key, None)
+        extra = {k: v for k, v in (data.get("training_args") or {}).items() if k not in _NOT_RESUME_KEY_ARGUMENTS}
+        data["training_args"] = extra or None
         return data
 
 

@@ -6,6 +6,8 @@ train CONFIG`` (gloo on CPU, NCCL on GPU; DeepSpeed through the config's ``deeps
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import logging
 import math
@@ -13,8 +15,10 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.train.callbacks import LossLogCallback
 from qzhou_eval.train.checkpoint import save_embedding_checkpoint
@@ -41,20 +45,64 @@ class _Rows(Dataset):
 
 
 class RankBatchSampler:
-    """Each step: one dataset for all ranks (same seed), each rank its slice of the global batch."""
+    """Each step: one dataset for all ranks (same seed), each rank its slice of the global batch.
+
+    Keeps the grouped sampler's state as it was before each of the last few batches, so a checkpoint saved
+    after batch N stores exactly the state that draws batch N+1 (the data loader may have drawn ahead).
+    """
 
     def __init__(self, grouped: GroupedBatches, offsets: dict[str, int], steps: int, rank: int, world: int) -> None:
         self.grouped, self.offsets, self.steps, self.rank, self.world = grouped, offsets, steps, rank, world
+        self._before: dict[int, dict] = {}  # batches drawn -> the sampler's state at that point
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self):
         for _ in range(self.steps):
+            drawn = self.grouped.state.step
+            self._before[drawn] = self.grouped.state_dict()
+            self._before.pop(drawn - _SNAPSHOTS_KEPT, None)
             name, rows = self.grouped.next_batch()
             per_rank = len(rows) // self.world
             local = rows[self.rank * per_rank : (self.rank + 1) * per_rank]
             yield [self.offsets[name] + r for r in local]
+
+    def state_after(self, batches: int) -> dict:
+        """The state that draws batch ``batches + 1``."""
+        if batches == self.grouped.state.step:
+            return self.grouped.state_dict()
+        return self._before[batches]
+
+
+_SNAPSHOTS_KEPT = 8  # the data loader draws at most a batch or two ahead of training
+SAMPLER_STATE_FILE = "sampler_state.json"
+
+
+class SamplerStateCallback(TrainerCallback):
+    """Saves the grouped sampler's state in every checkpoint, so a resumed run draws on where it stopped."""
+
+    def __init__(self, sampler: RankBatchSampler) -> None:
+        self.sampler = sampler
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            batches = state.global_step * args.gradient_accumulation_steps
+            atomic_write_json(folder / SAMPLER_STATE_FILE, self.sampler.state_after(batches))
+
+
+def _restore_sampler(grouped: GroupedBatches, out: Path) -> bool:
+    """Load the last checkpoint's sampler state into ``grouped``; False when it has none (the trainer then
+    re-draws and skips the batches already trained, which gives the same batches, only slower)."""
+    last = get_last_checkpoint(str(out))
+    saved = Path(last) / SAMPLER_STATE_FILE if last else None
+    if saved is None or not saved.is_file():
+        logger.info("%s has no %s; the trainer skips the batches already trained instead", last, SAMPLER_STATE_FILE)
+        return False
+    grouped.load_state_dict(json.loads(saved.read_text(encoding="utf-8")))
+    logger.info("resuming the data order from %s (%d batches drawn)", saved, grouped.state.step)
+    return True
 
 
 class EmbeddingTrainer(Trainer):
@@ -118,6 +166,87 @@ def _check_resume(config: TrainConfig, out: Path) -> bool:
     return True
 
 
+# TrainingArguments the harness sets from its own config fields or needs as they are (the config's
+# ``training_args`` may set any other field).
+_OWNED_ARGUMENTS = {
+    "output_dir": "output_dir",
+    "max_steps": "max_steps / num_epochs",
+    "num_train_epochs": "max_steps / num_epochs",
+    "learning_rate": "learning_rate",
+    "warmup_steps": "warmup_steps",
+    "weight_decay": "weight_decay",
+    "logging_steps": "logging_steps",
+    "save_steps": "save_steps",
+    "seed": "seed",
+    "bf16": "bf16",
+    "deepspeed": "deepspeed",
+    "per_device_train_batch_size": "batch_size / pair_batch_size (global batches from the grouped sampler)",
+    "remove_unused_columns": None,
+    "ignore_data_skip": None,
+}
+
+
+def check_training_args(config: TrainConfig) -> dict:
+    """The config's ``training_args``, each a TrainingArguments field the harness leaves to the user.
+
+    Raises:
+        InvalidOptionError: an unknown field (with the closest names) or one the harness owns (naming its field).
+    """
+    fields = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    extra = dict(config.training_args or {})
+    for key in extra:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=3)
+            raise InvalidOptionError(
+                f"training_args.{key} is not a transformers TrainingArguments field"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+            )
+        if key in _OWNED_ARGUMENTS:
+            owner = _OWNED_ARGUMENTS[key]
+            raise InvalidOptionError(
+                f"training_args.{key} is set by the harness"
+                + (f"; use the config's {owner}" if owner else " (the grouped sampler needs it as it is)")
+            )
+    return extra
+
+
+def training_arguments(
+    config: TrainConfig, out: Path, steps: int, world: int, ignore_data_skip: bool
+) -> TrainingArguments:
+    """The Trainer's arguments: the recipe's fields, the harness's defaults, then the config's ``training_args``.
+
+    Raises:
+        InvalidOptionError: a ``training_args`` key that TrainingArguments lacks or the harness owns.
+    """
+    extra = check_training_args(config)
+    cuda = torch.cuda.is_available()
+    bf16 = (cuda and torch.cuda.is_bf16_supported()) if config.bf16 == "auto" else bool(config.bf16)
+    defaults = {
+        "save_total_limit": 2,
+        "report_to": [],
+        "dataloader_num_workers": 0,
+        "use_cpu": not cuda,
+        "ddp_backend": "gloo" if (world > 1 and not cuda) else None,
+        "disable_tqdm": False,
+    }
+    return TrainingArguments(
+        output_dir=str(out),
+        max_steps=steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        save_steps=config.save_steps,
+        bf16=bf16,
+        seed=config.seed,
+        deepspeed=config.deepspeed,
+        per_device_train_batch_size=1,
+        remove_unused_columns=False,
+        ignore_data_skip=ignore_data_skip,
+        **{**defaults, **extra},
+    )
+
+
 def train(config: TrainConfig) -> Path:
     """Run one stage; returns the output folder (a checkpoint ``load_encoder`` reads).
 
@@ -125,6 +254,7 @@ def train(config: TrainConfig) -> Path:
         InvalidOptionError: before training, for bad data, weights, batch sizes or a changed config on resume.
     """
     out = Path(config.output_dir)
+    check_training_args(config)
     resume = _check_resume(config, out)
     rank, world = _world()
     data = load_training_rows(config)
@@ -163,28 +293,9 @@ def train(config: TrainConfig) -> Path:
         config.passage_max_length,
         config.hard_negatives,
     )
-    cuda = torch.cuda.is_available()
-    bf16 = (cuda and torch.cuda.is_bf16_supported()) if config.bf16 == "auto" else bool(config.bf16)
-    args = TrainingArguments(
-        output_dir=str(out),
-        max_steps=steps,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        logging_steps=config.logging_steps,
-        save_steps=config.save_steps,
-        save_total_limit=2,
-        bf16=bf16,
-        seed=config.seed,
-        report_to=[],
-        per_device_train_batch_size=1,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        use_cpu=not cuda,
-        ddp_backend="gloo" if (world > 1 and not cuda) else None,
-        deepspeed=config.deepspeed,
-        disable_tqdm=False,
-    )
+    sampler = RankBatchSampler(grouped, offsets, steps, rank, world)
+    restored = resume and _restore_sampler(grouped, out)
+    args = training_arguments(config, out, steps, world, ignore_data_skip=restored)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(
@@ -203,9 +314,12 @@ def train(config: TrainConfig) -> Path:
         args=args,
         train_dataset=_Rows(flat),
         data_collator=collator,
-        callbacks=[LossLogCallback(out, texts_per_step={n: batch_sizes[n] for n in sizes})],
+        callbacks=[
+            LossLogCallback(out, texts_per_step={n: batch_sizes[n] for n in sizes}),
+            SamplerStateCallback(sampler),
+        ],
         qzhou=config,
-        batch_sampler=RankBatchSampler(grouped, offsets, steps, rank, world),
+        batch_sampler=sampler,
         collator=collator,
     )
     trainer.train(resume_from_checkpoint=True if resume else None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from qzhou_eval import load_encoder
 from qzhou_eval.train.config import TrainConfig
@@ -167,29 +168,70 @@ def test_minilm_cosent_recipe_lifts_sts_one_and_two_processes(tmp_path):
     assert abs(distributed - trained) <= 0.3
 
 
-def test_resume_continues_from_the_checkpoint(tiny_qwen2, mix_data, tmp_path):
-    def config(steps):
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_and_resumed_run_sees_the_same_batches_and_ends_with_the_same_weights(
+    tiny_qwen2, mix_data, tmp_path, monkeypatch
+):
+    from safetensors.torch import load_file
+
+    from qzhou_eval.train.trainer import EmbeddingTrainer
+
+    def config(out):
         return TrainConfig(
             model=str(tiny_qwen2),
-            output_dir=str(tmp_path / "run"),
-            stage=1,
-            max_steps=steps,
-            datasets=[{"name": "retr", "path": mix_data["retrieval"], "kind": "retrieval"}],
+            output_dir=str(tmp_path / out),
+            stage=2,
+            retrieval_share=0.5,
+            max_steps=6,
+            datasets=[
+                {"name": "retr", "path": mix_data["retrieval"], "kind": "retrieval"},
+                {"name": "nli", "path": mix_data["pair"], "kind": "pair"},
+            ],
             batch_size=8,
+            pair_batch_size=8,
             hard_negatives=1,
             logging_steps=1,
-            save_steps=3,
+            save_steps=2,
             warmup_steps=0,
             query_max_length=32,
             passage_max_length=32,
             learning_rate=1e-3,
+            training_args={"save_total_limit": 3},  # any TrainingArguments field reaches the Trainer
         )
 
-    train(config(3))
-    train(config(5))  # same config, longer: resumes from checkpoint-3
-    steps = [
-        json.loads(line)["step"]
-        for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()
-        if "loss" in json.loads(line)
+    seen: list[tuple] = []
+    stop_at: list[int] = []
+    plain_loss = EmbeddingTrainer.compute_loss
+
+    def recording_loss(self, model, inputs, *args, **kwargs):
+        seen.append((str(inputs["kind"]), tuple(inputs["features"]["input_ids"][:, -1].tolist())))
+        if stop_at and len(seen) == stop_at[0]:
+            raise _Interrupted  # the 5th step dies after checkpoint-4 was saved
+        return plain_loss(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(EmbeddingTrainer, "compute_loss", recording_loss)
+    train(config("straight"))
+    straight, seen[:] = list(seen), []
+    stop_at.append(5)
+    with pytest.raises(_Interrupted):
+        train(config("resumed"))
+    before, seen[:], stop_at[:] = seen[:4], [], []
+    assert json.loads((tmp_path / "resumed" / "checkpoint-4" / "sampler_state.json").read_text())["step"] == 4
+    train(config("resumed"))  # the same config: resumes from checkpoint-4, its sampler state restored
+    assert before + seen == straight, "a resumed run must train on exactly the batches of an uninterrupted one"
+    assert sorted(p.name for p in (tmp_path / "straight").glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+        "checkpoint-6",
     ]
-    assert steps == [1, 2, 3, 4, 5], f"the resumed run must continue at step 4, logged {steps}"
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "resumed" / "training_log.jsonl").read_text().splitlines()
+    ]
+    assert [s for s in steps if s > 4][:2] == [5, 6]
+    weights = {run: load_file(str(next((tmp_path / run).glob("*.safetensors")))) for run in ("straight", "resumed")}
+    assert weights["straight"].keys() == weights["resumed"].keys()
+    for name, tensor in weights["straight"].items():
+        assert torch.equal(tensor, weights["resumed"][name]), f"{name} differs after resuming"

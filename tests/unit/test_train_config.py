@@ -105,3 +105,30 @@ def test_trained_folder_declares_the_base_models_evaluation_length(minilm_path, 
         model=str(tiny_qwen2), output_dir=str(tmp_path), datasets=[data], passage_max_length=96, max_steps=1
     )
     assert evaluation_max_length(bare) == 96, "a base without a declared length keeps the training length"
+
+
+@pytest.mark.parametrize(
+    ("training_args", "match"),
+    [
+        (
+            {"save_totl_limit": 1},
+            r"training_args.save_totl_limit is not a transformers TrainingArguments field \(did you mean save_total_limit",
+        ),
+        ({"learning_rate": 1.0}, r"training_args.learning_rate is set by the harness; use the config's learning_rate"),
+        ({"ignore_data_skip": True}, r"the grouped sampler needs it as it is"),
+    ],
+)
+def test_training_args_are_checked_against_transformers(training_args, match, tmp_path):
+    from qzhou_eval.train.trainer import check_training_args
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"query": "q", "positive": "p"}\n')
+    config = TrainConfig(
+        model="m",
+        output_dir=str(tmp_path),
+        max_steps=1,
+        training_args=training_args,
+        datasets=[{"name": "d", "path": str(data), "kind": "retrieval"}],
+    )
+    with pytest.raises(InvalidOptionError, match=match):
+        check_training_args(config)
