@@ -20,7 +20,7 @@ from qzhou_eval.encoder.reference_batches import ReferencePass
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.encoder.vllm_backend import VllmPass
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.instructions.registry import format_instruction
+from qzhou_eval.instructions.registry import QUERY, TaskInstruction
 from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.loading import LoadedModel
 from qzhou_eval.modeling.pooling import Pooling
@@ -192,7 +192,7 @@ class Encoder:
         if instruction is not None and prefix is not None:
             raise InvalidOptionError("pass either instruction= or prefix=, not both")
         if instruction:
-            prefix = format_instruction(INSTRUCTION_TEMPLATE, instruction)
+            prefix = TaskInstruction(instruction).prefix(INSTRUCTION_TEMPLATE, QUERY)  # evaluation's one rule
         inputs = self.format_inputs(texts, prefix or "")  # 1. the exact strings the model sees
         if not inputs:
             return np.empty((0, self.embedding_dim), dtype=np.float32)

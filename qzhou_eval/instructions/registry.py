@@ -37,12 +37,23 @@ _FILE_SUFFIXES = (".json", ".yaml", ".yml")
 _TASKS_SCHEMA_KEYS = frozenset({"benchmark", "template", "tasks", "source", "variant", "extends", "_path"})
 
 
+QUERY, DOCUMENT = "query", "document"
+
+
 @dataclass(frozen=True)
 class TaskInstruction:
     """One task's instruction and whether its documents are instructed too."""
 
     instruction: str
     documents: bool = False
+
+    def prefix(self, template: str, side: str) -> str:
+        """The one rule, for evaluation and training alike: a query always gets the instruction, a document only
+        when the task is on the document-side (symmetric) list; an empty instruction is no prefix."""
+        if side not in (QUERY, DOCUMENT):
+            raise InvalidOptionError.for_choice("instruction side", side, [QUERY, DOCUMENT])
+        instructed = side == QUERY or self.documents
+        return format_instruction(template, self.instruction) if instructed and self.instruction else ""
 
 
 def format_instruction(template: str, instruction: str) -> str:
@@ -160,15 +171,11 @@ class InstructionSet:
 
     def query_prefix(self, task_name: str) -> str:
         """Queries always get the task's instruction (none when the instruction is empty)."""
-        return self._prefix(self.entry(task_name).instruction)
+        return self.entry(task_name).prefix(self.template, QUERY)
 
     def document_prefix(self, task_name: str) -> str:
         """Documents get it only when the task is on the document-side (symmetric) list."""
-        entry = self.entry(task_name)
-        return self._prefix(entry.instruction) if entry.documents else ""
-
-    def _prefix(self, instruction: str) -> str:
-        return format_instruction(self.template, instruction) if instruction else ""
+        return self.entry(task_name).prefix(self.template, DOCUMENT)
 
     def check_coverage(self, task_names: Iterable[str]) -> None:
         """Raise before any encoding when some tasks have no instruction, naming all of them."""

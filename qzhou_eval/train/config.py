@@ -18,14 +18,7 @@ from qzhou_eval.integrity.numbers import (
     POSITIVE_INT,
     check_numeric_fields,
 )
-from qzhou_eval.train.data.schema import DataKind
-
-# Losses a dataset of each kind may use; the first is the recipe's default (SPEC 3).
-LOSSES_BY_KIND = {
-    DataKind.RETRIEVAL.value: ("info_nce",),
-    DataKind.CLASSIFICATION.value: ("info_nce_label_mask", "info_nce"),
-    DataKind.PAIR.value: ("cosent",),
-}
+from qzhou_eval.train.data.schema import LOSSES_BY_KIND, DataKind
 
 _TYPE_CHECKS = {
     "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
@@ -107,7 +100,7 @@ class DatasetSpec:
                 )
         if self.retrieval_group is None:
             self.retrieval_group = self.kind == DataKind.RETRIEVAL.value
-        valid = LOSSES_BY_KIND[self.kind]
+        valid = [loss.value for loss in LOSSES_BY_KIND[DataKind(self.kind)]]
         self.loss = self.loss or valid[0]
         if self.loss not in valid:
             raise InvalidOptionError.for_choice(f"loss for {self.kind} dataset {self.name!r}", self.loss, valid)
@@ -175,6 +168,10 @@ class TrainConfig:
     deepspeed: str | None = None
     trust_remote_code: bool = False
     training_args: dict[str, Any] | None = None  # any other transformers TrainingArguments field (trainer.py)
+    # The instruction set evaluation will use: its template, and the instruction and document side of every
+    # dataset named like one of its tasks. A bundled benchmark ("MTEB(eng, v2)", or "MTEB(eng, v2)@VARIANT")
+    # or an instruction file; None: the bundled template, each dataset's own instruction.
+    instructions: str | None = None
 
     def __post_init__(self) -> None:
         if self.model == BUNDLED_MINILM:

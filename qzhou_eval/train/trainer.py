@@ -24,7 +24,8 @@ from qzhou_eval.train.callbacks import LossLogCallback
 from qzhou_eval.train.checkpoint import save_embedding_checkpoint
 from qzhou_eval.train.collate import Collator
 from qzhou_eval.train.config import TrainConfig
-from qzhou_eval.train.datasets import load_training_rows
+from qzhou_eval.train.data.schema import Loss, TrainingSet
+from qzhou_eval.train.datasets import load_training_sets, training_instructions
 from qzhou_eval.train.losses import cosent, info_nce
 from qzhou_eval.train.model import EmbeddingModel
 from qzhou_eval.train.sampling import GroupedBatches, dataset_weights
@@ -34,14 +35,16 @@ CONFIG_FILE = "train_config.json"
 
 
 class _Rows(Dataset):
-    def __init__(self, rows: list[dict]) -> None:
-        self.rows = rows
+    """Every training set's rows in one index space; an item is its (set, row) pair, the set shared, not copied."""
+
+    def __init__(self, sets: list[TrainingSet]) -> None:
+        self.items = [(training_set, row) for training_set in sets for row in training_set.rows]
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.items)
 
-    def __getitem__(self, index: int) -> dict:
-        return self.rows[index]
+    def __getitem__(self, index: int) -> tuple[TrainingSet, object]:
+        return self.items[index]
 
 
 class RankBatchSampler:
@@ -126,7 +129,7 @@ class EmbeddingTrainer(Trainer):
 
     def _loss(self, inputs: dict, emb: torch.Tensor) -> torch.Tensor:
         parts = torch.split(emb, inputs["counts"])
-        if inputs["kind"] == "pair":
+        if inputs["loss"] is Loss.COSENT:
             return cosent(parts[0], parts[1], inputs["scores"], scale=self.qzhou.cosent_scale)
         queries, positives = parts[0], parts[1]
         k = inputs["hard_negatives"]
@@ -257,14 +260,14 @@ def train(config: TrainConfig) -> Path:
     check_training_args(config)
     resume = _check_resume(config, out)
     rank, world = _world()
-    data = load_training_rows(config)
-    sizes = {name: len(rows) for name, rows in data.items()}
+    instructions = training_instructions(config.instructions)
+    sets = load_training_sets(config, instructions)
+    sizes = {s.name: len(s.rows) for s in sets}
     group = [d.name for d in config.datasets if d.retrieval_group]
     weights = dataset_weights(
         sizes, config.alpha, retrieval=group if config.retrieval_share else None, retrieval_ratio=config.retrieval_share
     )
-    kinds = {d.name: d.kind for d in config.datasets}
-    batch_sizes = {n: config.pair_batch_size if kinds[n] == "pair" else config.batch_size for n in sizes}
+    batch_sizes = {s.name: config.pair_batch_size if s.loss is Loss.COSENT else config.batch_size for s in sets}
     bad = {n: b for n, b in batch_sizes.items() if b % world}
     if bad:
         raise InvalidOptionError(f"global batch sizes {bad} are not divisible by the {world} processes")
@@ -272,10 +275,8 @@ def train(config: TrainConfig) -> Path:
     steps = config.max_steps or math.ceil(
         config.num_epochs * sum(math.ceil(n / batch_sizes[k]) for k, n in sizes.items())
     )
-    flat, offsets = [], {}
-    for name, rows in data.items():
-        offsets[name] = len(flat)
-        flat.extend(rows)
+    rows = _Rows(sets)
+    offsets = {s.name: sum(len(t.rows) for t in sets[:i]) for i, s in enumerate(sets)}
 
     model = EmbeddingModel.load(
         config.model,
@@ -292,6 +293,7 @@ def train(config: TrainConfig) -> Path:
         config.query_max_length,
         config.passage_max_length,
         config.hard_negatives,
+        instructions.template,
     )
     sampler = RankBatchSampler(grouped, offsets, steps, rank, world)
     restored = resume and _restore_sampler(grouped, out)
@@ -312,7 +314,7 @@ def train(config: TrainConfig) -> Path:
     trainer = EmbeddingTrainer(
         model=model,
         args=args,
-        train_dataset=_Rows(flat),
+        train_dataset=rows,
         data_collator=collator,
         callbacks=[
             LossLogCallback(out, texts_per_step={n: batch_sizes[n] for n in sizes}),

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.train.config import TrainConfig
 from qzhou_eval.train.data import ClassificationRow, DataKind, PairRow, RetrievalRow
 from qzhou_eval.train.data.readers import read_rows
 from qzhou_eval.train.data.transforms import (
@@ -101,8 +102,80 @@ def test_classification_examples():
     out = classification_examples(rows, negatives=2)
     assert len(out) == 4, "c1 has no same-label positive and is skipped"
     for ex in out:
-        assert ex["positive"] != ex["query"] and ex["positive"][0] == ex["query"][0]
-        assert all(n[0] != ex["query"][0] for n in ex["negatives"]) and len(ex["negatives"]) == 2
-        assert ex["label"] == ex["query"][0].upper()
+        assert ex.positive != ex.query and ex.positive[0] == ex.query[0]
+        assert all(n[0] != ex.query[0] for n in ex.negatives) and len(ex.negatives) == 2
+        assert ex.label == ex.query[0].upper()
     with pytest.raises(InvalidOptionError, match="has a single label"):
         classification_examples([ClassificationRow("x", 1, "d"), ClassificationRow("y", 1, "d")])
+
+
+class _RecordingTokenizer:
+    """Records the exact strings training hands the tokenizer."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, texts, truncation, max_length):
+        self.seen.extend(texts)
+        return {"input_ids": [[1] for _ in texts], "attention_mask": [[1] for _ in texts]}
+
+    def pad(self, features, padding, return_tensors):
+        import torch
+
+        ones = torch.ones(len(features), 1, dtype=torch.long)
+        return {"input_ids": ones, "attention_mask": ones}
+
+
+def test_training_and_evaluation_give_a_task_the_same_prefixes(tmp_path):
+    from qzhou_eval.encoder.inputs import InputFormatter
+    from qzhou_eval.instructions.registry import load_benchmark_instructions, route_prefix
+    from qzhou_eval.train.collate import Collator
+    from qzhou_eval.train.datasets import load_training_sets, training_instructions
+
+    retrieval = tmp_path / "scifact.jsonl"
+    retrieval.write_text('{"query": "a claim", "positive": "an abstract", "negatives": ["other"]}\n' * 2)
+    pairs = tmp_path / "sts.jsonl"
+    pairs.write_text('{"text_a": "one", "text_b": "two", "score": 3.0}\n' * 2)
+    config = TrainConfig(
+        model="m",
+        output_dir=str(tmp_path / "out"),
+        stage=2,
+        max_steps=1,
+        hard_negatives=1,
+        instructions="MTEB(eng, v2)@leaderboard-2025-08",
+        datasets=[
+            {"name": "FiQA2018", "path": str(retrieval), "kind": "retrieval"},
+            {"name": "STSBenchmark", "path": str(pairs), "kind": "pair"},
+        ],
+    )
+    evaluation = load_benchmark_instructions("MTEB(eng, v2)", "leaderboard-2025-08")
+    instructions = training_instructions(config.instructions)
+    sets = {s.name: s for s in load_training_sets(config, instructions)}
+    tokenizer = _RecordingTokenizer()
+    collate = Collator(tokenizer, InputFormatter(None), 32, 32, 1, instructions.template)
+
+    collate([(sets["FiQA2018"], row) for row in sets["FiQA2018"].rows])
+    query, document = (route_prefix(evaluation, "FiQA2018", side, True) for side in ("query", "document"))
+    assert query.startswith("Instruct: ") and document == "", "FiQA2018 instructs its questions only"
+    assert tokenizer.seen == [query + "a claim"] * 2 + [document + "an abstract"] * 2 + [document + "other"] * 2
+
+    tokenizer.seen.clear()
+    collate([(sets["STSBenchmark"], row) for row in sets["STSBenchmark"].rows])
+    sts = route_prefix(evaluation, "STSBenchmark", None, True)  # mteb gives STS inputs no prompt type
+    assert sts.startswith("Instruct: ") and tokenizer.seen == [sts + "one"] * 2 + [sts + "two"] * 2
+
+
+def test_a_dataset_named_like_a_task_cannot_train_with_another_instruction(tmp_path):
+    from qzhou_eval.train.datasets import load_training_sets
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"query": "q", "positive": "p"}\n')
+    config = TrainConfig(
+        model="m",
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        instructions="MTEB(eng, v2)",
+        datasets=[{"name": "FiQA2018", "path": str(data), "kind": "retrieval", "instruction": "Find it"}],
+    )
+    with pytest.raises(InvalidOptionError, match="evaluates task FiQA2018 with"):
+        load_training_sets(config)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from qzhou_eval.errors import InvalidOptionError
-from qzhou_eval.train.data.schema import ClassificationRow, PairRow, RetrievalRow
+from qzhou_eval.train.data.schema import ClassificationRow, ExampleRow, PairRow, RetrievalRow
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +134,8 @@ def pair_scores(
     return rows
 
 
-def classification_examples(
-    rows: list[ClassificationRow], *, negatives: int = 4, seed: int = 0
-) -> list[dict[str, Any]]:
-    """Example-based retrieval rows from labelled texts: {query, positive, negatives, label, dataset, instruction}.
+def classification_examples(rows: list[ClassificationRow], *, negatives: int = 4, seed: int = 0) -> list[ExampleRow]:
+    """Example-based retrieval rows from labelled texts (query, positive, negatives, label, dataset, instruction).
 
     Raises:
         InvalidOptionError: a dataset with a single label (no negatives possible).
@@ -160,14 +158,14 @@ def classification_examples(
             continue
         others = [t for lab in labels if lab != row.label for t in by_label[lab]]
         out.append(
-            {
-                "query": row.text,
-                "positive": rng.choice(same),
-                "negatives": rng.sample(others, min(negatives, len(others))),
-                "label": row.label,
-                "dataset": row.dataset,
-                "instruction": row.instruction,
-            }
+            ExampleRow(
+                query=row.text,
+                positive=rng.choice(same),
+                negatives=rng.sample(others, min(negatives, len(others))),
+                label=row.label,
+                dataset=row.dataset,
+                instruction=row.instruction,
+            )
         )
     if skipped:
         logger.warning("%d classification text(s) skipped: their label has no other example to be a positive", skipped)
