@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 
 def prefixes(benchmark: str, instructions: InstructionSet | None, use_instruction: bool) -> dict[str, dict[str, str]]:
     """{task: {"query_prefix", "document_prefix"}} for every task of ``benchmark``, coverage checked."""
-    from qzhou_eval.runs.suites import benchmark_task_names
+    from qzhou_eval.benchmarks import benchmark_task_names
 
     tasks = benchmark_task_names(benchmark)
     if use_instruction:

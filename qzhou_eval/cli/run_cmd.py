@@ -261,7 +261,7 @@ def build_config(args, benchmark: str | None):
 
 def _available_tasks(data_dir: str | None, benchmark: str | None, tasks: list[str]) -> list[str]:
     """--only_available: the selected tasks that have a folder in --data_dir."""
-    from qzhou_eval.runs.suites import benchmark_task_names
+    from qzhou_eval.benchmarks import benchmark_task_names
 
     if not data_dir:
         raise argparse.ArgumentTypeError("--only_available needs --data_dir")

@@ -336,14 +336,3 @@ def resolve_instructions(benchmark: str | None, spec: str | Path | None, tasks: 
         f"no bundled instruction set covers the task(s) {sorted(names)}; pass --instructions FILE with an "
         "instruction for each, or run without instructions (--use_instruction false)"
     )
-
-
-def benchmark_task_names(benchmark: str) -> list[str]:
-    """Task names of an mteb benchmark, in the benchmark's order."""
-    import mteb
-
-    try:
-        bench = mteb.get_benchmark(benchmark)
-    except Exception as exc:
-        raise InvalidOptionError(f"mteb does not know the benchmark {benchmark!r}: {exc}") from exc
-    return [task.metadata.name for task in bench.tasks]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mteb
 
+from qzhou_eval.benchmarks import mteb_benchmark
 from qzhou_eval.errors import InvalidOptionError
 
 _DATA = Path(__file__).resolve().parent / "conventions"
@@ -42,22 +43,13 @@ def available_conventions() -> list[str]:
     return [MTEB_CONVENTION, *sorted(p.stem for p in _DATA.glob("*.json"))]
 
 
-def _benchmark(name: str):
-    try:
-        return mteb.get_benchmark(name)
-    except Exception as exc:
-        raise InvalidOptionError(
-            f"unknown benchmark {name!r} ({exc}); e.g. 'MTEB(eng, v2)' or 'MTEB(cmn, v1)'"
-        ) from exc
-
-
 def load_convention(name: str, benchmark: str) -> Convention:
     """Resolve convention ``name`` for ``benchmark`` into per-task splits and subsets.
 
     Raises:
         InvalidOptionError: unknown convention or benchmark, or a convention that does not define the benchmark.
     """
-    bench = _benchmark(benchmark)
+    bench = mteb_benchmark(benchmark)
     tasks = list(bench.tasks)
     types = {t.metadata.name: t.metadata.type for t in tasks}
     if name == MTEB_CONVENTION:

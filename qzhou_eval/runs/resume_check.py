@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qzhou_eval.benchmarks import bundled_task_names
 from qzhou_eval.errors import QZhouEvalError
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.config import RunConfig, RunSummary, resolve_request, results_dir_for
 from qzhou_eval.runs.folder_lock import check_state_paths
 from qzhou_eval.runs.provenance import RecordStore, Reuse, cuda_surely_absent, prefixes_sha256
-from qzhou_eval.runs.suites import bundled_task_names, shard_names
+from qzhou_eval.runs.suites import shard_names
 from qzhou_eval.runs.task_data import folder_fingerprints
 
 

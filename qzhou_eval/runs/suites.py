@@ -5,25 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from qzhou_eval.benchmarks import SUITES, bundled_task_names  # noqa: F401  (re-exported)
+from qzhou_eval.benchmarks import benchmark_tasks
 from qzhou_eval.errors import InvalidOptionError
-
-
-def suite_tasks(benchmark: str) -> list:
-    """The mteb task objects of any benchmark mteb knows, in the benchmark's order.
-
-    Raises:
-        InvalidOptionError: for a name mteb does not know, with the closest benchmark names.
-    """
-    import mteb
-
-    try:
-        return list(mteb.get_benchmark(benchmark).tasks)
-    except Exception as exc:
-        names = [b.name for b in mteb.get_benchmarks()]
-        close = difflib.get_close_matches(benchmark, names, n=3, cutoff=0.5)
-        hint = f"closest: {close}" if close else f"e.g. {list(SUITES)}"
-        raise InvalidOptionError(f"mteb does not know the benchmark {benchmark!r} ({exc}); {hint}") from exc
 
 
 def named_tasks(names: Sequence[str]) -> list:
@@ -53,15 +36,8 @@ def named_tasks(names: Sequence[str]) -> list:
 def run_tasks(benchmark: str | None, include: Sequence[str], exclude: Sequence[str], task_types: Sequence[str]) -> list:
     """The tasks a run evaluates: the benchmark's, filtered; or the named tasks when there is no benchmark."""
     if benchmark:
-        return select_tasks(suite_tasks(benchmark), benchmark, include, exclude, task_types)
+        return select_tasks(benchmark_tasks(benchmark), benchmark, include, exclude, task_types)
     return select_tasks(named_tasks(include), "the named tasks", (), exclude, task_types)
-
-
-def benchmark_task_names(benchmark: str) -> list[str]:
-    """A benchmark's task names, sorted: from the bundled file for the two QZhou suites (no mteb import)."""
-    if benchmark in SUITES:
-        return bundled_task_names(benchmark)
-    return sorted(task.metadata.name for task in suite_tasks(benchmark))
 
 
 def _unknown_task_error(name: str, benchmark: str, suite_names: Sequence[str]) -> InvalidOptionError:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from qzhou_eval.benchmarks import benchmark_tasks as suite_tasks
 from qzhou_eval.encoder.cache import TABLE
 from qzhou_eval.errors import DataDirError, InvalidOptionError, OutputDirConflict
 from qzhou_eval.runs.offline import attach_data_dir
 from qzhou_eval.runs.results_io import read_task_result
 from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.runner import RunConfig, run_suite
-from qzhou_eval.runs.suites import parse_shard, select_tasks, shard, suite_tasks
+from qzhou_eval.runs.suites import parse_shard, select_tasks, shard
 
 REPO = Path(__file__).resolve().parents[2]
 ENG, CMN = "MTEB(eng, v2)", "MTEB(cmn, v1)"

@@ -2,12 +2,12 @@ import json
 
 import pytest
 
+from qzhou_eval.benchmarks import benchmark_tasks, bundled_task_names
 from qzhou_eval.cli.instructions_cmd import prefixes
 from qzhou_eval.cli.main import main
 from qzhou_eval.errors import InstructionError, InvalidOptionError
 from qzhou_eval.instructions import InstructionSet, load_benchmark_instructions
-from qzhou_eval.instructions.registry import benchmark_task_names, route_prefix
-from qzhou_eval.runs.suites import bundled_task_names
+from qzhou_eval.instructions.registry import route_prefix
 
 BENCHMARKS = ["MTEB(eng, v2)", "MTEB(cmn, v1)"]
 
@@ -28,7 +28,7 @@ def test_bundled_file_reproduces_reference_exactly(bench_name, reference):
 
 @pytest.mark.parametrize("bench_name", BENCHMARKS)
 def test_every_task_routed_to_the_right_prefix(bench_name, reference):
-    tasks = benchmark_task_names(bench_name)
+    tasks = [task.metadata.name for task in benchmark_tasks(bench_name)]
     instructions = load_benchmark_instructions(bench_name)
     instructions.check_coverage(tasks)
     assert sorted(tasks) == bundled_task_names(bench_name), "the bundled file must list exactly the suite's tasks"

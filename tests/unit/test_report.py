@@ -126,7 +126,7 @@ def test_conventions_differ_where_spec_says(baselines):
     assert load_convention("leaderboard-2025-08", ENG).tasks["STS17"].subsets == ("en-en",)
     with pytest.raises(InvalidOptionError, match="'paper' is not a valid convention, must be one of"):
         load_convention("paper", ENG)
-    with pytest.raises(InvalidOptionError, match="unknown benchmark 'MTEB\\(xyz, v9\\)'"):
+    with pytest.raises(InvalidOptionError, match="does not know the benchmark 'MTEB\\(xyz, v9\\)'"):
         load_convention("mteb", "MTEB(xyz, v9)")
 
 
