@@ -30,6 +30,15 @@ _UNSUPPORTED_POOLING_KEYS = (
 )
 
 
+def pooling_config(mode: Pooling, width: int) -> dict:
+    """``1_Pooling/config.json`` for ``mode``: what :func:`read_layout` reads back as that mode (the writer's half
+    of this module's key table, so a trained checkpoint declares its pooling in the reader's words)."""
+    config: dict = {"word_embedding_dimension": width, "include_prompt": True}
+    config.update({key: chosen is mode for key, chosen in _POOLING_KEYS.items()})
+    config.update(dict.fromkeys(_UNSUPPORTED_POOLING_KEYS, False))
+    return config
+
+
 @dataclass
 class SentenceTransformerLayout:
     """What a sentence-transformers folder declares about how it embeds."""

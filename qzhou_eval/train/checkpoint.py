@@ -7,9 +7,8 @@ from pathlib import Path
 
 from qzhou_eval.modeling.checkpoint_info import read_checkpoint
 from qzhou_eval.modeling.source import resolve_source
+from qzhou_eval.modeling.st_layout import pooling_config
 from qzhou_eval.train.config import TrainConfig
-
-_POOLING_KEYS = {"mean": "pooling_mode_mean_tokens", "last": "pooling_mode_lasttoken", "cls": "pooling_mode_cls_token"}
 
 
 def evaluation_max_length(config: TrainConfig) -> int:
@@ -23,13 +22,15 @@ def evaluation_max_length(config: TrainConfig) -> int:
     return int(declared.value) if declared else config.passage_max_length
 
 
-def save_embedding_checkpoint(model, out: str | Path, config: TrainConfig) -> Path:
-    """Backbone + tokenizer at the root, Pooling and Normalize modules, and the recipe's instructions."""
+def save_embedding_checkpoint(
+    model, out: str | Path, config: TrainConfig, instructions: dict[str, str] | None = None
+) -> Path:
+    """Backbone + tokenizer at the root, Pooling and Normalize modules, and the instruction each dataset trained
+    with (``instructions``: dataset -> instruction; default the config's own)."""
     out = Path(out)
     encoder = model.encoder
     model.backbone.save_pretrained(out)
     encoder.tokenizer.save_pretrained(out)
-    pooling = encoder.options.pooling.value
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -38,9 +39,8 @@ def save_embedding_checkpoint(model, out: str | Path, config: TrainConfig) -> Pa
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
     (out / "modules.json").write_text(json.dumps(modules, indent=2))
     (out / "1_Pooling").mkdir(exist_ok=True)
-    pooling_config = {"word_embedding_dimension": encoder.loaded.hidden_size, "include_prompt": True}
-    pooling_config.update({key: name == pooling for name, key in _POOLING_KEYS.items()})
-    (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2))
+    pooling = pooling_config(encoder.options.pooling, encoder.loaded.hidden_size)
+    (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
     if config.normalize:
         (out / "2_Normalize").mkdir(exist_ok=True)
     (out / "sentence_bert_config.json").write_text(
@@ -50,7 +50,9 @@ def save_embedding_checkpoint(model, out: str | Path, config: TrainConfig) -> Pa
         "similarity_fn_name": "cosine",
         "qzhou_eval": {
             "bidirectional": bool(config.bidirectional),
-            "instructions": {d.name: d.instruction for d in config.datasets if d.instruction},
+            "instructions": instructions
+            if instructions is not None
+            else {d.name: d.instruction for d in config.datasets if d.instruction},
         },
     }
     if config.matryoshka_dims:

@@ -326,5 +326,6 @@ def train(config: TrainConfig) -> Path:
     )
     trainer.train(resume_from_checkpoint=True if resume else None)
     if trainer.is_world_process_zero():
-        save_embedding_checkpoint(model, out, config)
+        trained_with = {s.name: s.instruction.instruction for s in sets if s.instruction.instruction}
+        save_embedding_checkpoint(model, out, config, trained_with)
     return out

@@ -73,3 +73,10 @@ def test_mrl_dim_checks():
         check_dim(200, 384, [128, 256, 512])
     with pytest.raises(InvalidOptionError, match="positive integer"):
         check_dim(0, 384, None)
+
+
+@pytest.mark.parametrize("mode", list(Pooling))
+def test_a_written_pooling_config_reads_back_as_its_mode(mode):
+    from qzhou_eval.modeling.st_layout import _pooling_from_config, pooling_config
+
+    assert _pooling_from_config(pooling_config(mode, 64), "1_Pooling/config.json") is mode
