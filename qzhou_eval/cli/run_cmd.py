@@ -280,15 +280,15 @@ def print_summary(summary, suite: str, manifest_file: Path | None = None) -> Non
     from qzhou_eval.results.published import published_scores
     from qzhou_eval.runs import manifest as manifests
 
-    recorded = ((manifests.load(manifest_file) or {}).get("tasks") or {}) if manifest_file else {}
+    manifest = manifests.load(manifest_file) if manifest_file else None
+    recorded = manifest.tasks if manifest else {}
     published = published_scores(model_name_of(summary.results_dir.parent.name) or "")
     failed = f", {len(summary.failed)} failed" if summary.failed else ""
     print(f"\n{suite}: {len(summary.scores)} task(s) with results{failed}, in {summary.results_dir}")
     print(f"{'task':<40} {'metric':<18} {'score':>7} {'published':>9}  status")
     for name, score in summary.scores.items():
         status = "ran" if name in summary.ran else "finished earlier"
-        entry = recorded.get(name) if isinstance(recorded.get(name), dict) else {}
-        metric = str(entry.get("main_metric") or "main_score")
+        metric = (recorded[name].main_metric if name in recorded else None) or "main_score"
         shown = f"{published[name]:.2f}" if name in published else ""
         if name in published and abs(100 * score - published[name]) >= 0.005:
             status += f", {100 * score - published[name]:+.2f} vs published"

@@ -132,7 +132,8 @@ def render_html(report: Report, manifests: dict[Path, dict] | None = None) -> st
         *_paired_section(report),
         "<h2>Runs</h2>",
     ]
-    for path, record in manifests.items():
+    for path, manifest in manifests.items():
+        record = manifest.as_record()
         shown = {k: record.get(k) for k in ("benchmark", "model", "inputs", "backend", "device", "dtype", "versions")}
         parts.append(f"<h3>{html.escape(path.name)}</h3><pre>{html.escape(json.dumps(shown, indent=2))}</pre>")
     parts += [

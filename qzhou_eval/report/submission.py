@@ -16,6 +16,7 @@ from qzhou_eval.integrity.outputs import check_folder_target, check_revision_nam
 from qzhou_eval.report.regression import detect_benchmark
 from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder
 from qzhou_eval.results.runs import load_run_dir
+from qzhou_eval.run_manifest import MANIFEST_GLOB, ManifestModel, RunManifest
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def submission_meta(name: str, source: Path, run_meta: dict[str, Any], revision:
     check_revision_name(revision, "--revision")
     meta = dict(run_meta)
     recorded = _recorded_models(name, source)
-    hub_commit = next((str(m["hub_revision"]) for m in recorded if m.get("hub_revision")), None)
+    hub_commit = next((str(m.hub_revision) for m in recorded if m.hub_revision), None)
     if revision:
         meta["revision"], revision_from = revision, "--revision"
     elif hub_commit:
@@ -149,14 +150,13 @@ def submission_meta(name: str, source: Path, run_meta: dict[str, Any], revision:
     return out
 
 
-def _recorded_models(name: str, source: Path) -> list[dict[str, Any]]:
+def _recorded_models(name: str, source: Path) -> list[ManifestModel]:
     """The ``model`` entries the run's manifests hold for ``name`` at the revision folder ``source``."""
-    from qzhou_eval.report.tables import read_manifest
     from qzhou_eval.runs.provenance import run_folder_of
 
-    manifests = sorted(run_folder_of(source / "model_meta.json").glob("qzhou-run-*.json"))
-    models = [read_manifest(path).get("model") for path in manifests]
-    return [m for m in models if isinstance(m, dict) and m.get("name") == name and m.get("revision") == source.name]
+    manifests = sorted(run_folder_of(source / "model_meta.json").glob(MANIFEST_GLOB))
+    models = [manifest.model for path in manifests if (manifest := RunManifest.read(path)) is not None]
+    return [m for m in models if m.name == name and m.revision == source.name]
 
 
 def _registry_meta(name: str) -> dict[str, Any] | None:
@@ -174,7 +174,7 @@ def _model_card_fields(models: list[dict[str, Any]]) -> dict[str, Any]:
 
     for model in models:
         try:
-            text = (Path(str(model.get("path"))) / "README.md").read_text(encoding="utf-8")
+            text = (Path(str(model.path)) / "README.md").read_text(encoding="utf-8")
         except (OSError, ValueError):
             continue
         match = re.match(r"^---\n(.*?)\n---", text, re.S)

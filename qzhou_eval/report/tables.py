@@ -24,6 +24,7 @@ from qzhou_eval.results.aggregate import (
 from qzhou_eval.results.conventions import MTEB_CONVENTION, Convention, load_convention
 from qzhou_eval.results.load import ModelResults, load_models
 from qzhou_eval.results.runs import load_run_dir
+from qzhou_eval.run_manifest import MANIFEST_GLOB, RunManifest
 
 logger = logging.getLogger(__name__)
 
@@ -95,17 +96,11 @@ def build_report(
         summary = add_deltas(summary, reference, [c for c in summary.columns if c not in (COVERAGE, BORDA)])
         per_task = add_deltas(per_task, reference, task_names + [MEAN_TASK])
     readability: dict[str, dict[str, dict]] = {}
-    for record in find_manifests(run_dirs, benchmark).values():
-        model = (record.get("model") or {}).get("name") if isinstance(record.get("model"), dict) else None
-        tasks = record.get("tasks") if isinstance(record.get("tasks"), dict) else {}
-        for task, entry in tasks.items():
-            if (
-                model in sources
-                and task in task_names
-                and isinstance(entry, dict)
-                and isinstance(entry.get("readability"), dict)
-            ):
-                readability.setdefault(model, {})[task] = entry["readability"]
+    for manifest in find_manifests(run_dirs, benchmark).values():
+        model = manifest.model.name
+        for task, entry in manifest.tasks.items():
+            if model in sources and task in task_names and isinstance(entry.readability, dict):
+                readability.setdefault(model, {})[task] = entry.readability
     revisions = {m.name: m.revisions_used() for m in entries}
     paired = _paired_against(reference, entries, conv) if reference else {}
     return Report(
@@ -178,16 +173,7 @@ def paired_notes(report: Report) -> list[tuple[str, pd.DataFrame | None, str]]:
     return out
 
 
-def read_manifest(path: Path) -> dict:
-    """A manifest's content; {} when unreadable (a report only reads: it never moves or repairs files)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def find_manifests(run_dirs: list[str | Path], benchmark: str, strict: bool = False) -> dict[Path, dict]:
+def find_manifests(run_dirs: list[str | Path], benchmark: str, strict: bool = False) -> dict[Path, RunManifest]:
     """The ``qzhou-run-*.json`` manifests (in each run folder or up to three levels above) for ``benchmark``.
 
     A folder may hold manifests of both suites (the two runners share an output folder); those of
@@ -196,18 +182,18 @@ def find_manifests(run_dirs: list[str | Path], benchmark: str, strict: bool = Fa
     Raises:
         InvalidOptionError: with ``strict``, a run whose manifests are all of another benchmark.
     """
-    found: dict[Path, dict] = {}
+    found: dict[Path, RunManifest] = {}
     for run_dir in run_dirs:
         for folder in [Path(run_dir), *list(Path(run_dir).resolve().parents)[:3]]:
-            hits = sorted(folder.glob("qzhou-run-*.json"))
+            hits = sorted(folder.glob(MANIFEST_GLOB))
             if not hits:
                 continue
-            records = {p: read_manifest(p) for p in hits}
-            mine = {p: r for p, r in records.items() if r.get("benchmark") in (benchmark, "tasks")}
+            records = {p: m for p in hits if (m := RunManifest.read(p)) is not None}
+            mine = {p: r for p, r in records.items() if r.benchmark in (benchmark, "tasks")}
             if not mine and strict:
                 raise InvalidOptionError(
                     f"an HTML report shows one benchmark, {benchmark}, but the run {run_dir} is of "
-                    f"{sorted({str(r.get('benchmark')) for r in records.values()})}; make one page per benchmark "
+                    f"{sorted({str(r.benchmark) for r in records.values()})}; make one page per benchmark "
                     "(--benchmark)"
                 )
             found.update(mine)

@@ -18,6 +18,7 @@ from qzhou_eval.options import ResolvedOptions, check_backend, check_values, res
 from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings
 from qzhou_eval.results.layout import NO_REVISION, RESULTS_DIRNAME, model_folder
+from qzhou_eval.run_manifest import RunManifest
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.provenance import RunInputs, identity_options
 
@@ -225,7 +226,7 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
     return ResolvedRequest(source, model_name, info, choice, options, instructions, inputs)
 
 
-def request_manifest(config: RunConfig, request: ResolvedRequest) -> dict[str, Any]:
+def request_manifest(config: RunConfig, request: ResolvedRequest) -> RunManifest:
     """The manifest header of this request (task entries are merged in under the folder lock)."""
     choice, instructions = request.choice, request.instructions
     return manifests.new_manifest(

@@ -1,4 +1,7 @@
-"""Run manifests: what produced the results in an output folder, and whether a new run may join it."""
+"""Run manifests on disk: writing and merging them under the folder lock, and whether a new run may join a folder.
+
+The manifest's shape is :class:`qzhou_eval.run_manifest.RunManifest` (reports read the same object).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,13 @@ import json
 import logging
 import os
 import platform
-import re
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qzhou_eval.run_manifest import MANIFEST_GLOB, ManifestError, RunManifest, TaskEntry, manifest_filename
 from qzhou_eval.runs.provenance import RunInputs
 from qzhou_eval.runs.results_io import atomic_write_json
 
@@ -25,8 +28,7 @@ _PACKAGES = ("torch", "transformers", "mteb", "sentence-transformers", "datasets
 
 
 def manifest_path(output_dir: Path, benchmark: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", benchmark).strip("-")
-    return output_dir / f"qzhou-run-{slug}.json"
+    return output_dir / manifest_filename(benchmark)
 
 
 def versions() -> dict[str, str | None]:
@@ -49,9 +51,9 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _inputs_of(manifest: dict[str, Any]) -> RunInputs | None:
+def _inputs_of(manifest: RunManifest) -> RunInputs | None:
     try:
-        return RunInputs.from_record(manifest["inputs"])
+        return RunInputs.from_record(manifest.inputs)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -63,7 +65,7 @@ def check_output_dir(output_dir: Path, inputs: RunInputs, suite: str) -> dict[Pa
     An unreadable manifest is not a conflict: it is moved aside, and the task records decide.
     """
     conflicts = {}
-    for path in sorted(output_dir.glob("qzhou-run-*.json")):
+    for path in sorted(output_dir.glob(MANIFEST_GLOB)):
         old = load(path)
         if old is None:
             continue
@@ -77,21 +79,19 @@ def check_output_dir(output_dir: Path, inputs: RunInputs, suite: str) -> dict[Pa
     return conflicts
 
 
-def new_manifest(**fields: Any) -> dict[str, Any]:
-    return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions(),
-        **fields,
-        "tasks": {},
-    }
+def new_manifest(**fields: Any) -> RunManifest:
+    """A run's manifest header (``fields``: RunManifest's), stamped with the time and the package versions."""
+    return RunManifest.from_record(
+        {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(), **fields}
+    )
 
 
-def save(path: Path, manifest: dict[str, Any]) -> None:
-    manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    atomic_write_json(path, manifest)
+def save(path: Path, manifest: RunManifest) -> None:
+    manifest.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic_write_json(path, manifest.as_record())
 
 
-def update(path: Path, base: dict[str, Any], tasks: dict[str, dict[str, Any]], lock: OutputFolderLock) -> None:
+def update(path: Path, base: RunManifest, tasks: dict[str, TaskEntry], lock: OutputFolderLock) -> None:
     """Read-modify-write under the folder lock: this run's fields and task entries over what is on disk.
 
     Entries other processes (shards) wrote since this run started are kept.
@@ -100,27 +100,30 @@ def update(path: Path, base: dict[str, Any], tasks: dict[str, dict[str, Any]], l
         merge_and_save(path, base, tasks)
 
 
-def merge_and_save(path: Path, base: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> None:
+def merge_and_save(path: Path, base: RunManifest, tasks: dict[str, TaskEntry]) -> None:
     """The merge of :func:`update`, for a caller that already holds the folder lock."""
-    current = load(path) or {}
-    merged = {**current, **base, "created": current.get("created", base.get("created"))}
-    merged["tasks"] = {**current.get("tasks", {}), **tasks}
+    current = load(path)
+    header = {k: v for k, v in base.as_record().items() if v is not None and k != "tasks"}
+    if current is None:
+        merged = RunManifest.from_record(header)
+    else:  # what this run knows over what is on disk; what it does not know (None) leaves the disk's value
+        merged = RunManifest.from_record({**current.as_record(), **header, "created": current.created or base.created})
+    merged.tasks.update(tasks)
     save(path, merged)
 
 
-def load(path: Path) -> dict[str, Any] | None:
+def load(path: Path) -> RunManifest | None:
     """A manifest's content; None when absent. An unreadable one is moved aside with a warning.
 
     A manifest is a summary: the task records (provenance.RecordStore) decide what is finished, so
     losing one never loses a result.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            return data
-        reason = f"it holds a JSON {type(data).__name__}, not an object"
+        return RunManifest.from_record(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return None
+    except ManifestError as exc:
+        reason = str(exc)
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         reason = f"{type(exc).__name__}: {exc}"
     target = path.with_name(f"{path.name}.unreadable-{datetime.now().strftime('%Y%m%d-%H%M%S')}")

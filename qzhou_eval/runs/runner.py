@@ -38,6 +38,7 @@ from qzhou_eval.errors import (
 from qzhou_eval.integrity.exhaustion import is_exhaustion
 from qzhou_eval.integrity.outputs import check_folder_target
 from qzhou_eval.modeling.loading import check_device, resolve_device
+from qzhou_eval.run_manifest import RunManifest, TaskEntry
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.column_lists import columns_as_lists
 from qzhou_eval.runs.config import (
@@ -275,7 +276,7 @@ class _TaskLoop:
         self,
         config: RunConfig,
         request: ResolvedRequest,
-        header: dict,
+        header: RunManifest,
         manifest_file: Path,
         results_dir: Path,
         lock: OutputFolderLock | None,
@@ -328,11 +329,10 @@ class _TaskLoop:
         self.model = model
         if self.writes:
             atomic_write_json(self.results_dir / "model_meta.json", model.mteb_model_meta.to_dict())
-        self.header.update(
-            device=encoder.options.device, dtype=encoder.options.dtype, resolved_options=encoder.resolution.as_record()
-        )
+        self.header.device, self.header.dtype = encoder.options.device, encoder.options.dtype
+        self.header.resolved_options = encoder.resolution.as_record()
         if self.data_parallel is not None:
-            self.header["data_parallel"] = {"world_size": self.data_parallel.world_size}
+            self.header.data_parallel = {"world_size": self.data_parallel.world_size}
         failed: dict[str, TaskFailure] = {}
         started = time.monotonic()
         try:
@@ -381,8 +381,8 @@ class _TaskLoop:
                     len(pending),
                     name,
                     metric,
-                    100 * entry["main_score"],
-                    entry["wall_s"],
+                    100 * entry.main_score,
+                    entry.wall_s,
                     remaining,
                     elapsed / position * remaining,
                 )
@@ -442,7 +442,7 @@ class _TaskLoop:
         total: EncodeStats,
         evidence: Evidence | None = None,
         metric: str | None = None,
-    ) -> dict:
+    ) -> TaskEntry:
         """Result and evidence files, then the record, then the manifest entry: a kill between them costs a re-run."""
         score = float(task_result.get_score())
         if not math.isfinite(score):  # mteb wrote NaN/inf: never a result that looks finished
@@ -451,10 +451,10 @@ class _TaskLoop:
                 "degenerate — see the result's scores"
             )
         self.scores[name] = score
-        entry = {"status": "finished", "wall_s": round(wall, 3), "main_score": score, "main_metric": metric}
+        entry = TaskEntry("finished", wall_s=round(wall, 3), main_score=score, main_metric=metric)
         readability = self.model.readability.pop(name, None)
         if readability is not None:
-            entry["readability"] = readability.as_record()
+            entry.readability = readability.as_record()
             if readability.needs_warning(self.config.readability):
                 logger.warning(
                     "%s: the model reads this task's texts poorly: %s; its score is printed but compare it with care",
@@ -467,9 +467,7 @@ class _TaskLoop:
         write_task_result(task_result, result_file)
         evidence_record = write_evidence(evidence, self.store.evidence_files(name)) if evidence is not None else None
         if evidence_record is not None:
-            entry["evidence"] = {
-                "units": "kept" if "units_sha256" in evidence_record else evidence_record["units_note"]
-            }
+            entry.evidence = {"units": "kept" if "units_sha256" in evidence_record else evidence_record["units_note"]}
         self.store.write(
             name,
             self.request.inputs,
@@ -479,11 +477,11 @@ class _TaskLoop:
             score,
             evidence_record,
         )
-        entry.update(data_fingerprint=self.data[name].fingerprint, encode_stats=stats.as_record())
-        self.header["encode_stats"] = total.as_record()
+        entry.data_fingerprint, entry.encode_stats = self.data[name].fingerprint, stats.as_record()
+        self.header.encode_stats = total.as_record()
         if encoder_endpoint := self.model.model.endpoint:  # requests, retries, what the server reported
             check = self.model.model.endpoint_check
-            self.header["endpoint"] = {**encoder_endpoint.describe(), "check": check.as_record() if check else None}
+            self.header.endpoint = {**encoder_endpoint.describe(), "check": check.as_record() if check else None}
         manifests.update(self.manifest_file, self.header, {name: entry}, self.lock)
         return entry
 
@@ -495,7 +493,7 @@ class _TaskLoop:
             return failure
         atomic_write_text(trace_file, "".join(traceback.format_exception(exc)))
         manifests.update(
-            self.manifest_file, self.header, {name: {"status": "failed", "error": failure.as_record()}}, self.lock
+            self.manifest_file, self.header, {name: TaskEntry("failed", error=failure.as_record())}, self.lock
         )
         logger.error(
             "%s failed (%s: %s); traceback in %s; continuing with the other tasks",

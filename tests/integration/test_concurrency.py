@@ -12,6 +12,7 @@ import pytest
 
 from qzhou_eval._atomic import TMP_SUFFIX, temp_prefix
 from qzhou_eval.errors import OutputDirBusy
+from qzhou_eval.run_manifest import RunManifest, TaskEntry
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.folder_lock import OutputFolderLock
 from qzhou_eval.runs.provenance import RunInputs
@@ -28,7 +29,7 @@ def _writer(folder: str, worker: int, count: int) -> None:
     path = Path(folder) / "qzhou-run-tasks.json"
     with lock:
         for i in range(count):
-            manifests.update(path, {"benchmark": "tasks"}, {f"w{worker}-{i}": {"status": "finished"}}, lock)
+            manifests.update(path, RunManifest(benchmark="tasks"), {f"w{worker}-{i}": TaskEntry("finished")}, lock)
 
 
 def test_manifest_updates_from_two_processes_keep_every_entry(tmp_path):

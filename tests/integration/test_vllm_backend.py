@@ -48,18 +48,17 @@ def _aborted_in_teardown(done: subprocess.CompletedProcess, report: Path) -> boo
         done.returncode == -signal.SIGABRT
         and last[0] == "terminate called without an active exception"
         and report.is_file()
-        and len(json.loads(report.read_text())) == 3
+        and len(json.loads(report.read_text())) == 2
     )
 
 
 @needs_vllm
-def test_vllm_matches_hf_on_every_row(tmp_path, tiny_qwen2, tiny_qwen3, qwen3_dense, varied_texts):
+def test_vllm_matches_hf_on_every_row(tmp_path, tiny_qwen2, qwen3_dense, varied_texts):
     texts = tmp_path / "texts.json"
     texts.write_text(json.dumps(varied_texts + ["", "Null"]))
     out = tmp_path / "report.json"
-    cases = [
+    cases = [  # each case starts an engine (~30 s here): causal last-token pooling is the Dense case's backbone
         f"bidirectional_mean={tiny_qwen2}:pooling=mean,bidirectional=true,normalize=false",
-        f"causal_last={tiny_qwen3}:pooling=last,normalize=true",
         f"dense_mrl={qwen3_dense}:dim=64,normalize=true",
     ]
     done = subprocess.run(

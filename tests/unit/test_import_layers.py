@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "qzhou_eval"
 LAYERS: list[tuple[str, ...]] = [
     ("errors",),
     ("constants", "_paths", "_atomic", "_ranks"),
-    ("integrity", "results.layout"),
+    ("integrity", "results.layout", "run_manifest"),
     ("modeling", "instructions"),
     ("option_table", "benchmarks"),
     ("presets",),
