@@ -29,14 +29,13 @@ from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_sou
 from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
 from qzhou_eval.option_table import HARNESS_DEFAULTS, OPTIONS_BY_NAME, parse_layers
 from qzhou_eval.options import (
-    DEFAULT,
     EXPLICIT,
     Batching,
     ResolvedOption,
     ResolvedOptions,
-    capped_max_length,
     check_backend,
     check_values,
+    fit_to_server,
     resolve_batching,
     resolve_options,
     with_batching,
@@ -336,7 +335,7 @@ def build_endpoint_encoder(
         _, hidden, width, _ = _declared_shape(info, remote)
         tokenizer = load_tokenizer(info.source, info.layout, remote)
     client = EndpointClient(settings, expected_width=width)
-    resolved = _fit_to_server(resolved, client.served.max_model_len)
+    resolved = fit_to_server(resolved, client.served.max_model_len)
     client.truncate_to = int(resolved["max_length"]) if client.served.is_vllm else None
     client.embed(["Null"])  # a probe: the model answers under its name, at the expected width
     out_dim = check_dim(resolved["dim"], client.width, resolved["mrl_dims"])
@@ -357,25 +356,6 @@ def build_endpoint_encoder(
     )
     resolution = with_batching(resolved, batching, "an endpoint (per request)")
     return Encoder(loaded, options, source, None, resolution=resolution, endpoint=client, endpoint_check=check)
-
-
-def _fit_to_server(resolved: ResolvedOptions, served: int | None) -> ResolvedOptions:
-    """The protocol's truncation length, which the server must be able to take; an unset one is capped to it.
-
-    Raises:
-        InvalidOptionError: a max_length above the server's context (its inputs would be cut elsewhere).
-    """
-    asked = resolved.options["max_length"]
-    if served is None or asked.value <= served:
-        return resolved
-    if asked.source != DEFAULT:
-        raise InvalidOptionError(
-            f"max_length={asked.value} ({asked.source}) exceeds the server's context of {served} tokens; start the "
-            f"server with --max-model-len {asked.value} (vLLM) or --max-input-length {asked.value} (TEI), or pass "
-            f"--max_length {served}"
-        )
-    capped = capped_max_length(asked, served, "the server's max_model_len")
-    return replace(resolved, options={**resolved.options, "max_length": capped})
 
 
 def _explain_custom_code(info: CheckpointInfo, resolved: ResolvedOptions) -> None:

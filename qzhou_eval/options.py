@@ -195,6 +195,25 @@ def resolve_batching(resolved: ResolvedOptions, device_type: str) -> Batching:
     return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget)
 
 
+def fit_to_server(resolved: ResolvedOptions, served: int | None) -> ResolvedOptions:
+    """The protocol's truncation length, which a server must be able to take; an unset one is capped to it.
+
+    Raises:
+        InvalidOptionError: a max_length above the server's context (its inputs would be cut elsewhere).
+    """
+    asked = resolved.options["max_length"]
+    if served is None or asked.value <= served:
+        return resolved
+    if asked.source != DEFAULT:
+        raise InvalidOptionError(
+            f"max_length={asked.value} ({asked.source}) exceeds the server's context of {served} tokens; start the "
+            f"server with --max-model-len {asked.value} (vLLM) or --max-input-length {asked.value} (TEI), or pass "
+            f"--max_length {served}"
+        )
+    capped = capped_max_length(asked, served, "the server's max_model_len")
+    return ResolvedOptions({**resolved.options, "max_length": capped}, resolved.preset)
+
+
 def refuse_reference_batching(resolved: ResolvedOptions, backend: str) -> None:
     """The reference's batches are formed in this process; an engine or a server batches on its own.
 

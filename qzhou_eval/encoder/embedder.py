@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -240,16 +240,19 @@ class Encoder:
             return run(pending)
         computed = self.data_parallel.embed(pending, run)
         if self.data_parallel.is_writer and self.cache is not None:
-            self.cache.put_many(self.cache.keys(pending), computed)
+            self._store_in_cache(pending, computed)
         return computed
 
-    def cache_writer(self):
-        """How a backend's pass caches finished vectors: ``store(texts, vectors)``, or None when it must not
-        (no cache, or torchrun, where the writer rank stores the gathered vectors in :meth:`_compute`)."""
-        cache = self.cache
-        if cache is None or self.data_parallel is not None:
+    def _store_in_cache(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """The one place vectors enter the embedding cache."""
+        self.cache.put_many(self.cache.keys(texts), vectors)
+
+    def cache_writer(self) -> Callable[[Sequence[str], np.ndarray], None] | None:
+        """How a backend's pass caches finished vectors, or None when it must not (no cache; or torchrun, where
+        the writer rank stores the gathered vectors in :meth:`_compute`)."""
+        if self.cache is None or self.data_parallel is not None:
             return None
-        return lambda texts, vectors: cache.put_many(cache.keys(texts), vectors)
+        return self._store_in_cache
 
     def _encode_as_reference(self, raw: list[str], inputs: list[str], batching: Batching, progress: str | None):
         """Every row through the reference's own batches (encoder/reference_batches.py): no dedupe, no cache."""

@@ -14,9 +14,9 @@ from qzhou_eval.integrity.outputs import check_revision_name
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
 from qzhou_eval.option_table import check_options
-from qzhou_eval.options import ResolvedOptions, check_backend, check_values, resolve_options
+from qzhou_eval.options import ResolvedOptions, check_backend, check_values, fit_to_server, resolve_options
 from qzhou_eval.presets import PresetChoice, select_preset
-from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings
+from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings, ServedModel
 from qzhou_eval.results.layout import NO_REVISION, RESULTS_DIRNAME, model_folder
 from qzhou_eval.run_manifest import RunManifest
 from qzhou_eval.runs import manifest as manifests
@@ -156,7 +156,9 @@ class ResolvedRequest:
     inputs: RunInputs
 
 
-def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo | None, PresetChoice | None]:
+def resolve_checkpoint(
+    config: RunConfig, served: ServedModel | None = None
+) -> tuple[ModelSource, CheckpointInfo | None, PresetChoice | None]:
     """The checkpoint's location, its small files, and the preset that applies (no weights loaded).
 
     A served model (``--backend openai``) needs no files: without a local folder it is known by name only
@@ -164,7 +166,7 @@ def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo |
     """
     path = config.model_name_or_path
     if config.backend == "openai" and not is_local_folder(path):
-        name = path or config.endpoint.served_model or served_model_name(config.endpoint)
+        name = path or config.endpoint.served_model or (served or served_model(config.endpoint)).name
         return (
             ModelSource(name, None, config.revision or NO_REVISION[1]),
             None,
@@ -182,11 +184,11 @@ def resolve_checkpoint(config: RunConfig) -> tuple[ModelSource, CheckpointInfo |
     return source, info, select_preset(config.preset, info)
 
 
-def served_model_name(settings: EndpointSettings) -> str:
-    """The served model's name, asked of the server (GET /models) when the user named none."""
+def served_model(settings: EndpointSettings) -> ServedModel:
+    """What the server says it serves (GET /models: its model's name and context length)."""
     from qzhou_eval.remote.endpoint import EndpointClient
 
-    return EndpointClient(settings).served.name
+    return EndpointClient(settings).served
 
 
 def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest:
@@ -195,9 +197,12 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
     Raises:
         InvalidOptionError, ModelNotFoundError, ModelFormatError, InstructionError: naming the fix.
     """
-    source, info, choice = resolve_checkpoint(config)
+    served = served_model(config.endpoint) if config.backend == "openai" else None  # asked once per run
+    source, info, choice = resolve_checkpoint(config, served)
     options = resolve_options(config.encoder_options, choice, info)
     check_values(options)
+    if config.backend == "openai":  # the record holds the length the server truncates to, as the cache does
+        options = fit_to_server(options, served.max_model_len)
     if config.backend == "vllm":
         from qzhou_eval.encoder.vllm_backend import check_vllm_installed, check_vllm_options
 
@@ -211,10 +216,7 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
     model_name = model_name_for(config, source)
     identity = identity_options(options, config.device)
     if config.backend == "openai":  # a server's output is its own system, never the local weights' results
-        # without a folder or a name, resolve_checkpoint already asked the server: its answer names the source
-        asked = info is None and config.model_name_or_path is None
-        served = config.endpoint.served_model or (source.name_or_path if asked else served_model_name(config.endpoint))
-        identity["served_by"] = f"endpoint {served}"
+        identity["served_by"] = f"endpoint {config.endpoint.served_model or served.name}"
         identity["dtype"] = "served"
     inputs = RunInputs(
         model_name,

@@ -159,6 +159,8 @@ def test_a_run_through_a_server_without_local_weights(tmp_path, shared_dir):
     assert manifest["endpoint"]["weights"].startswith("not hashed")
     assert manifest["endpoint"]["reported"][stub.url]["root"] == "/weights/stub"
     assert manifest["inputs"]["options"]["served_by"] == "endpoint org/served-embedder"
+    assert manifest["inputs"]["options"]["max_length"] == 512, "the record holds the server's length, as the cache"
+    assert manifest["resolved_options"]["max_length"]["source"].startswith("the server's max_model_len")
 
 
 def test_a_run_against_a_server_that_is_not_the_checkpoint_stops_before_any_result(
