@@ -95,3 +95,24 @@ class DataDirError(QZhouEvalError, FileNotFoundError):
 
 class OutputDirConflict(QZhouEvalError):
     """An output folder that holds results of another model or other options."""
+
+
+# Signals one part of the package raises and another catches; never shown to a user as they are.
+class NotPaired(ValueError):
+    """The two runs' units are not the same units (other data, other subsets): no paired test."""
+
+
+class UnsupportedMetric(ValueError):
+    """The task's main metric has no per-unit decomposition here; its comparisons use point deltas."""
+
+
+class ManifestError(ValueError):
+    """A manifest whose JSON does not have the manifest's shape (callers move it aside or skip it)."""
+
+
+class BudgetReached(Exception):
+    """The configured request or token budget is spent; the run stops cleanly and can be resumed."""
+
+
+class RequestFailed(Exception):
+    """A request still failed after every retry (it is not recorded, so a rerun asks again)."""

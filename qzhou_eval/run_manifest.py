@@ -12,16 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qzhou_eval.errors import ManifestError
+
 MANIFEST_GLOB = "qzhou-run-*.json"
 
 
 def manifest_filename(suite: str) -> str:
     """``MTEB(eng, v2)`` -> ``qzhou-run-MTEB-eng-v2.json``; a run of named tasks -> ``qzhou-run-tasks.json``."""
     return f"qzhou-run-{re.sub(r'[^A-Za-z0-9]+', '-', suite).strip('-')}.json"
-
-
-class ManifestError(ValueError):
-    """A manifest whose JSON does not have the manifest's shape (callers move it aside or skip it)."""
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

@@ -158,9 +158,10 @@ class PairedTable:
 def paired_table(base: ModelResults, new: ModelResults, conv: Convention, settings: Settings) -> PairedTable:
     """Per task both score: the interval and p-value where both have per-sample data over the same data, else a
     note; q-values by Benjamini-Hochberg over the tested tasks; worst delta first."""
+    from qzhou_eval.errors import NotPaired
     from qzhou_eval.results.aggregate import task_score
     from qzhou_eval.runs.recorded_units import RecordedUnits
-    from qzhou_eval.significance.paired import NotPaired, benjamini_hochberg, paired_test
+    from qzhou_eval.significance.paired import benjamini_hochberg, paired_test
 
     records = []
     for task, selection in conv.tasks.items():

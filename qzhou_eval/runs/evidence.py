@@ -51,7 +51,8 @@ def collect_evidence(task, task_result, prediction_file: Path) -> Evidence | Non
 
     None when mteb wrote no prediction file (a task type that saves none).
     """
-    from qzhou_eval.significance.from_mteb import UnsupportedMetric, task_units
+    from qzhou_eval.errors import UnsupportedMetric
+    from qzhou_eval.significance.from_mteb import task_units
 
     if not prediction_file.is_file():
         logger.warning("%s: mteb saved no predictions; its comparisons will use point deltas", task.metadata.name)

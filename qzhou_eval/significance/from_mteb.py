@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from qzhou_eval.errors import UnsupportedMetric
 from qzhou_eval.significance.units import TaskUnits, UnitGroup
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,6 @@ _PAIR_FUNCTIONS = [
     ("euclidean", "euclidean_distances", -1.0),
     ("dot", "dot_scores", 1.0),
 ]
-
-
-class UnsupportedMetric(ValueError):
-    """The task's main metric has no per-unit decomposition here; its comparisons use point deltas."""
 
 
 def split_data(task, subset: str, split: str):

@@ -17,15 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qzhou_eval.errors import NotPaired
 from qzhou_eval.significance.units import KINDS, TaskUnits, UnitGroup
 
 RESAMPLES = 10_000
 CONFIDENCE = 0.95
 _CELLS_PER_CHUNK = 4_000_000  # resample rows x units x inner axis per vectorised step (memory bound)
-
-
-class NotPaired(ValueError):
-    """The two runs' units are not the same units (other data, other subsets): no paired test."""
 
 
 @dataclass(frozen=True)

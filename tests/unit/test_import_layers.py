@@ -134,3 +134,21 @@ def test_the_checks_see_a_planted_climb_and_cycle(tmp_path):
     assert graph["errors"] == [(1, "modeling.loading")] and graph["modeling.loading"] == [(2, "errors")]
     assert _climbs(graph) == ["errors:1 imports modeling.loading (layer 3 >= 0)"]
     assert _cycles(graph) == [["errors", "modeling.loading", "errors"]]
+
+
+def test_every_exception_class_lives_in_errors_py():
+    import builtins
+
+    errors_tree = ast.parse((PACKAGE / "errors.py").read_text(encoding="utf-8"))
+    ours = {node.name for node in errors_tree.body if isinstance(node, ast.ClassDef)}
+    builtin = {name for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, BaseException)}
+    stray = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases}
+                if bases & (builtin | ours):
+                    stray.append(f"{path.relative_to(PACKAGE)}: {node.name}")
+    assert not stray, f"exception classes outside qzhou_eval/errors.py: {stray}"

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qzhou_eval.run_manifest import ManifestError, RunManifest, TaskEntry, manifest_filename
+from qzhou_eval.errors import ManifestError
+from qzhou_eval.run_manifest import RunManifest, TaskEntry, manifest_filename
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),

@@ -12,18 +12,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.errors import BudgetReached, InvalidOptionError, RequestFailed
 from qzhou_eval.remote.retry import import_openai, retry_wait, transient_reason
 
 logger = logging.getLogger(__name__)
-
-
-class BudgetReached(Exception):
-    """The configured request or token budget is spent; the run stops cleanly and can be resumed."""
-
-
-class RequestFailed(Exception):
-    """A request still failed after every retry (it is not recorded, so a rerun asks again)."""
 
 
 @dataclass

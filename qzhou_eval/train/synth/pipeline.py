@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from qzhou_eval._atomic import atomic_write_json, atomic_write_text
-from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.errors import BudgetReached, InvalidOptionError, RequestFailed
 from qzhou_eval.train.cleaning import paired_cosines
 from qzhou_eval.train.data.readers import read_rows
 from qzhou_eval.train.synth.checks import parse_answer, surface_reason
-from qzhou_eval.train.synth.client import BudgetReached, ChatClient, RequestFailed
+from qzhou_eval.train.synth.client import ChatClient
 from qzhou_eval.train.synth.config import SynthConfig
 from qzhou_eval.train.synth.prompts import OPERATIONS, PARAPHRASED_FIELD, PROMPT_VERSION, messages
 from qzhou_eval.train.synth.record import RequestRecord
