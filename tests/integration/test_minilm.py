@@ -83,3 +83,21 @@ def test_mteb_sts_benchmark_end_to_end(encoder, shared_dir):
     result = mteb.evaluate(model, tasks=[task], cache=None, show_progress_bar=False)
     score = result.task_results[0].get_score()
     assert score == pytest.approx(0.8203, abs=0.002), f"STSBenchmark main score drifted: {score}"
+
+
+def test_a_max_length_beyond_the_position_table_is_capped_once_for_record_and_cache(minilm_path, tmp_path):
+    from qzhou_eval.runs.config import RunConfig, resolve_request
+
+    encoder = load_encoder(minilm_path, max_length=1000)  # BERT: 512 learned positions
+    assert encoder.options.max_length == 512 and encoder.identity()["options"]["max_length"] == 512
+    assert encoder.resolution.source("max_length") == (
+        "checkpoint: config.json max_position_embeddings (asked 1000: explicit)"
+    )
+    config = RunConfig(
+        model_name_or_path=minilm_path,
+        benchmark=None,
+        tasks=["STSBenchmark"],
+        output_dir=tmp_path,
+        encoder_options={"max_length": 1000},
+    )
+    assert resolve_request(config, ["STSBenchmark"]).inputs.options["max_length"] == 512, "the record: as the cache"
