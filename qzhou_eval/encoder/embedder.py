@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
@@ -189,6 +190,13 @@ class Encoder:
             >>> enc.encode(["hello", "world"], instruction="Retrieve semantically similar text").shape  # doctest: +SKIP
             (2, 384)
         """
+        started = time.perf_counter()
+        try:
+            return self._encode(texts, instruction, prefix, batch_size, show_progress, progress_desc)
+        finally:
+            self.stats.encode_s += time.perf_counter() - started
+
+    def _encode(self, texts, instruction, prefix, batch_size, show_progress, progress_desc) -> np.ndarray:
         if instruction is not None and prefix is not None:
             raise InvalidOptionError("pass either instruction= or prefix=, not both")
         if instruction:

@@ -40,6 +40,8 @@ class HfPass(PassBase):
             finished: list[Future] = []
             for batch in prefetched(_pinned(plan) if pin else plan):
                 embeddings = encoder.embed_batch(batch.features)
+                encoder.stats.tokens += batch.tokens
+                encoder.stats.padded_tokens += batch.features["attention_mask"].numel()
                 finished.append(sink.submit(self._store, texts, batch.rows, embeddings, out))
                 bar.update(len(batch.rows))
                 while finished and finished[0].done():

@@ -70,7 +70,10 @@ class ReferencePass:
             for rows in batches:
                 tokens = tokenize(encoder.tokenizer, [formatted[i] for i in rows], encoder.options.max_length)
                 truncated += tokens.truncated
-                vectors = encoder.embed_batch(collate(encoder.tokenizer, tokens, range(len(rows))), normalize=not late)
+                features = collate(encoder.tokenizer, tokens, range(len(rows)))
+                vectors = encoder.embed_batch(features, normalize=not late)
+                encoder.stats.tokens += sum(len(ids) for ids in tokens.input_ids)
+                encoder.stats.padded_tokens += features["attention_mask"].numel()
                 batch = vectors.cpu().numpy()
                 check_finite(batch, lambda i, rows=rows: int(rows[i]))
                 out[rows] = batch

@@ -15,6 +15,9 @@ class EncodeStats:
     reused_earlier: int = 0  # found in the cache, stored by an earlier run
     encoded: int = 0  # went through the model
     repaired: int = 0  # cache entries that failed their checksum and were re-encoded
+    tokens: int = 0  # real tokens this process's forward passes computed (after truncation)
+    padded_tokens: int = 0  # tokens those passes computed, padding included (tokens / padded_tokens: efficiency)
+    encode_s: float = 0.0  # wall seconds inside Encoder.encode (the rest of a task's time is mteb's scoring)
 
     def add(self, other: EncodeStats) -> None:
         for name in self.__dataclass_fields__:
@@ -26,12 +29,24 @@ class EncodeStats:
     def copy(self) -> EncodeStats:
         return EncodeStats(**{n: getattr(self, n) for n in self.__dataclass_fields__})
 
-    def as_record(self) -> dict[str, int]:
-        return {n: getattr(self, n) for n in self.__dataclass_fields__}
+    def as_record(self) -> dict[str, float]:
+        out = {n: getattr(self, n) for n in self.__dataclass_fields__}
+        out["encode_s"] = round(self.encode_s, 3)
+        return out
+
+    @property
+    def token_efficiency(self) -> float | None:
+        """Useful over computed tokens of the forward passes (1.0: no padding); None when none ran here."""
+        return self.tokens / self.padded_tokens if self.padded_tokens else None
 
     def describe(self) -> str:
         return (
             f"{self.inputs} inputs: {self.encoded} encoded, {self.duplicates} repeats within a call, "
             f"{self.reused_this_run} reused from earlier in this run, {self.reused_earlier} from earlier runs"
             + (f", {self.repaired} damaged cache entries re-encoded" if self.repaired else "")
+            + (
+                f"; {self.tokens} tokens in {self.padded_tokens} computed ({self.token_efficiency:.1%} useful)"
+                if self.padded_tokens
+                else ""
+            )
         )

@@ -155,6 +155,9 @@ class VllmPass(PassBase):
         tokens = tokenize(encoder.tokenizer, texts, encoder.options.max_length)
         self.warn_truncated(tokens.truncated, len(texts))
         pooled = encoder.vllm.pooled(tokens.input_ids, progress=self.progress is not None)
+        computed = sum(len(ids) for ids in tokens.input_ids)  # vLLM packs sequences: no padding
+        encoder.stats.tokens += computed
+        encoder.stats.padded_tokens += computed
         out = finish(pooled, encoder.vllm.projects, encoder.options.dim, encoder.options.normalize)
         out = out.numpy()
         check_finite(out, lambda i: self.first_row[texts[i]])

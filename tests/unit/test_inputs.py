@@ -1,6 +1,8 @@
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qzhou_eval.constants import PROMPTEOL_TEMPLATE
 from qzhou_eval.encoder.batching import cut_by_budget
@@ -42,7 +44,22 @@ def test_template_needs_one_slot(template):
 
 
 def test_budget_cut_fills_batches_up_to_the_padded_token_budget():
-    assert cut_by_budget([5, 5, 3, 3, 1], max_rows=4, max_tokens=10) == [[0, 1], [2, 3, 4]]
+    assert cut_by_budget([5, 5, 3, 3, 1], max_rows=4, max_tokens=10, min_fill=0) == [[0, 1], [2, 3, 4]]
+    assert cut_by_budget([5, 5, 3, 3, 1], max_rows=4, max_tokens=10) == [[0, 1], [2, 3], [4]], "1 in a 3-wide batch"
+
+
+@given(
+    st.lists(st.integers(1, 600), min_size=1, max_size=200).map(lambda v: sorted(v, reverse=True)),
+    st.integers(1, 64),
+    st.integers(600, 5000),
+)
+def test_budget_batches_keep_every_text_once_within_budget_and_fill(lengths, max_rows, max_tokens):
+    batches = cut_by_budget(lengths, max_rows, max_tokens)
+    assert [i for b in batches for i in b] == list(range(len(lengths)))
+    for b in batches:
+        padded = lengths[b[0]] * len(b)
+        assert len(b) <= max_rows and (padded <= max_tokens or len(b) == 1)
+        assert sum(lengths[i] for i in b) >= 0.97 * padded, "no batch computes more than 3 % padding"
 
 
 def test_presets_hold_the_published_settings():
