@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Plain mteb 2.x + sentence-transformers, loading the local task folders the way the data README says.
 _PLAIN = """
-import json, os, sys
+import json, os, sys, tempfile
 os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+# its own datasets cache: a shared one can hold an older copy of a folder under the same path
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="plain-mteb-datasets-")
 import mteb
 from sentence_transformers import SentenceTransformer
 model_path, data_dir, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")

@@ -95,6 +95,8 @@ def test_reference_batching_equals_the_qzhou_embedding_reference_bit_for_bit(tin
     ours = encoder.encode(call_texts, instruction=INSTRUCTION)
     expected = reference_qzhou_embedding(encoder, call_texts)
     assert np.abs(ours - expected).max() == 0.0
+    stats = encoder.stats
+    assert stats.encoded == len(call_texts) and stats.padded_tokens >= stats.tokens > 0, "every row, counted"
     budget = load_encoder(str(tiny_qzhou_embedding), dtype="bfloat16").encode(call_texts, instruction=INSTRUCTION)
     print(f"\nQZhou-Embedding bf16 max_abs vs reference: reference {0.0}, budget {np.abs(budget - expected).max():.3g}")
     two = load_encoder(str(tiny_qzhou_embedding), dtype="bfloat16", batching="reference", reference_gpus=2)
