@@ -109,7 +109,6 @@ class OptionSpec:
     identity_from: bool = False
     preset: bool = True
     quiet: bool = False
-    none_ok: bool = False
     choices: tuple[str, ...] = ()
     check_value: Callable[[Any], Any] | None = None
 
@@ -121,7 +120,7 @@ class OptionSpec:
 
     def check(self, value: Any) -> None:
         """Raises InvalidOptionError naming the option when ``value`` is not of its kind."""
-        if value is None and (self.none_ok or self.default is None):
+        if value is None and self.default is None:  # unset: a preset, the checkpoint or the device decides
             return
         if self.check_value is not None:
             self.check_value(value)

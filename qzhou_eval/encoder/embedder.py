@@ -16,7 +16,7 @@ from qzhou_eval.encoder.cache import EmbeddingCache, model_key
 from qzhou_eval.encoder.endpoint_backend import EndpointPass
 from qzhou_eval.encoder.hf_pass import HfPass
 from qzhou_eval.encoder.inputs import InputFormatter, validate_texts
-from qzhou_eval.encoder.pass_base import finish, project
+from qzhou_eval.encoder.pass_base import finish, normalised_in_float32, project
 from qzhou_eval.encoder.reference_batches import ReferencePass
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.encoder.vllm_backend import VllmPass
@@ -309,7 +309,7 @@ class Encoder:
     @property
     def normalises_in_float32(self) -> bool:
         """True when the vectors are normalised after the cast to float32 (Dense head or MRL slice: the Zh way)."""
-        return bool(self.loaded.dense) or self.options.dim is not None
+        return normalised_in_float32(bool(self.loaded.dense), self.options.dim)
 
     def _head(self, pooled: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """Dense heads, MRL truncation and normalisation, in the order and dtypes the references use.

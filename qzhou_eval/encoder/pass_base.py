@@ -67,13 +67,19 @@ def check_finite(vectors: np.ndarray, input_index: Callable[[int], int]) -> None
         )
 
 
+def normalised_in_float32(projected: bool, dim: int | None) -> bool:
+    """Whether vectors are normalised after the cast to float32 (Dense head or MRL slice: the Zh way) rather than
+    in the model's dtype (QZhou-Embedding's way)."""
+    return projected or dim is not None
+
+
 def finish(embeddings: torch.Tensor, projected: bool, dim: int | None, normalize: bool) -> torch.Tensor:
     """Float32 vectors from pooled (model dtype) or projected states, in the protocol's order.
 
     Unprojected and untruncated (QZhou-Embedding): normalised in the model's dtype, then cast to float32.
     Otherwise (QZhou-Embedding-Zh: Dense head, MRL): cast to float32, keep the first ``dim`` values, normalise.
     """
-    if not projected and dim is None:
+    if not normalised_in_float32(projected, dim):
         return truncate_and_normalize(embeddings, None, normalize).float()
     return truncate_and_normalize(embeddings.float(), dim, normalize)
 
