@@ -1,15 +1,16 @@
 """Benchmark: encoder throughput of the HF backend, the vLLM backend and ``SentenceTransformer.encode``.
 
     python3 bench/encode_throughput.py [--model PATH] [--n 3000] [--device cpu|cuda]
-    python3 bench/encode_throughput.py --synthetic qwen2.5-7b [--lengths 512] [--tokens 400000]   # CUDA
+    python3 bench/encode_throughput.py --synthetic qzhou-embedding [--lengths 512] [--tokens 400000]   # CUDA
 
 Real texts (Banking77 short queries and SciFact abstracts, truncated the same way for every engine),
 one process, texts/s and tokens/s for each engine, and the cosine between engines.
 
 ``--synthetic CONFIG`` builds a randomly initialised model of a real configuration (no weights
 needed) in bf16 + sdpa on CUDA, feeds random token ids at a length mix, and reports tokens/s and
-model FLOP utilisation: 2*N + 4*L*ctx*d FLOP per token (N non-embedding parameters, L layers, ctx
-the sequence length, d the hidden size) over the card's dense bf16 peak. With ``--synthetic tiny``
+model FLOP utilisation: the plan's FLOP count (``qzhou_eval.planning.compute``: 2 FLOP per matmul weight
+per token plus the attention products) over the card's dense bf16 peak. The shapes are the presets'
+published architectures (qzhou-embedding: Qwen2.5-7B; qzhou-embedding-zh: Qwen3-8B + its Dense head). With ``--synthetic tiny``
 the same code path runs on a CPU (a smoke test of the script, not a measurement).
 """
 
@@ -26,39 +27,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "mteb-data"
-# Dense bf16 peak of the cards this bench may meet (FLOP/s); `nvidia-smi` names the card.
-PEAK_BF16 = {"H100 SXM": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H200": 989e12, "A100": 312e12}
-SYNTHETIC = {
-    "qwen2.5-7b": dict(
-        hidden_size=3584,
-        intermediate_size=18944,
-        num_hidden_layers=28,
-        num_attention_heads=28,
-        num_key_value_heads=4,
-        vocab_size=152064,
-        max_position_embeddings=32768,
-        rope_theta=1e6,
-    ),
-    "qwen3-8b": dict(
-        hidden_size=4096,
-        intermediate_size=12288,
-        num_hidden_layers=36,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=128,
-        vocab_size=151936,
-        max_position_embeddings=40960,
-    ),
-    "tiny": dict(
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        vocab_size=1000,
-        max_position_embeddings=4096,
-    ),
-}
+# A smoke-test shape for CPUs; the real ones are the presets' published architectures (reproducibility/presets).
+TINY = dict(
+    model_type="qwen2",
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    vocab_size=1000,
+    max_position_embeddings=4096,
+)
+SYNTHETIC = ("qzhou-embedding", "qzhou-embedding-zh", "tiny")
 
 
 def real_texts(n: int) -> list[str]:
@@ -116,33 +96,55 @@ def real(args) -> None:
     print(f"  vllm vs hf: {hf_s / vllm_s:.2f}x the speed, min cosine {cosine.min():.6f}")
 
 
+def _synthetic_spec(name: str) -> tuple[dict, list[tuple[int, int]], str]:
+    """(config.json fields, Dense layers, source) of a preset's published shape, or the tiny smoke shape."""
+    if name == "tiny":
+        return dict(TINY), [], "tiny smoke-test shape"
+    from qzhou_eval.presets import load_preset
+
+    arch = load_preset(name).architecture
+    return dict(arch["config"]), [tuple(d) for d in arch.get("dense", [])], arch["source"]
+
+
 def synthetic(args) -> None:
     import torch
-    from transformers import Qwen2Config, Qwen2Model
+    from transformers import AutoConfig, AutoModel
 
+    from qzhou_eval.errors import InvalidOptionError
     from qzhou_eval.modeling.forward import pooled_states
     from qzhou_eval.modeling.loading import LoadedModel
     from qzhou_eval.modeling.pooling import Pooling
+    from qzhou_eval.planning.compute import model_shape, parse_device
 
     cuda = torch.cuda.is_available()
     if not cuda and args.synthetic != "tiny":
         raise SystemExit("--synthetic needs CUDA (use --synthetic tiny to smoke-test the script on a CPU)")
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
-    spec = SYNTHETIC[args.synthetic]
-    config = Qwen2Config(**spec, attn_implementation="sdpa")
+    spec, dense, source = _synthetic_spec(args.synthetic)
+    shape = model_shape(spec, dense, None, source)  # the plan's FLOP count: one formula for both
+    config = AutoConfig.for_model(spec["model_type"], **{k: v for k, v in spec.items() if k != "model_type"})
+    config._attn_implementation = "sdpa"
     with torch.device(device):
-        model = Qwen2Model(config).to(dtype).eval()
+        model = AutoModel.from_config(config).to(dtype).eval()
     card = torch.cuda.get_device_name() if cuda else "cpu"
-    peak = next((v for k, v in PEAK_BF16.items() if k.replace(" ", "").lower() in card.replace(" ", "").lower()), None)
-    embedding = spec["vocab_size"] * spec["hidden_size"]
-    n_params = sum(p.numel() for p in model.parameters()) - embedding
+    try:
+        peak = parse_device(card, 0.35).peak_flops if cuda else None
+    except InvalidOptionError:
+        peak = None
     loaded = LoadedModel(model=model, tokenizer=None, width=spec["hidden_size"], hidden_size=spec["hidden_size"])
     print(
-        f"{args.synthetic} (random weights, {n_params / 1e9:.2f} B non-embedding parameters), {dtype}, sdpa, "
-        f"device {card}"
+        f"{args.synthetic} ({source}; random weights, {shape.matmul_params / 1e9:.2f} B matmul weights), {dtype}, "
+        f"sdpa, device {card}"
     )
     generator = torch.Generator().manual_seed(0)
     rates: dict[int, dict[str, float]] = {}
+
+    def mfu(rate: float, length: int) -> float | None:
+        return rate * shape.flops(1, length) / peak if peak else None
+
+    def shown(value: float | None) -> str:
+        return f", MFU {100 * value:.1f} % of {peak / 1e12:.0f} TFLOP/s" if value is not None else ""
+
     for length in [int(x) for x in args.lengths.split(",")]:
         rows = max(1, args.max_tokens_per_batch // length)
         batches = max(2, args.tokens // (rows * length))
@@ -159,34 +161,39 @@ def synthetic(args) -> None:
                 torch.cuda.synchronize()
         seconds = time.monotonic() - start
         rate = batches * rows * length / seconds
-        flop = 2 * n_params + 4 * spec["num_hidden_layers"] * length * spec["hidden_size"]
-        mfu = f", MFU {100 * rate * flop / peak:.1f} % of {peak / 1e12:.0f} TFLOP/s" if peak else ""
-        print(f"  hf backend, {rows} x {length} tokens per batch: {rate:,.0f} tokens/s{mfu}", flush=True)
         rates.setdefault(length, {})["hf"] = rate
+        rates[length]["hf_mfu"] = mfu(rate, length)
+        print(
+            f"  hf backend, {rows} x {length} tokens per batch: {rate:,.0f} tokens/s{shown(mfu(rate, length))}",
+            flush=True,
+        )
     del model, loaded
     if importlib.util.find_spec("vllm") is None:
         print("  vLLM: not installed, skipped")
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        config.save_pretrained(folder)
-        _placeholder_tokenizer(folder)
-        llm = _dummy_vllm(folder, dtype, max(int(x) for x in args.lengths.split(",")), args.max_tokens_per_batch)
-        for length, row in rates.items():
-            count = max(2 * args.max_tokens_per_batch, args.tokens) // length
-            prompts = [
-                {"prompt_token_ids": torch.randint(10, spec["vocab_size"], (length,), generator=generator).tolist()}
-                for _ in range(count)
-            ]
-            llm.embed(prompts[:8], use_tqdm=False)
-            start = time.monotonic()
-            llm.embed(prompts, use_tqdm=False)
-            rate = count * length / (time.monotonic() - start)
-            flop = 2 * n_params + 4 * spec["num_hidden_layers"] * length * spec["hidden_size"]
-            mfu = f", MFU {100 * rate * flop / peak:.1f} %" if peak else ""
-            print(
-                f"  vllm backend, {length}-token inputs: {rate:,.0f} tokens/s{mfu}; vllm/hf {rate / row['hf']:.2f}x",
-                flush=True,
-            )
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            config.save_pretrained(folder)
+            _placeholder_tokenizer(folder)
+            llm = _dummy_vllm(folder, dtype, max(int(x) for x in args.lengths.split(",")), args.max_tokens_per_batch)
+            for length, row in rates.items():
+                count = max(2 * args.max_tokens_per_batch, args.tokens) // length
+                prompts = [
+                    {"prompt_token_ids": torch.randint(10, spec["vocab_size"], (length,), generator=generator).tolist()}
+                    for _ in range(count)
+                ]
+                llm.embed(prompts[:8], use_tqdm=False)
+                start = time.monotonic()
+                llm.embed(prompts, use_tqdm=False)
+                rate = count * length / (time.monotonic() - start)
+                row["vllm"], row["vllm_mfu"] = rate, mfu(rate, length)
+                print(
+                    f"  vllm backend, {length}-token inputs: {rate:,.0f} tokens/s{shown(mfu(rate, length))}; "
+                    f"vllm/hf {rate / row['hf']:.2f}x",
+                    flush=True,
+                )
+    if args.json:
+        record = {"synthetic": args.synthetic, "device": card, "tokens_per_s": {str(k): v for k, v in rates.items()}}
+        Path(args.json).write_text(json.dumps(record, indent=1))
 
 
 def _placeholder_tokenizer(folder: str) -> None:
@@ -226,7 +233,10 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="default: the bundled all-MiniLM-L6-v2")
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--synthetic", choices=sorted(SYNTHETIC), default=None)
+    parser.add_argument(
+        "--synthetic", choices=SYNTHETIC, default=None, help="a preset's published shape, random weights"
+    )
+    parser.add_argument("--json", default=None, help="with --synthetic: write the rates here too")
     parser.add_argument("--lengths", default="128,512,1024", help="sequence lengths of the synthetic mix")
     parser.add_argument("--tokens", type=int, default=400_000, help="tokens per synthetic measurement")
     parser.add_argument("--max_tokens_per_batch", type=int, default=16384)

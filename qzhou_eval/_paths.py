@@ -13,16 +13,25 @@ _REPO_ROOT = _PACKAGE.parent
 _LOCATIONS = {
     "task_instructions": ("_data/task_instructions", "task_instructions"),
     "presets": ("_data/presets", "reproducibility/presets"),
+    "demo_data": ("_data/demo-data", "demo-data"),
 }
 
 
 def data_dir(kind: str) -> Path:
-    """The folder holding ``kind`` ('task_instructions' or 'presets')."""
+    """The folder holding ``kind`` ('task_instructions', 'presets' or 'demo_data')."""
     packaged, in_repo = _LOCATIONS[kind]
     for candidate in (_PACKAGE / packaged, _REPO_ROOT / in_repo):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"qzhou-eval's {kind} folder is missing; reinstall the package")
+
+
+def demo_data_dir() -> Path | None:
+    """The bundled demo task pack (demo-data/), or None where this install has none."""
+    try:
+        return data_dir("demo_data")
+    except FileNotFoundError:
+        return None
 
 
 def bundled_model_path() -> str:

@@ -214,16 +214,25 @@ def fit_to_server(resolved: ResolvedOptions, served: int | None) -> ResolvedOpti
     return ResolvedOptions({**resolved.options, "max_length": capped}, resolved.preset)
 
 
-def refuse_reference_batching(resolved: ResolvedOptions, backend: str) -> None:
-    """The reference's batches are formed in this process; an engine or a server batches on its own.
+def refuse_reference_batching(resolved: ResolvedOptions, backend: str, ranks: int = 1) -> None:
+    """The reference's batches are formed in one process: an engine or a server batches on its own, and torchrun
+    ranks would each batch a share.
 
     Raises:
-        InvalidOptionError: naming ``--backend hf``.
+        InvalidOptionError: naming ``--backend hf``, or one process with ``--reference_gpus``.
     """
-    if resolved["batching"] == REFERENCE:
+    if resolved["batching"] != REFERENCE:
+        return
+    if backend != "hf":
         raise InvalidOptionError(
             f"--batching reference forms the reference embedders' own batches, which --backend {backend} cannot "
             "(it batches on its own); use --backend hf (the default), or --batching budget"
+        )
+    if ranks > 1:
+        raise InvalidOptionError(
+            f"--batching reference forms the reference's batches in one process, not over {ranks} torchrun ranks; "
+            f"launch it without torchrun (add --reference_gpus {ranks} to reproduce a {ranks}-GPU run's batches on "
+            "one device), or use --batching budget under torchrun"
         )
 
 

@@ -68,6 +68,9 @@ class Preset:
     signatures: tuple[Signature, ...] = ()
     checkpoint_code_does: tuple[str, ...] = ()
     reference_block_size: int | None = None  # rows the reference hands its batcher at a time (Zh: 128), if any
+    # The published checkpoint's shape (its config.json fields, Dense layers, where they come from): what
+    # ``plan`` and the GPU check build when the weights are not on this machine.
+    architecture: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def recognises(self, info: CheckpointInfo) -> str | None:
@@ -128,6 +131,7 @@ def load_preset(name: str) -> Preset:
         "recognize",
         "checkpoint_code_does",
         "reference_block_size",
+        "architecture",
     }
     return Preset(
         name=name,
@@ -140,6 +144,7 @@ def load_preset(name: str) -> Preset:
         signatures=tuple(Signature(**s) for s in recognize.get("signatures", [])),
         checkpoint_code_does=tuple(data.get("checkpoint_code_does", ())),
         reference_block_size=data.get("reference_block_size"),
+        architecture=data.get("architecture"),
         extra={k: v for k, v in data.items() if k not in known},
     )
 

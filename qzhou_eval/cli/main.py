@@ -11,6 +11,7 @@ from qzhou_eval.cli import (
     instructions_cmd,
     mine_cmd,
     mirror_cmd,
+    plan_cmd,
     report_cmd,
     run_cmd,
     synth_cmd,
@@ -27,7 +28,18 @@ EPILOG = (
     "then qzhou-eval report runs/first --benchmark 'MTEB(eng, v2)'. Each command has --help."
 )
 
-_COMMANDS = (run_cmd, report_cmd, train_cmd, mine_cmd, clean_cmd, synth_cmd, instructions_cmd, mirror_cmd, encode_cmd)
+_COMMANDS = (
+    run_cmd,
+    report_cmd,
+    train_cmd,
+    mine_cmd,
+    clean_cmd,
+    synth_cmd,
+    instructions_cmd,
+    mirror_cmd,
+    encode_cmd,
+    plan_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

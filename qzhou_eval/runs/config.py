@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qzhou_eval._ranks import world_size
 from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import InvalidOptionError
@@ -14,7 +15,14 @@ from qzhou_eval.integrity.outputs import check_revision_name
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
 from qzhou_eval.option_table import check_options
-from qzhou_eval.options import ResolvedOptions, check_backend, check_values, fit_to_server, resolve_options
+from qzhou_eval.options import (
+    ResolvedOptions,
+    check_backend,
+    check_values,
+    fit_to_server,
+    refuse_reference_batching,
+    resolve_options,
+)
 from qzhou_eval.presets import PresetChoice, select_preset
 from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings, ServedModel
 from qzhou_eval.results.layout import NO_REVISION, RESULTS_DIRNAME, model_folder
@@ -201,6 +209,7 @@ def resolve_request(config: RunConfig, task_names: list[str]) -> ResolvedRequest
     source, info, choice = resolve_checkpoint(config, served)
     options = resolve_options(config.encoder_options, choice, info)
     check_values(options)
+    refuse_reference_batching(options, config.backend, world_size())  # before any rank loads a model
     if config.backend == "openai":  # the record holds the length the server truncates to, as the cache does
         options = fit_to_server(options, served.max_model_len)
     if config.backend == "vllm":

@@ -30,6 +30,26 @@ def _torchrun(script: list[str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
+def _torchrun_nodes(script: list[str], *args: str) -> subprocess.CompletedProcess:
+    """Two torchrun "nodes" of one rank each, meeting by c10d rendezvous on 127.0.0.1 (a multi-node launch on
+    one host: the launch lines README gives for Slurm, less the second machine). Both nodes' output is returned."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
+    launch += ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "qzhou-two-nodes"]
+    nodes = [
+        subprocess.Popen([*launch, *script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    code = next((node.returncode for node in nodes if node.returncode != 0), 0)
+    return subprocess.CompletedProcess(launch, code, "".join(o[0] for o in outputs), "".join(o[1] for o in outputs))
+
+
 def _scores(out: Path) -> dict[str, float]:
     manifest = json.loads((out / "qzhou-run-MTEB-eng-v2.json").read_text())
     return {name: entry["main_score"] for name, entry in manifest["tasks"].items()}
@@ -51,18 +71,19 @@ def _args(minilm_path: str, pack: Path, out: Path) -> list[str]:
     ]
 
 
-def test_two_ranks_reproduce_one_process(tmp_path, minilm_path, small_pack):
+def test_two_torchrun_nodes_reproduce_one_process(tmp_path, minilm_path, small_pack):
+    """Two nodes (--nnodes 2, c10d rendezvous, one rank each) score as one process; a one-node relaunch resumes."""
     from qzhou_eval.cli.run_cmd import main_for_benchmark
 
     one = tmp_path / "one"
     assert main_for_benchmark("MTEB(eng, v2)", _args(minilm_path, small_pack, one)) == 0
     two = tmp_path / "two"
-    done = _torchrun([str(REPO / "run_mteb_all_v2.py")], *_args(minilm_path, small_pack, two))
+    done = _torchrun_nodes([str(REPO / "run_mteb_all_v2.py")], *_args(minilm_path, small_pack, two))
     assert done.returncode == 0, f"torchrun failed:\n{done.stderr[-3000:]}"
     expected, got = _scores(one), _scores(two)
     assert set(got) == set(expected) == set(TASKS.split(","))
     for name in expected:
-        assert abs(got[name] - expected[name]) < 1e-6, f"{name}: 2 ranks {got[name]} vs 1 process {expected[name]}"
+        assert abs(got[name] - expected[name]) < 1e-6, f"{name}: 2 nodes {got[name]} vs 1 process {expected[name]}"
     assert done.stdout.count("task(s) with results") == 1, "one rank prints the summary, not both"
     manifest = json.loads((two / "qzhou-run-MTEB-eng-v2.json").read_text())
     assert manifest["data_parallel"] == {"world_size": 2}
@@ -71,7 +92,7 @@ def test_two_ranks_reproduce_one_process(tmp_path, minilm_path, small_pack):
         stats["encoded"] > 0
         and stats["inputs"] == json.loads((one / "qzhou-run-MTEB-eng-v2.json").read_text())["encode_stats"]["inputs"]
     ), "the counts describe the whole run, not one rank's share"
-    # A second launch finds everything finished: nothing is encoded again.
+    # A second launch (one node, two ranks) finds everything finished: nothing is encoded again.
     again = _torchrun([str(REPO / "run_mteb_all_v2.py")], *_args(minilm_path, small_pack, two))
     assert again.returncode == 0 and "finished earlier" in again.stdout
 

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("encoder",),
     ("api",),
     ("runs", "train"),
+    ("planning",),
     ("results",),
     ("report",),
     ("cli",),

@@ -1,0 +1,344 @@
+"""``qzhou-eval plan``: a run's cost per task and per suite, before anything is encoded.
+
+It resolves the run exactly as ``run`` does (checkpoint or preset, options, instructions, batching), counts
+each task's texts from mteb's descriptive statistics, measures token lengths with the model's tokenizer on
+local text, and turns them into tokens, padding, FLOPs, time and cache size. Nothing here loads weights
+unless ``measure`` asks for this machine's throughput.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qzhou_eval._paths import demo_data_dir
+from qzhou_eval.constants import TEMPLATE_TEXT_SLOT
+from qzhou_eval.encoder.cache import stored_row_bytes
+from qzhou_eval.encoder.pass_base import normalised_in_float32
+from qzhou_eval.errors import InvalidOptionError, ModelNotFoundError
+from qzhou_eval.instructions.registry import route_prefix
+from qzhou_eval.integrity.exhaustion import free_bytes
+from qzhou_eval.options import REFERENCE, ResolvedOptions, resolve_batching, resolve_options
+from qzhou_eval.planning import estimate
+from qzhou_eval.planning.compute import ModelShape, Throughput, model_shape
+from qzhou_eval.planning.counts import TEXT, TaskCounts, task_counts, task_language
+from qzhou_eval.planning.estimate import TaskPlan
+from qzhou_eval.planning.lengths import LengthSample, assumed_sample, local_side_texts, measure, shared_text_share
+from qzhou_eval.presets import select_preset
+from qzhou_eval.runs.config import CACHE_DIRNAME, RunConfig, instructions_for, resolve_checkpoint
+from qzhou_eval.runs.suites import run_tasks
+
+_TWO_COLUMN_TYPES = ("STS", "PairClassification")
+
+
+@dataclass
+class PlannedModel:
+    """What the plan knows of the model: its options, shape, and tokenizer (None: not on this machine)."""
+
+    name: str
+    options: ResolvedOptions
+    shape: ModelShape
+    tokenizer: Any
+    choice: Any
+    projected: bool  # a Dense head follows the pooling
+
+
+@dataclass
+class Plan:
+    suite: str
+    model: PlannedModel
+    batching: estimate.Batching
+    throughput: Throughput | None
+    local: Throughput | None
+    gpus: int
+    value_bytes: int
+    tasks: list[TaskPlan]
+    cache_path: Path | None
+    cache_free_bytes: int | None
+    notes: list[str] = field(default_factory=list)
+
+    def remaining(self) -> list[TaskPlan]:
+        return [t for t in self.tasks if not t.done]
+
+    def total(self, name: str, tasks: list[TaskPlan] | None = None) -> float:
+        chosen = self.tasks if tasks is None else tasks
+        if name in ("flops", "seconds", "local_seconds", "cache_bytes"):
+            return sum(getattr(t, name) or 0.0 for t in chosen)
+        return sum(t.total(name) for t in chosen)
+
+    @property
+    def disk_short(self) -> bool:
+        need = self.total("cache_bytes", self.remaining())
+        return self.cache_free_bytes is not None and need > self.cache_free_bytes
+
+
+def build_plan(
+    config: RunConfig,
+    throughput: Throughput | None,
+    gpus: int = 1,
+    measure_here: bool = False,
+    hide_local: frozenset[str] = frozenset(),
+) -> Plan:
+    """The plan of ``config`` (a run's settings) on ``throughput`` with ``gpus`` data-parallel ranks.
+
+    ``hide_local`` plans those tasks as if no local copy of them existed (how its validation tells the error
+    of a task planned from statistics alone).
+
+    Raises:
+        InvalidOptionError, ModelNotFoundError: naming the fix, before any work.
+    """
+    if gpus < 1:
+        raise InvalidOptionError(f"--gpus {gpus}: at least 1")
+    tasks = run_tasks(config.benchmark, config.tasks, config.exclude_tasks, config.task_types)
+    names = [t.metadata.name for t in tasks]
+    model = planned_model(config)
+    instructions = instructions_for(config, model.choice, names)
+    on_gpu = throughput is not None and throughput.peak_flops is not None
+    batching = _batching(model.options, config.backend, on_gpu)
+    value_bytes = _value_bytes(model, on_gpu)
+    notes: list[str] = []
+    samples = _Samples(model.tokenizer, config.data_dir, notes, hide_local)
+    local = measure_throughput(config, model, samples) if measure_here else None
+    done = _finished_tasks(config)
+    max_length = model.options["max_length"]
+    planned = []
+    for task in tasks:
+        counts = samples.with_shared_texts(task, task_counts(task))
+        sides = []
+        for side in counts.sides:
+            prefix = route_prefix(
+                instructions, counts.task, None if side.side == TEXT else side.side, config.use_instruction
+            )
+            sample = samples.for_side(counts, side.side, side.mean_characters)
+            sides.append((side, sample, _overhead(model, prefix, sample)))
+        planned.append(
+            estimate.plan_task(
+                counts,
+                sides,
+                model.shape,
+                max_length,
+                batching,
+                throughput,
+                local,
+                gpus,
+                stored_row_bytes(model.shape.output_dim, value_bytes),
+                counts.task in done,
+            )
+        )
+    cache_path = _cache_path(config)
+    return Plan(
+        config.suite,
+        model,
+        batching,
+        throughput,
+        local,
+        gpus,
+        value_bytes,
+        planned,
+        cache_path,
+        free_bytes(cache_path) if cache_path else None,
+        notes,
+    )
+
+
+def planned_model(config: RunConfig) -> PlannedModel:
+    """The checkpoint's options, shape and tokenizer; a published model whose files are not here is planned
+    from its preset's ``architecture`` (and its tokenizer, if the hub cache has it)."""
+    try:
+        source, info, choice = resolve_checkpoint(config)
+    except ModelNotFoundError as missing:
+        return _planned_from_preset(config, missing)
+    from qzhou_eval.modeling.loading import load_backbone_config, load_tokenizer
+
+    options = resolve_options(config.encoder_options, choice, info)
+    layout = info.layout
+    remote = bool(options["trust_remote_code"])
+    backbone = load_backbone_config(source, layout, remote).to_dict()
+    dense = []
+    for folder in layout.dense_subfolders if layout else ():
+        spec = source.read_json(f"{folder}/config.json") or {}
+        dense.append((int(spec["in_features"]), int(spec["out_features"])))
+    shape = model_shape(backbone, dense, options["dim"], f"{source.name_or_path}/config.json")
+    return PlannedModel(
+        source.name_or_path, options, shape, load_tokenizer(source, layout, remote), choice, bool(dense)
+    )
+
+
+def _planned_from_preset(config: RunConfig, missing: ModelNotFoundError) -> PlannedModel:
+    name = config.model_name_or_path
+    choice = select_preset(config.preset, None, name)
+    if choice is None or not choice.preset.architecture:
+        raise ModelNotFoundError(
+            f"{missing}. plan reads the model's config.json and tokenizer: pass a local checkpoint folder, or a "
+            "published model by --preset (qzhou-embedding, qzhou-embedding-zh) to plan from its published shape"
+        ) from None
+    arch = choice.preset.architecture
+    options = resolve_options(config.encoder_options, choice, None)
+    limit = arch["config"].get("max_position_embeddings")
+    if limit and options["max_length"] > limit:
+        raise InvalidOptionError(f"max_length {options['max_length']} exceeds the model's {limit} positions")
+    dense = [tuple(d) for d in arch.get("dense", [])]
+    shape = model_shape(arch["config"], dense, options["dim"], arch["source"])
+    tokenizer = _cached_tokenizer(choice.preset.model)
+    return PlannedModel(name or choice.preset.model, options, shape, tokenizer, choice, bool(dense))
+
+
+def _cached_tokenizer(hub_id: str):
+    """The published tokenizer from the local hub cache, if it was downloaded before; else None (ratios assumed)."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(hub_id, local_files_only=True)
+    except Exception:  # absent from the cache, in any of transformers' ways of saying so
+        return None
+
+
+def _batching(options: ResolvedOptions, backend: str, on_gpu: bool) -> estimate.Batching:
+    if backend in ("vllm", "openai"):
+        return estimate.Batching("packed", 0, 0)
+    rule = resolve_batching(options, "cuda" if on_gpu else "cpu")
+    policy = REFERENCE if rule.reference else "fixed" if rule.fixed_rows else "budget"
+    return estimate.Batching(policy, rule.max_rows, rule.max_tokens)
+
+
+def _value_bytes(model: PlannedModel, on_gpu: bool) -> int:
+    """Bytes per stored value: a bf16 run's vectors are bf16 exactly unless normalised after the float32 cast."""
+    dtype = model.options["dtype"] or ("bfloat16" if on_gpu else "float32")
+    exact_half = dtype in ("bfloat16", "bf16") and not normalised_in_float32(model.projected, model.options["dim"])
+    return 2 if exact_half else 4
+
+
+def _overhead(model: PlannedModel, prefix: str, sample: LengthSample) -> int:
+    """Tokens the prefix, the template and the special tokens add to every text of a side."""
+    template = model.options["prompt_template"]
+    framed = template.replace(TEMPLATE_TEXT_SLOT, prefix) if template else prefix
+    if model.tokenizer is None:
+        return math.ceil(len(framed) / sample.chars_per_token) + 2
+    return len(model.tokenizer(framed, add_special_tokens=True)["input_ids"])
+
+
+class _Samples:
+    """Length samples: each local task's own, per side; and per language, pooled over the local tasks."""
+
+    def __init__(self, tokenizer, data_dir: Path | None, notes: list[str], hidden: frozenset[str]) -> None:
+        self.tokenizer = tokenizer
+        self.notes = notes
+        self.folders = {k: v for k, v in _local_folders(data_dir).items() if k not in hidden}
+        self._own: dict[str, dict[str, LengthSample]] = {}
+        self._language: dict[str, LengthSample | None] = {}
+
+    def for_side(self, counts: TaskCounts, side: str, mean_chars: float) -> LengthSample:
+        own = self._own_sample(counts.task).get(side) if self.tokenizer is not None else None
+        if own is not None:
+            return own
+        pooled = self._language_sample(counts.language)
+        if pooled is None:
+            return assumed_sample(counts.language, mean_chars)
+        return pooled.stretched_to(mean_chars, f"{pooled.source}, scaled to {mean_chars:.0f} chars")
+
+    def with_shared_texts(self, task, counts: TaskCounts) -> TaskCounts:
+        """An STS or pair task with a local copy: its columns' shared texts counted once, as the encoder does."""
+        folder = self.folders.get(counts.task)
+        if folder is None or counts.task_type not in _TWO_COLUMN_TYPES:
+            return counts
+        return counts.with_shared(TEXT, shared_text_share(folder, set(task.eval_splits)))
+
+    def _own_sample(self, task: str) -> dict[str, LengthSample]:
+        if task not in self._own:
+            folder = self.folders.get(task)
+            texts = local_side_texts(folder, task, _encoded_splits(task)) if folder else {}
+            self._own[task] = {
+                side: measure(self.tokenizer, t, f"own copy ({folder.name})") for side, t in texts.items()
+            }
+        return self._own[task]
+
+    def _language_sample(self, language: str) -> LengthSample | None:
+        if language not in self._language:
+            texts: list[str] = []
+            used = []
+            for task, folder in sorted(self.folders.items()):
+                if _task_language(task) == language:
+                    for side_texts in local_side_texts(folder, task, _encoded_splits(task)).values():
+                        texts.extend(side_texts)
+                    used.append(task)
+            self._language[language] = (
+                measure(self.tokenizer, texts, f"{language} text of {'+'.join(used)}") if texts else None
+            )
+            if not texts:
+                self.notes.append(f"no local {language} text: its tasks use an assumed characters-per-token ratio")
+        return self._language[language]
+
+
+def _encoded_splits(name: str) -> set[str]:
+    """The splits whose texts a task encodes: its evaluation splits, and a classifier's training split."""
+    import mteb
+
+    task = mteb.get_task(name)
+    train = {getattr(task, "train_split", "train")} if task.metadata.type == "Classification" else set()
+    return set(task.eval_splits) | train
+
+
+def _local_folders(data_dir: Path | None) -> dict[str, Path]:
+    """Task folders on this machine: the bundled demo pack, then --data_dir (which wins for a task in both)."""
+    found: dict[str, Path] = {}
+    for root in (demo_data_dir(), data_dir):
+        if root is not None and Path(root).is_dir():
+            for folder in sorted(Path(root).iterdir()):
+                if (folder / "README.md").is_file():
+                    found[folder.name] = folder
+    return found
+
+
+def _task_language(name: str) -> str | None:
+    import mteb
+
+    try:
+        return task_language(mteb.get_task(name))
+    except Exception:  # a folder that is no mteb task lends no text
+        return None
+
+
+def _finished_tasks(config: RunConfig) -> set[str]:
+    """Tasks the output folder's manifest records as finished: a resumed run skips them (when its inputs match)."""
+    from qzhou_eval.run_manifest import RunManifest
+    from qzhou_eval.runs.manifest import manifest_path
+
+    path = manifest_path(config.output_dir, config.suite)
+    manifest = RunManifest.read(path) if path.is_file() else None
+    return {name for name, entry in (manifest.tasks if manifest else {}).items() if entry.status == "finished"}
+
+
+def _cache_path(config: RunConfig) -> Path | None:
+    if not config.cache_dir or config.encoder_options.get("batching") == REFERENCE:
+        return None
+    root = Path(config.output_dir) / CACHE_DIRNAME if config.cache_dir is True else Path(config.cache_dir)
+    return root / "embeddings.sqlite"
+
+
+def measure_throughput(config: RunConfig, model: PlannedModel, samples: _Samples, seconds: float = 8.0) -> Throughput:
+    """Tokens per second (padding included) of this machine on the local text, with the run's own encoder."""
+    import time
+
+    from qzhou_eval.api import load_encoder
+
+    if model.tokenizer is None or not samples.folders:
+        raise InvalidOptionError("--measure needs the model's files and some local text (--data_dir or demo-data)")
+    texts = [
+        t for folder in samples.folders.values() for ts in local_side_texts(folder, "measure").values() for t in ts
+    ]
+    options = dict(config.encoder_options)
+    encoder = load_encoder(config.model_name_or_path, preset=config.preset, device=config.device, **options)
+    encoder.encode(
+        texts[:256], show_progress=False
+    )  # warm-up: first-call allocation and kernel selection are not throughput
+    before = encoder.stats.copy()
+    start, done = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:  # calls of a task's size: per-call costs weigh as in a run
+        chunk = [texts[(done + i) % len(texts)] + " " * (1 + (done + i) // len(texts)) for i in range(2048)]
+        encoder.encode(chunk, show_progress=False)  # the added spaces: never a cache or dedupe hit
+        done += len(chunk)
+    used = encoder.stats.minus(before)
+    rate = used.padded_tokens / max(1e-9, time.perf_counter() - start)
+    return Throughput("this machine", tokens_per_s=rate)
