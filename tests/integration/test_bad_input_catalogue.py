@@ -181,6 +181,23 @@ CASES = [
     # instructions / mirror / encode
     ("instructions for an unknown benchmark", ["instructions", "--benchmark", "MTEB(eng, v7)"], "MTEB(eng, v7)"),
     ("mirror without a selection", ["mirror", "--out", "{tmp}/m"], "pass --benchmark NAME or --tasks"),
+    # plan
+    (
+        "plan on an unknown GPU",
+        ["plan", "--tasks", "STSBenchmark", "--device", "H900", "--output_dir", "{tmp}/p"],
+        "H900",
+    ),
+    (
+        "plan with --mfu but no GPU",
+        ["plan", "--tasks", "STSBenchmark", "--mfu", "0.5", "--output_dir", "{tmp}/p"],
+        "--mfu",
+    ),
+    (
+        "plan of a model that is not here",
+        ["plan", "--tasks", "STSBenchmark", "-m", "someone/absent-model", "--output_dir", "{tmp}/p"],
+        "--preset",
+    ),
+    ("plan of an unknown task", ["plan", "--tasks", "STSBenchmrk", "--output_dir", "{tmp}/p"], "closest"),
     ("encode with no texts", ["encode", "--model_name_or_path", "{model}"], "no texts given"),
     (
         "encode with a bad pooling",
