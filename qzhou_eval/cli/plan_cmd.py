@@ -162,20 +162,24 @@ def print_plan(plan) -> None:
     )
 
 
+_COUNT_UNITS = (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1))
+_BYTE_UNITS = ((" TB", 1e12), (" GB", 1e9), (" MB", 1e6), (" kB", 1e3), (" B", 1))
+
+
 def _count(value: float) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{value / size:.2f}{unit}"
-    return f"{value:.0f}"
+    return _scaled(value, _COUNT_UNITS, 2)
 
 
 def _size(value: float | None) -> str:
-    if value is None:
-        return ""
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if value >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value:.0f} B"
+    return "" if value is None else _scaled(value, _BYTE_UNITS, 1)
+
+
+def _scaled(value: float, units: tuple[tuple[str, float], ...], decimals: int) -> str:
+    """``value`` in the largest unit it reaches (whole numbers below the smallest)."""
+    for unit, size in units:
+        if value >= size and size > 1:
+            return f"{value / size:.{decimals}f}{unit}"
+    return f"{value:.0f}{units[-1][0]}"
 
 
 def _duration(seconds: float | None) -> str:
