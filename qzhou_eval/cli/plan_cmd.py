@@ -21,8 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--device",
         default=None,
-        help="a GPU model (H100, H200, A100, L40S, L4, A10) for a time at --mfu, or a measured throughput in "
-        "tokens/s (e.g. 12000tok/s); default: no device time",
+        help="the GPU the run will use: a model (H100, H200, A100, L40S, L4, A10) for a time at --mfu, or its "
+        "measured throughput (e.g. 12000tok/s); its defaults apply (bf16, the CUDA token budget). Without it the "
+        "plan is of a run on this machine (its dtype and budget) and gives no device time",
     )
     p.add_argument(
         "--mfu", type=float, default=None, help="share of the GPU's bf16 peak the run reaches (default 0.35)"

@@ -20,7 +20,7 @@ from qzhou_eval.encoder.pass_base import normalised_in_float32
 from qzhou_eval.errors import InvalidOptionError, ModelNotFoundError
 from qzhou_eval.instructions.registry import route_prefix
 from qzhou_eval.integrity.exhaustion import free_bytes
-from qzhou_eval.options import REFERENCE, ResolvedOptions, resolve_batching, resolve_options
+from qzhou_eval.options import REFERENCE, ResolvedOptions, capped_max_length, resolve_batching, resolve_options
 from qzhou_eval.planning import estimate
 from qzhou_eval.planning.compute import ModelShape, Throughput, model_shape
 from qzhou_eval.planning.counts import TEXT, TaskCounts, task_counts, task_language
@@ -95,7 +95,7 @@ def build_plan(
     names = [t.metadata.name for t in tasks]
     model = planned_model(config)
     instructions = instructions_for(config, model.choice, names)
-    on_gpu = throughput is not None and throughput.peak_flops is not None
+    on_gpu = throughput is not None  # a named device (a GPU, or a GPU's measured tokens/s): bf16, the CUDA budget
     batching = _batching(model.options, config.backend, on_gpu)
     value_bytes = _value_bytes(model, on_gpu)
     notes: list[str] = []
@@ -176,9 +176,10 @@ def _planned_from_preset(config: RunConfig, missing: ModelNotFoundError) -> Plan
         ) from None
     arch = choice.preset.architecture
     options = resolve_options(config.encoder_options, choice, None)
-    limit = arch["config"].get("max_position_embeddings")
-    if limit and options["max_length"] > limit:
-        raise InvalidOptionError(f"max_length {options['max_length']} exceeds the model's {limit} positions")
+    capped = capped_max_length(
+        options.options["max_length"], arch["config"].get("max_position_embeddings"), arch["source"]
+    )
+    options = ResolvedOptions({**options.options, "max_length": capped}, options.preset)  # the run's own cap
     dense = [tuple(d) for d in arch.get("dense", [])]
     shape = model_shape(arch["config"], dense, options["dim"], arch["source"])
     tokenizer = _cached_tokenizer(choice.preset.model)
@@ -205,8 +206,12 @@ def _batching(options: ResolvedOptions, backend: str, on_gpu: bool) -> estimate.
 
 def _value_bytes(model: PlannedModel, on_gpu: bool) -> int:
     """Bytes per stored value: a bf16 run's vectors are bf16 exactly unless normalised after the float32 cast."""
-    dtype = model.options["dtype"] or ("bfloat16" if on_gpu else "float32")
-    exact_half = dtype in ("bfloat16", "bf16") and not normalised_in_float32(model.projected, model.options["dim"])
+    import torch
+
+    from qzhou_eval.modeling.loading import resolve_dtype
+
+    dtype = resolve_dtype(model.options["dtype"], torch.device("cuda" if on_gpu else "cpu"))  # the run's own default
+    exact_half = dtype == torch.bfloat16 and not normalised_in_float32(model.projected, model.options["dim"])
     return 2 if exact_half else 4
 
 
