@@ -39,9 +39,9 @@ def _assert_rebuilds(task_result, units) -> None:
     assert abs(units.point() - task_result.get_score()) <= 1e-9
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # one real task per evaluator (SICK-R and PAWSX go through STSBenchmark's; test time)
     ("task_name", "rows"),
-    [("STSBenchmark", 150), ("SICK-R", 150), ("PAWSX", 150), ("Banking77Classification", 400), ("SciFact", 150)],
+    [("STSBenchmark", 150), ("Banking77Classification", 400), ("SciFact", 150)],
 )
 def test_units_rebuild_mteb_main_score_on_the_local_pack(task_name, rows, minilm_mteb, copy_task, tmp_path):
     import mteb
