@@ -101,7 +101,7 @@ def build_plan(
     notes: list[str] = []
     samples = _Samples(model.tokenizer, config.data_dir, notes, hide_local)
     local = measure_throughput(config, model, samples) if measure_here else None
-    done = _finished_tasks(config)
+    done = _finished_tasks(config, names, notes)
     max_length = model.options["max_length"]
     planned = []
     for task in tasks:
@@ -305,14 +305,32 @@ def _task_language(name: str) -> str | None:
         return None
 
 
-def _finished_tasks(config: RunConfig) -> set[str]:
-    """Tasks the output folder's manifest records as finished: a resumed run skips them (when its inputs match)."""
+def _finished_tasks(config: RunConfig, names: list[str], notes: list[str]) -> set[str]:
+    """Tasks the output folder's manifest records as finished, when its inputs are this request's (a run would
+    refuse the folder otherwise). Read only: nothing in the folder is moved or repaired."""
+    from qzhou_eval.errors import QZhouEvalError
     from qzhou_eval.run_manifest import RunManifest
-    from qzhou_eval.runs.manifest import manifest_path
+    from qzhou_eval.runs.config import resolve_request
+    from qzhou_eval.runs.manifest import inputs_differ, manifest_path
 
     path = manifest_path(config.output_dir, config.suite)
     manifest = RunManifest.read(path) if path.is_file() else None
-    return {name for name, entry in (manifest.tasks if manifest else {}).items() if entry.status == "finished"}
+    finished = {n for n, entry in (manifest.tasks if manifest else {}).items() if entry.status == "finished"}
+    if not finished or config.backend == "openai":  # a served model's inputs would need the server
+        return finished
+    try:
+        request = resolve_request(config, names)
+    except (QZhouEvalError, OSError) as exc:
+        notes.append(f"{path.name}'s inputs could not be checked against this request ({exc}); taken as they are")
+        return finished
+    differs = inputs_differ(manifest, request.inputs)
+    if differs:
+        notes.append(
+            f"{config.output_dir} holds results made with other inputs ({differs}): a run refuses the folder "
+            "(--overwrite sets it aside), so nothing there counts as done"
+        )
+        return set()
+    return finished
 
 
 def _cache_path(config: RunConfig) -> Path | None:

@@ -70,14 +70,19 @@ def check_output_dir(output_dir: Path, inputs: RunInputs, suite: str) -> dict[Pa
         old = load(path)
         if old is None:
             continue
-        theirs = _inputs_of(old)
-        if theirs is None:
-            conflicts[path] = "written by an older qzhou-eval that did not record its resolved inputs"
-            continue
-        diffs = theirs.differences(inputs, instructions=path == manifest_path(output_dir, suite))
-        if diffs:
-            conflicts[path] = "; ".join(diffs[:6])
+        differs = inputs_differ(old, inputs, instructions=path == manifest_path(output_dir, suite))
+        if differs:
+            conflicts[path] = differs
     return conflicts
+
+
+def inputs_differ(manifest: RunManifest, inputs: RunInputs, instructions: bool = True) -> str | None:
+    """What in ``inputs`` differs from the inputs ``manifest`` records (None: the same), in words."""
+    theirs = _inputs_of(manifest)
+    if theirs is None:
+        return "written by an older qzhou-eval that did not record its resolved inputs"
+    diffs = theirs.differences(inputs, instructions=instructions)
+    return "; ".join(diffs[:6]) if diffs else None
 
 
 def new_manifest(**fields: Any) -> RunManifest:

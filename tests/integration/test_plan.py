@@ -60,12 +60,17 @@ def test_the_local_pack_is_predicted_within_five_percent_of_what_the_runner_meas
 def test_a_finished_task_is_left_out_of_what_a_resumed_run_still_has_to_do(finished_run, minilm_path, capsys):
     out, _, _ = finished_run
     args = ["--benchmark", "MTEB(eng, v2)", "--tasks", "STSBenchmark", "SICK-R", "--output_dir", str(out)]
-    plan = _plan_json(capsys, *args, "-m", minilm_path)
+    args += ["-m", minilm_path, "--model_name", "sentence-transformers/all-MiniLM-L6-v2"]  # as the run was named
+    plan = _plan_json(capsys, *args)
     done = {t["task"]: t["done"] for t in plan["tasks"]}
     assert done == {"STSBenchmark": True, "SICK-R": False}
     sick = next(t for t in plan["tasks"] if t["task"] == "SICK-R")
     assert plan["totals"]["remaining"]["cache_bytes"] == pytest.approx(sick["cache_bytes"])
     assert plan["totals"]["all"]["cache_bytes"] > plan["totals"]["remaining"]["cache_bytes"]
+    # Other inputs (a shorter max_length): the run would refuse the folder, so nothing there is done.
+    other = _plan_json(capsys, *args, "--max_length", "128")
+    assert not any(t["done"] for t in other["tasks"])
+    assert any("other inputs" in note and "max_length" in note for note in other["notes"])
 
 
 def test_a_cache_larger_than_the_free_disk_is_said_before_the_run(monkeypatch, tmp_path, capsys):
