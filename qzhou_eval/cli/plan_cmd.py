@@ -51,9 +51,8 @@ def run(args) -> int:
     if args.mfu is not None and args.device is None:
         raise InvalidOptionError("--mfu applies to a GPU named by --device; add --device H100 (or another)")
     throughput = parse_device(args.device, args.mfu or DEFAULT_MFU) if args.device else None
-    device_arg, args.device = args.device, None  # run's --device (a torch device) does not apply to a plan
     config = run_cmd.build_config(args, args.benchmark)
-    args.device = device_arg
+    config.device = None  # plan's --device names the target GPU, not the torch device of run's --device
     plan = build_plan(config, throughput, gpus=args.gpus, measure_here=args.measure)
     if args.format == "json":
         json.dump(plan_record(plan), sys.stdout, indent=1)

@@ -60,12 +60,11 @@ def assumed_sample(language: str, mean_chars: float) -> LengthSample:
     return LengthSample(f"assumed {ratio} chars/token ({language})", np.array([mean_chars]), np.array([tokens]))
 
 
-def measure(tokenizer, texts: list[str], source: str) -> LengthSample:
+def measure(tokenizer, texts: list[str], source: str, language: str) -> LengthSample:
     """Token counts by ``tokenizer``; without one (the model's files are elsewhere) the characters of the texts
-    over the assumed ratio of their language, so the shape of the distribution is still the local text's."""
+    over the assumed ratio of their ``language``, so the shape of the distribution is still the local text's."""
     chars = np.array([len(t) for t in texts], float)
     if tokenizer is None:
-        language = source.split()[0]
         ratio = ASSUMED_CHARS_PER_TOKEN.get(language, _DEFAULT_ASSUMED)
         return LengthSample(f"assumed {ratio} chars/token on {source}", chars, np.maximum(1, np.ceil(chars / ratio)))
     ids = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
@@ -76,8 +75,11 @@ def local_side_texts(folder: Path, seed: str, splits: set[str] | None = None) ->
     """Up to ``SAMPLE_TEXTS`` texts per side from a task folder (mteb-data layout) and its ``splits`` (None: all):
     retrieval ``queries`` and ``corpus`` configs are the query and document sides; any other config's text
     columns the plain side."""
+    by_side: dict[str, list[str]] = {}
+    for side, files in _side_file_lists(folder, splits):
+        for path in files:
+            by_side.setdefault(side, []).extend(_texts_of(path, side))
     rng = random.Random(seed)
-    by_side = {side: list(texts) for side, texts in _side_files(folder, splits)}
     return {side: rng.sample(texts, min(SAMPLE_TEXTS, len(texts))) for side, texts in by_side.items() if texts}
 
 
@@ -112,14 +114,6 @@ def _side_file_lists(folder: Path, splits: set[str] | None) -> Iterator[tuple[st
             for f in files
         ]
         yield side, chosen
-
-
-def _side_files(folder: Path, splits: set[str] | None) -> Iterator[tuple[str, Iterator[str]]]:
-    merged: dict[str, list[str]] = {}
-    for side, files in _side_file_lists(folder, splits):
-        for path in files:
-            merged.setdefault(side, []).extend(_texts_of(path, side))
-    yield from merged.items()
 
 
 def _is_qrels(splits: dict[str, list[Path]]) -> bool:

@@ -8,6 +8,7 @@ unless ``measure`` asks for this machine's throughput.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,7 @@ class _Samples:
         self.folders = {k: v for k, v in _local_folders(data_dir).items() if k not in hidden}
         self._own: dict[str, dict[str, LengthSample]] = {}
         self._language: dict[str, LengthSample | None] = {}
+        self._sampled: dict[str, dict[str, list[str]]] = {}
 
     def for_side(self, counts: TaskCounts, side: str, mean_chars: float) -> LengthSample:
         own = self._own_sample(counts.task).get(side) if self.tokenizer is not None else None
@@ -252,35 +254,46 @@ class _Samples:
 
     def _own_sample(self, task: str) -> dict[str, LengthSample]:
         if task not in self._own:
-            folder = self.folders.get(task)
-            texts = local_side_texts(folder, task, _encoded_splits(task)) if folder else {}
+            folder, language = self.folders.get(task), _task_language(task)
             self._own[task] = {
-                side: measure(self.tokenizer, t, f"own copy ({folder.name})") for side, t in texts.items()
+                side: measure(self.tokenizer, t, f"own copy ({folder.name})", language)
+                for side, t in self._texts(task).items()
             }
         return self._own[task]
 
     def _language_sample(self, language: str) -> LengthSample | None:
         if language not in self._language:
-            texts: list[str] = []
-            used = []
-            for task, folder in sorted(self.folders.items()):
-                if _task_language(task) == language:
-                    for side_texts in local_side_texts(folder, task, _encoded_splits(task)).values():
-                        texts.extend(side_texts)
-                    used.append(task)
+            used = [task for task in sorted(self.folders) if _task_language(task) == language]
+            texts = [t for task in used for side_texts in self._texts(task).values() for t in side_texts]
             self._language[language] = (
-                measure(self.tokenizer, texts, f"{language} text of {'+'.join(used)}") if texts else None
+                measure(self.tokenizer, texts, f"{language} text of {'+'.join(used)}", language) if texts else None
             )
             if not texts:
                 self.notes.append(f"no local {language} text: its tasks use an assumed characters-per-token ratio")
         return self._language[language]
 
+    def _texts(self, task: str) -> dict[str, list[str]]:
+        """The sampled texts of a local task, per side, read once for its own sample and its language's."""
+        if task not in self._sampled:
+            folder = self.folders.get(task)
+            self._sampled[task] = local_side_texts(folder, task, _encoded_splits(task)) if folder else {}
+        return self._sampled[task]
+
+
+@functools.cache
+def _local_task(name: str):
+    """The mteb task of a local folder's name, or None for a folder that is no mteb task."""
+    import mteb
+
+    try:
+        return mteb.get_task(name)
+    except Exception:  # mteb says "unknown task" in several ways
+        return None
+
 
 def _encoded_splits(name: str) -> set[str]:
     """The splits whose texts a task encodes: its evaluation splits, and a classifier's training split."""
-    import mteb
-
-    task = mteb.get_task(name)
+    task = _local_task(name)
     train = {getattr(task, "train_split", "train")} if task.metadata.type == "Classification" else set()
     return set(task.eval_splits) | train
 
@@ -297,12 +310,8 @@ def _local_folders(data_dir: Path | None) -> dict[str, Path]:
 
 
 def _task_language(name: str) -> str | None:
-    import mteb
-
-    try:
-        return task_language(mteb.get_task(name))
-    except Exception:  # a folder that is no mteb task lends no text
-        return None
+    task = _local_task(name)
+    return task_language(task) if task is not None else None
 
 
 def _finished_tasks(config: RunConfig, names: list[str], notes: list[str]) -> set[str]:
