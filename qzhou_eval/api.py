@@ -10,38 +10,19 @@ from dataclasses import replace
 import torch
 
 from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
-from qzhou_eval.encoder.embedder import Encoder, EncoderOptions
-from qzhou_eval.encoder.vllm_backend import check_vllm_options
-from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.encoder.embedder import Encoder
 from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
-from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
-from qzhou_eval.modeling.loading import (
-    LoadedModel,
-    load_backbone,
-    load_backbone_config,
-    load_tokenizer,
-    resolve_device,
-    resolve_dtype,
-)
+from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
+from qzhou_eval.modeling.loading import LoadedModel, load_backbone, load_backbone_config, load_tokenizer, resolve_device
 from qzhou_eval.modeling.mrl import check_dim
-from qzhou_eval.modeling.pooling import Pooling
-from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
+from qzhou_eval.modeling.pooling import Pooling  # noqa: F401  (load_encoder's annotation)
 from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
-from qzhou_eval.option_table import HARNESS_DEFAULTS, OPTIONS_BY_NAME, parse_layers
-from qzhou_eval.options import (
-    EXPLICIT,
-    Batching,
-    ResolvedOption,
-    ResolvedOptions,
-    check_backend,
-    check_values,
-    fit_to_server,
-    resolve_batching,
-    resolve_options,
-    with_batching,
-)
-from qzhou_eval.presets import Preset, PresetChoice, load_preset, select_preset
+from qzhou_eval.option_table import HARNESS_DEFAULTS, OPTIONS_BY_NAME
+from qzhou_eval.presets import Preset, PresetChoice
 from qzhou_eval.remote.endpoint import EndpointSettings
+from qzhou_eval.resolution.backends import Backend
+from qzhou_eval.resolution.resolve import Request, resolve
+from qzhou_eval.resolution.spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -142,117 +123,79 @@ def load_encoder(
     """
     given = locals()
     passed = {name: given[name] for name in OPTIONS_BY_NAME}  # every row of the option table is a keyword
-    explicit = {k: v for k, v in passed.items() if not isinstance(v, _Default)}
-    if model_name_or_path is None and backend != "openai":
-        if preset is None or str(preset).lower() == "none":
-            raise InvalidOptionError("model_name_or_path is required unless a preset names the model")
-        model_name_or_path = (
-            preset.preset.model
-            if isinstance(preset, PresetChoice)
-            else (preset.model if isinstance(preset, Preset) else load_preset(str(preset)).model)
-        )
-    if check_backend(backend) == "openai" and not is_local_folder(model_name_or_path):
-        name = os.fspath(model_name_or_path) if model_name_or_path is not None else None
-        resolved = resolve_options(explicit, select_preset(preset, None, name), None)
-        source = ModelSource(name, None, revision) if name else None
-        return build_encoder(None, resolved, device, backend, endpoint, source)
-    source = resolve_source(model_name_or_path, revision)
-    info = read_checkpoint(source)
-    source.check_weights(info.layout.transformer_subfolder if info.layout else "")
-    resolved = resolve_options(explicit, select_preset(preset, info), info)
-    return build_encoder(info, resolved, device, backend, endpoint)
+    explicit = {k: _plain_option(v) for k, v in passed.items() if not isinstance(v, _Default)}
+    request = Request(
+        None if model_name_or_path is None else os.fspath(model_name_or_path),
+        options=explicit,
+        preset=preset,
+        backend=backend,
+        endpoint=endpoint,
+        device=None if device is None else str(device),
+        load_revision=revision,
+        ranks=1,
+    )
+    return build_encoder(resolve(request))
 
 
-def build_encoder(
-    info: CheckpointInfo | None,
-    resolved: ResolvedOptions,
-    device: str | torch.device | None = None,
-    backend: str = "hf",
-    endpoint: EndpointSettings | None = None,
-    source: ModelSource | None = None,
-) -> Encoder:
-    """Validate the resolved options, load the weights (HF or vLLM engine) or reach the server, and assemble
-    the :class:`Encoder`. ``info`` may be None only for ``backend="openai"`` (then ``source`` names the model)."""
-    check_values(resolved)
-    if check_backend(backend) == "openai":
-        if endpoint is None:
-            raise InvalidOptionError("backend='openai' needs endpoint=EndpointSettings(base_urls=(...,))")
-        return build_endpoint_encoder(info, resolved, endpoint, source or (info.source if info else None))
-    if endpoint is not None:
-        raise InvalidOptionError(f"endpoint settings were given with backend={backend!r}; use backend='openai'")
-    if info is None:
-        raise InvalidOptionError(f"backend={backend!r} needs a local checkpoint")
-    if backend == "vllm":
-        check_vllm_options(resolved, info, None if device is None else str(device))
-        return _build_vllm_encoder(info, resolved)
-    use_tp = bool(resolved["token_prepending"])
-    layers = parse_layers(resolved["token_prepending_layers"])
-    bidi = resolved["bidirectional"]
-    remote = bool(resolved["trust_remote_code"])
-    choice = resolved.preset
-    if choice is not None and choice.how != "requested":
+def _plain_option(value):
+    """A torch dtype keyword as its name (the spec is torch-free)."""
+    return str(value).removeprefix("torch.") if isinstance(value, torch.dtype) else value
+
+
+def build_encoder(spec: RunSpec, device: str | None = None) -> Encoder:
+    """Load the weights (transformers or vLLM's engine) or reach the server that ``spec`` names, and assemble
+    the :class:`Encoder`. Every check ran in :func:`~qzhou_eval.resolution.resolve.resolve`.
+
+    ``device``: where this process runs an in-process model (a torchrun rank's GPU); default the spec's.
+    """
+    choice = spec.choice
+    if spec.info is not None and choice is not None and choice.how != "requested":
         logger.info(
             "%s is %s (%s); applying its published settings (--preset none turns this off)",
-            info.source.name_or_path,
+            spec.source.name_or_path,
             choice.preset.model,
             choice.how,
         )
-    _explain_custom_code(info, resolved)
-    torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
-    batching = resolve_batching(resolved, torch_device.type)
-    loaded = load_backbone(info.source, info.layout, dtype=torch_dtype, device=torch_device, trust_remote_code=remote)
+    if spec.info is not None:
+        _explain_custom_code(spec.info, spec)
+    if device is not None and spec.backend.in_process:
+        spec = replace(spec, device=device)
+    return _BUILDERS[spec.backend.backend](spec)
 
-    out_dim = check_dim(resolved["dim"], loaded.width, resolved["mrl_dims"])
-    if bidi:
+
+def _build_hf_encoder(spec: RunSpec) -> Encoder:
+    """transformers in this process: the backbone, its Dense heads, bidirectional attention and Token Prepending."""
+    info = spec.info
+    torch_device = resolve_device(spec.device)
+    loaded = load_backbone(
+        info.source,
+        info.layout,
+        dtype=_torch_dtype(spec),
+        device=torch_device,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    check_dim(spec.dim, loaded.width, spec["mrl_dims"])
+    if spec.bidirectional:
         enable_bidirectional_attention(loaded.model)
     hooks = None
-    if use_tp:
+    if spec.token_prepending:
         hooks = TokenPrepending(
-            loaded.model, placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER), layers
+            loaded.model,
+            placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER),
+            spec.token_prepending_layers,
         )
-    options = _encoder_options(
-        resolved, out_dim, batching, str(torch_dtype).removeprefix("torch."), str(torch_device), layers
-    )
     logger.info(
         "loaded %s (%s, %s, attention=%s)",
         info.source.name_or_path,
-        options.dtype,
-        options.device,
+        spec.dtype,
+        torch_device,
         loaded.attn_implementation,
     )
-    resolution = with_batching(resolved, batching, torch_device.type)
-    return Encoder(loaded, options, info.source, hooks, resolution=resolution)
+    return Encoder(loaded, spec, info.source, hooks, placement=str(torch_device))
 
 
-def _encoder_options(
-    resolved: ResolvedOptions,
-    dim: int | None,
-    batching: Batching,
-    dtype: str,
-    device: str,
-    token_prepending_layers: tuple[int, ...] | None = None,
-) -> EncoderOptions:
-    """The encoder's options from the resolved ones and what loading decided (width check, dtype, batching)."""
-    token_prepending = token_prepending_layers is not None and bool(resolved["token_prepending"])
-    return EncoderOptions(
-        pooling=Pooling.from_str(resolved["pooling"]),
-        normalize=bool(resolved["normalize"]),
-        dim=dim,
-        max_length=int(resolved["max_length"]),
-        bidirectional=resolved["bidirectional"],
-        prompt_template=resolved["prompt_template"],
-        token_prepending=token_prepending,
-        token_prepending_layers=token_prepending_layers if token_prepending else None,
-        lowercase=bool(resolved["lowercase"]),
-        batch_size=batching.max_rows,
-        max_tokens_per_batch=batching.max_tokens,
-        batching=batching.policy,
-        reference_gpus=batching.gpus,
-        reference_block=batching.block,
-        dtype=dtype,
-        device=device,
-    )
+def _torch_dtype(spec: RunSpec) -> torch.dtype:
+    return getattr(torch, spec.dtype)
 
 
 def _declared_shape(info: CheckpointInfo, remote: bool) -> tuple[object, int, int, int | None]:
@@ -264,129 +207,103 @@ def _declared_shape(info: CheckpointInfo, remote: bool) -> tuple[object, int, in
     return config, hidden, width, getattr(config, "max_position_embeddings", None)
 
 
-def _build_vllm_encoder(info: CheckpointInfo, resolved: ResolvedOptions) -> Encoder:
+def _build_vllm_encoder(spec: RunSpec) -> Encoder:
     """The vLLM engine plus the harness's tokenizer and head; options resolved exactly as for the HF backend."""
     from qzhou_eval._ranks import world_size
     from qzhou_eval.encoder.vllm_backend import VllmEngine
 
-    _explain_custom_code(info, resolved)
-    remote = bool(resolved["trust_remote_code"])
-    torch_device = resolve_device(None)
-    torch_dtype = resolve_dtype(resolved["dtype"], torch_device)
+    info = spec.info
     source, layout = info.source, info.layout
-    config, hidden, width, positions = _declared_shape(info, remote)
-    out_dim = check_dim(resolved["dim"], width, resolved["mrl_dims"])
-    length = int(resolved["max_length"])
-    batching = resolve_batching(resolved, torch_device.type)
+    _, hidden, width, positions = _declared_shape(info, spec.trust_remote_code)
+    check_dim(spec.dim, width, spec["mrl_dims"])
     engine = VllmEngine(
         str(source.local_path) if source.is_local else source.name_or_path,
-        pooling=Pooling.from_str(resolved["pooling"]),
-        bidirectional=resolved["bidirectional"],
-        dtype=torch_dtype,
-        max_length=length,
-        max_tokens_per_batch=batching.max_tokens,
-        max_rows=batching.max_rows,
-        trust_remote_code=remote,
+        pooling=spec.pooling,
+        bidirectional=spec.bidirectional,
+        dtype=_torch_dtype(spec),
+        max_length=spec.max_length,
+        max_tokens_per_batch=spec.batching.max_tokens,
+        max_rows=spec.batching.max_rows,
+        trust_remote_code=spec.trust_remote_code,
         revision=source.revision,
         projects=bool(layout and layout.dense_out_features),
         data_parallel_size=world_size(),
     )
     loaded = LoadedModel(
         model=None,
-        tokenizer=load_tokenizer(source, layout, remote),
+        tokenizer=load_tokenizer(source, layout, spec.trust_remote_code),
         width=width,
         hidden_size=hidden,
         max_positions=positions,
     )
-    options = _encoder_options(resolved, out_dim, batching, str(torch_dtype).removeprefix("torch."), str(torch_device))
-    logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, options.dtype, options.device)
-    resolution = with_batching(resolved, batching, f"vLLM on {torch_device.type}")
-    return Encoder(loaded, options, source, None, resolution=resolution, vllm=engine)
+    logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, spec.dtype, spec.device_type)
+    return Encoder(loaded, spec, source, None, vllm=engine, placement=spec.device_type)
 
 
-def build_endpoint_encoder(
-    info: CheckpointInfo | None, resolved: ResolvedOptions, settings: EndpointSettings, source: ModelSource | None
-) -> Encoder:
-    """An encoder whose vectors come from an OpenAI-compatible server; ``info`` is the local checkpoint, if any.
+def _build_endpoint_encoder(spec: RunSpec) -> Encoder:
+    """An encoder whose vectors come from an OpenAI-compatible server; ``spec.info`` is the local checkpoint, if any.
 
-    The server is asked what it serves and probed once (so a wrong URL, model or width fails now). With a
-    local checkpoint its width and tokenizer are used and, unless ``settings.verify_texts`` is 0, the first
-    texts are checked against it (:class:`~qzhou_eval.encoder.endpoint_backend.ServedModelCheck`).
+    The server is probed once (so a wrong model or width fails now). With a local checkpoint its width and
+    tokenizer are used and, unless the settings' ``verify_texts`` is 0, the first texts are checked against it
+    (:class:`~qzhou_eval.encoder.endpoint_backend.ServedModelCheck`).
 
     Raises:
         EndpointError: the server cannot be reached, serves another model, or answers with the wrong width.
-        InvalidOptionError: a max_length the server cannot take, a bad dim, or a check without local weights.
+        InvalidOptionError: a bad dim.
     """
     from qzhou_eval.encoder.endpoint_backend import ServedModelCheck
     from qzhou_eval.remote.endpoint import EndpointClient
 
-    verify = settings.verify_texts
-    if verify is None:
-        verify = settings.VERIFY_DEFAULT if info is not None else 0
-    if verify and info is None:
-        raise InvalidOptionError(
-            "--verify_endpoint compares the server with local weights: pass the checkpoint folder as "
-            "--model_name_or_path, or --verify_endpoint 0"
-        )
+    info, settings = spec.info, spec.endpoint
     tokenizer, width, hidden = None, None, 0
     if info is not None:
-        _explain_custom_code(info, resolved)
-        remote = bool(resolved["trust_remote_code"])
-        _, hidden, width, _ = _declared_shape(info, remote)
-        tokenizer = load_tokenizer(info.source, info.layout, remote)
-    client = EndpointClient(settings, expected_width=width)
-    resolved = fit_to_server(resolved, client.served.max_model_len)
-    client.truncate_to = int(resolved["max_length"]) if client.served.is_vllm else None
+        _, hidden, width, _ = _declared_shape(info, spec.trust_remote_code)
+        tokenizer = load_tokenizer(info.source, info.layout, spec.trust_remote_code)
+    client = EndpointClient(settings, expected_width=width, served=spec.served)
+    client.truncate_to = spec.max_length if client.served.is_vllm else None
     client.embed(["Null"])  # a probe: the model answers under its name, at the expected width
-    out_dim = check_dim(resolved["dim"], client.width, resolved["mrl_dims"])
-    batching = resolve_batching(resolved, "cuda")  # a server's budget per request: the GPU default
-    options = _encoder_options(resolved, out_dim, batching, "served", "endpoint")
+    check_dim(spec.dim, client.width, spec["mrl_dims"])
     check = None
-    if verify:
-        local = replace(resolved, options={**resolved.options, "dtype": ResolvedOption("float32", "endpoint check")})
-        check = ServedModelCheck(lambda: build_encoder(info, local, "cpu", "hf"), verify, settings.verify_floor)
+    if verify_texts(spec):
+        local = spec.for_local_check()
+        check = ServedModelCheck(lambda: build_encoder(local), verify_texts(spec), settings.verify_floor)
     loaded = LoadedModel(model=None, tokenizer=tokenizer, width=client.width, hidden_size=hidden)
-    if source is None:  # no local folder and no name given: the model is what the server calls it
-        source = ModelSource(client.served.name, None, None)
     logger.info(
         "encoding through %s at %s (%d request(s) in flight at most)",
         client.served.name,
         ", ".join(settings.base_urls),
         client.workers,
     )
-    resolution = with_batching(resolved, batching, "an endpoint (per request)")
-    return Encoder(loaded, options, source, None, resolution=resolution, endpoint=client, endpoint_check=check)
+    return Encoder(loaded, spec, spec.source, None, endpoint=client, endpoint_check=check, placement="endpoint")
 
 
-def _explain_custom_code(info: CheckpointInfo, resolved: ResolvedOptions) -> None:
-    """Say what happens to a checkpoint's custom model code; refuse to guess when nothing decides.
+def verify_texts(spec: RunSpec) -> int:
+    """How many texts the served model is checked on against the local weights (0 without local weights)."""
+    verify = spec.endpoint.verify_texts
+    return (spec.endpoint.VERIFY_DEFAULT if spec.weights_here else 0) if verify is None else verify
 
-    Raises:
-        InvalidOptionError: custom code, no recognised preset, and trust_remote_code never set.
-    """
+
+_BUILDERS = {Backend.HF: _build_hf_encoder, Backend.VLLM: _build_vllm_encoder, Backend.OPENAI: _build_endpoint_encoder}
+
+
+def _explain_custom_code(info: CheckpointInfo, spec: RunSpec) -> None:
+    """Say what happens to a checkpoint's custom model code (resolution refused the undecided case)."""
     code = info.remote_code
     if not code:
         return
-    if resolved["trust_remote_code"]:
+    if spec.trust_remote_code:
         logger.info("running the checkpoint's own model code %s (trust_remote_code=True)", code)
         return
     stock = f"transformers' stock class for model_type {info.model_type!r}"
-    if resolved.preset is not None:
+    if spec.choice is not None:
         logger.info(
             "%s ships custom model code (%s), which qzhou-eval does not run: the weights load into %s and "
             "%s reproduces it in memory (%s); --trust_remote_code true runs the checkpoint's code instead",
             info.source.name_or_path,
             code,
             stock,
-            resolved.preset.label,
-            ", ".join(resolved.preset.preset.checkpoint_code_does) or "no changes needed",
+            spec.choice.label,
+            ", ".join(spec.choice.preset.checkpoint_code_does) or "no changes needed",
         )
         return
-    if resolved.source("trust_remote_code") == EXPLICIT:
-        logger.warning("custom model code %s not run (trust_remote_code=False): the weights load into %s", code, stock)
-        return
-    raise InvalidOptionError(
-        f"{info.source.name_or_path} declares custom model code ({code}) and is not a published model qzhou-eval "
-        f"recognises, so it cannot tell what that code changes. Pass --trust_remote_code true "
-        f"(trust_remote_code=True) to run it, or --trust_remote_code false to load the weights into {stock}"
-    )
+    logger.warning("custom model code %s not run (trust_remote_code=False): the weights load into %s", code, stock)

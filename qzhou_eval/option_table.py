@@ -96,6 +96,8 @@ class OptionSpec:
     ``identity``: part of a result's and a cached embedding's identity (batching is not: in float32 it
     changes only rounding noise). ``identity_from`` marks an option added after results existed: it joins
     the identity only when set away from its default, so records written before it still match.
+    ``cache_identity_from`` does the same for the embedding cache's key alone (an option the record held
+    before the cache key did: cached vectors of its default value still serve).
     ``preset``: a published preset may set it. ``quiet``: an explicit value overrides a preset without a
     warning. ``flag``: the ``run`` command's flag (the reference scripts' spelling where they have one).
     """
@@ -107,6 +109,7 @@ class OptionSpec:
     flag: str
     identity: bool = True
     identity_from: bool = False
+    cache_identity_from: bool = False
     preset: bool = True
     quiet: bool = False
     choices: tuple[str, ...] = ()
@@ -193,7 +196,7 @@ ENCODER_OPTIONS: tuple[OptionSpec, ...] = (
         "0 = fixed batches of --batch_size distinct texts", "--max_tokens_per_batch", identity=False, quiet=True,
     ),
     OptionSpec("trust_remote_code", False, Kind.BOOL, "true|false: run the checkpoint's own model code",
-               "--trust_remote_code"),
+               "--trust_remote_code", cache_identity_from=True),
 )  # fmt: skip
 
 OPTIONS_BY_NAME: dict[str, OptionSpec] = {spec.name: spec for spec in ENCODER_OPTIONS}
@@ -232,4 +235,15 @@ def identity_record(values: dict[str, Any]) -> dict[str, Any]:
         if spec.identity_from and value == spec.default:
             continue
         out[name] = value
+    return out
+
+
+def cache_identity_record(identity: dict[str, Any]) -> dict[str, Any]:
+    """A result identity (:func:`identity_record`'s) as the embedding cache keys it: an option that joined the
+    cache key later is left out at its default, so vectors cached before it still serve."""
+    out = dict(identity)
+    for name, value in identity.items():
+        spec = OPTIONS_BY_NAME.get(name)
+        if spec is not None and spec.cache_identity_from and value == spec.default:
+            del out[name]
     return out

@@ -38,6 +38,10 @@ _LEFT_TO_CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
 
 EXPLICIT, DEFAULT = "explicit", "default"
 
+CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
+
+EXPLICIT, DEFAULT = "explicit", "default"
+
 # What runs the model: transformers in this process, vLLM's engine, or an OpenAI-compatible server.
 BACKENDS = ("hf", "vllm", "openai")
 
@@ -153,7 +157,7 @@ class Batching:
     dedupe, ``np.argsort`` of raw character lengths, ``max_rows`` a batch, first split over ``gpus`` and,
     for the Zh reference, into blocks of ``block`` rows). In float32 all give the same embeddings up to
     rounding noise; in bf16 a row's result depends on its batch, so only ``reference`` is bit-identical to
-    the published runs.
+    the published runs. ``packed``: the backend packs sequences itself, so the limits only size its requests.
     """
 
     max_rows: int
@@ -161,6 +165,7 @@ class Batching:
     policy: str = BUDGET
     gpus: int = 1
     block: int | None = None
+    packed: bool = False  # the engine or server packs sequences (vLLM, served models): no padding
 
     @property
     def fixed_rows(self) -> bool:
@@ -171,6 +176,11 @@ class Batching:
     def reference(self) -> bool:
         return self.policy == REFERENCE
 
+    @property
+    def kind(self) -> str:
+        """How passes are cut, in a word: packed, reference, fixed or budget."""
+        return "packed" if self.packed else REFERENCE if self.reference else "fixed" if self.fixed_rows else BUDGET
+
     def as_record(self) -> dict[str, Any]:
         """What the manifest says about the batching a run used."""
         if self.reference:
@@ -178,7 +188,7 @@ class Batching:
         return {"policy": BUDGET, "max_rows": self.max_rows, "max_tokens": self.max_tokens or None}
 
 
-def resolve_batching(resolved: ResolvedOptions, device_type: str) -> Batching:
+def resolve_batching(resolved: ResolvedOptions, device_type: str, packed: bool = False) -> Batching:
     """The one owner of batching defaults: the row cap follows the mode, the budget the device and max_length.
 
     A default budget smaller than ``max_length`` grows to it; an explicit one is refused by :func:`check_values`.
@@ -189,10 +199,10 @@ def resolve_batching(resolved: ResolvedOptions, device_type: str) -> Batching:
         block = resolved.preset.preset.reference_block_size if resolved.preset else None
         return Batching(rows or DEFAULT_BATCH_SIZE, 0, REFERENCE, resolved["reference_gpus"], block)
     if budget == 0:
-        return Batching(rows or DEFAULT_BATCH_SIZE, 0)
+        return Batching(rows or DEFAULT_BATCH_SIZE, 0, packed=packed)
     if budget is None:
         budget = max(DEFAULT_MAX_TOKENS_PER_BATCH["cuda" if device_type == "cuda" else "cpu"], resolved["max_length"])
-    return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget)
+    return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget, packed=packed)
 
 
 def fit_to_server(resolved: ResolvedOptions, served: int | None) -> ResolvedOptions:
@@ -212,28 +222,6 @@ def fit_to_server(resolved: ResolvedOptions, served: int | None) -> ResolvedOpti
         )
     capped = capped_max_length(asked, served, "the server's max_model_len")
     return ResolvedOptions({**resolved.options, "max_length": capped}, resolved.preset)
-
-
-def refuse_reference_batching(resolved: ResolvedOptions, backend: str, ranks: int = 1) -> None:
-    """The reference's batches are formed in one process: an engine or a server batches on its own, and torchrun
-    ranks would each batch a share.
-
-    Raises:
-        InvalidOptionError: naming ``--backend hf``, or one process with ``--reference_gpus``.
-    """
-    if resolved["batching"] != REFERENCE:
-        return
-    if backend != "hf":
-        raise InvalidOptionError(
-            f"--batching reference forms the reference embedders' own batches, which --backend {backend} cannot "
-            "(it batches on its own); use --backend hf (the default), or --batching budget"
-        )
-    if ranks > 1:
-        raise InvalidOptionError(
-            f"--batching reference forms the reference's batches in one process, not over {ranks} torchrun ranks; "
-            f"launch it without torchrun (add --reference_gpus {ranks} to reproduce a {ranks}-GPU run's batches on "
-            "one device), or use --batching budget under torchrun"
-        )
 
 
 def with_batching(resolved: ResolvedOptions, batching: Batching, used_for: str) -> ResolvedOptions:

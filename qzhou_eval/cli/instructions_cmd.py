@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from qzhou_eval.cli.options import parse_bool
-from qzhou_eval.instructions.registry import InstructionSet, route_prefix
+from qzhou_eval.instructions.registry import route_prefix
+
+if TYPE_CHECKING:
+    from qzhou_eval.resolution.spec import RunSpec
 
 
 def add_parser(sub) -> None:
@@ -29,44 +33,39 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def prefixes(benchmark: str, instructions: InstructionSet | None, use_instruction: bool) -> dict[str, dict[str, str]]:
-    """{task: {"query_prefix", "document_prefix"}} for every task of ``benchmark``, coverage checked."""
-    from qzhou_eval.benchmarks import benchmark_task_names
-
-    tasks = benchmark_task_names(benchmark)
-    if use_instruction:
-        instructions.check_coverage(tasks)
+def prefixes(spec: RunSpec) -> dict[str, dict[str, str]]:
+    """{task: {"query_prefix", "document_prefix"}} for every task of the resolved run (coverage checked there)."""
     return {
         task: {
-            "query_prefix": route_prefix(instructions, task, "query", use_instruction),
-            "document_prefix": route_prefix(instructions, task, "document", use_instruction),
+            "query_prefix": route_prefix(spec.instructions, task, "query", spec.use_instruction),
+            "document_prefix": route_prefix(spec.instructions, task, "document", spec.use_instruction),
         }
-        for task in tasks
+        for task in spec.tasks
     }
 
 
 def run(args) -> int:
-    from qzhou_eval.presets import select_preset
-    from qzhou_eval.runs.config import RunConfig, instructions_for, resolve_checkpoint
+    from qzhou_eval.benchmarks import benchmark_task_names
+    from qzhou_eval.resolution.resolve import Request, resolve
 
-    config = RunConfig(
-        model_name_or_path=args.model_name_or_path,
-        benchmark=args.benchmark,
-        output_dir=".",
-        preset=args.preset,
-        use_instruction=args.use_instruction,
-        instructions=args.instructions,
+    # The run's own resolution (the checkpoint's JSON files only: no weights are loaded or hashed).
+    spec = resolve(
+        Request(
+            args.model_name_or_path,
+            preset=args.preset if args.model_name_or_path or args.preset else "none",
+            use_instruction=args.use_instruction,
+            instructions=args.instructions,
+            benchmark=args.benchmark,
+            tasks=tuple(benchmark_task_names(args.benchmark)),
+            weights_required=False,
+            ranks=1,
+        )
     )
-    if args.model_name_or_path:
-        _, _, choice = resolve_checkpoint(config)  # reads the checkpoint's JSON files only, as a run does
-    else:
-        choice = select_preset(args.preset or "none", None)
-    instructions = instructions_for(config, choice, []) if args.use_instruction else None
-    table = prefixes(args.benchmark, instructions, args.use_instruction)
+    table = prefixes(spec)
     if args.format == "json":
         print(json.dumps(table, ensure_ascii=False, indent=2))
     else:
-        origin = instructions.origin if instructions else "no instructions"
+        origin = spec.instructions.origin if spec.instructions else "no instructions"
         print(f"# {args.benchmark}: {origin}")
         for task, sides in table.items():
             print(f"{task}\n  query:    {sides['query_prefix']!r}\n  document: {sides['document_prefix']!r}")

@@ -69,8 +69,12 @@ def plan_record(plan) -> dict:
     return {
         "suite": plan.suite,
         "model": {"name": plan.model.name, **asdict(plan.model.shape)},
-        "options": {k: plan.model.options[k] for k in ("max_length", "dtype", "dim", "pooling")},
-        "batching": asdict(plan.batching),
+        "options": {k: plan.model.spec[k] for k in ("max_length", "dtype", "dim", "pooling")},
+        "batching": {
+            "policy": plan.batching.kind,
+            "max_rows": plan.batching.max_rows,
+            "max_tokens": plan.batching.max_tokens,
+        },
         "stored_value_bytes": plan.value_bytes,
         "device": plan.throughput.describe() if plan.throughput else None,
         "this_machine": plan.local.describe() if plan.local else None,
@@ -102,12 +106,12 @@ def _money(plan, tasks) -> dict:
 def print_plan(plan) -> None:
     from tabulate import tabulate
 
-    shape, options = plan.model.shape, plan.model.options
+    shape, options = plan.model.shape, plan.model.spec
     print(f"plan of {plan.suite}: {len(plan.tasks)} task(s), {plan.model.name}")
     print(
         f"  model: {shape.matmul_params / 1e9:.2f} B matmul weights, {shape.layers} layers, {shape.output_dim}-dim "
-        f"vectors ({shape.source}); max_length {options['max_length']}, batching {plan.batching.policy}"
-        + (f" ({plan.batching.max_rows} rows / {plan.batching.max_tokens} tokens)" if plan.batching.max_rows else "")
+        f"vectors ({shape.source}); max_length {options['max_length']}, batching {plan.batching.kind}"
+        + (f" ({plan.batching.max_rows} rows / {plan.batching.max_tokens} tokens)" if not plan.batching.packed else "")
     )
     if plan.throughput:
         print(f"  device: {plan.throughput.describe()} x {plan.gpus} GPU(s)")

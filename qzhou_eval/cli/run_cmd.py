@@ -18,9 +18,9 @@ from qzhou_eval.cli.options import add_encoder_flags, encoder_options_given, par
 from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, number_arg
-from qzhou_eval.options import BACKENDS
 from qzhou_eval.remote.endpoint import EndpointSettings
-from qzhou_eval.runs.resume_check import finished_run_summary
+from qzhou_eval.resolution.backends import BACKEND_NAMES, capabilities
+from qzhou_eval.runs.resume_check import check_resume
 from qzhou_eval.runs.suites import parse_list, parse_shard
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -98,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None) -> None:
     p.add_argument(
         "--backend",
         default="hf",
-        choices=list(BACKENDS),
+        choices=list(BACKEND_NAMES),
         help="hf: transformers in this process (default; every option); vllm: vLLM's engine "
         "(pip install 'qzhou-eval[vllm]'; no Token Prepending); openai: an OpenAI-compatible /v1/embeddings "
         "server such as vllm serve or text-embeddings-inference (--base_url; pip install 'qzhou-eval[endpoint]')",
@@ -184,7 +184,7 @@ def add_endpoint_arguments(p: argparse.ArgumentParser) -> None:
 
 def endpoint_settings(args) -> EndpointSettings | None:
     """The endpoint settings of ``--backend openai`` (None for the other backends)."""
-    if args.backend != "openai":
+    if not capabilities(args.backend).served:
         if args.base_url:
             raise InvalidOptionError("--base_url is for --backend openai; add it, or drop --base_url")
         return None
@@ -216,7 +216,7 @@ def build_config(args, benchmark: str | None):
         )
     model = args.model_name_or_path
     model_name = args.model_name
-    if model is None and args.preset in (None, "none") and args.backend != "openai":
+    if model is None and args.preset in (None, "none") and capabilities(args.backend).local_weights:
         from qzhou_eval._paths import bundled_model_path
 
         model, model_name = bundled_model_path(), model_name or DEFAULT_MODEL_NAME
@@ -331,11 +331,11 @@ def run(args, benchmark: str | None = None) -> int:
         args.benchmark = one_benchmark(args.benchmark)
     benchmark = benchmark or args.benchmark
     config = build_config(args, benchmark)
-    summary = finished_run_summary(config)
+    summary, spec = check_resume(config)
     if summary is None:
         from qzhou_eval.runs.runner import run_suite  # mteb and torch load only when there is work
 
-        summary = run_suite(config)
+        summary = run_suite(config, spec)
     if process_rank() == 0:  # under torchrun every rank holds the same scores; one prints them
         from qzhou_eval.runs.manifest import manifest_path
 

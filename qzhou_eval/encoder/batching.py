@@ -114,6 +114,11 @@ def cut_by_budget(
     return batches
 
 
+def cut_fixed_rows(count: int, max_rows: int) -> list[list[int]]:
+    """Positions ``0..count-1`` (already in the batching order) in consecutive batches of ``max_rows``."""
+    return [list(range(start, min(start + max_rows, count))) for start in range(0, count, max_rows)]
+
+
 class BatchPlan:
     """Iterates the batches of one call; ``truncated`` counts the texts cut to ``max_length`` so far."""
 
@@ -134,9 +139,8 @@ class BatchPlan:
         return tokens
 
     def _fixed(self, order: list[int]) -> Iterator[Batch]:
-        size = self.batching.max_rows
-        for start in range(0, len(order), size):
-            rows = order[start : start + size]
+        for positions in cut_fixed_rows(len(order), self.batching.max_rows):
+            rows = [order[p] for p in positions]
             tokens = self._tokenize(rows)
             yield self._collate(rows, tokens, range(len(rows)))
 

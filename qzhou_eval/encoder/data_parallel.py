@@ -49,6 +49,7 @@ class DataParallel:
         if not dist.is_initialized():
             backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
             dist.init_process_group(backend=backend, timeout=DEFAULT_TIMEOUT)
+        self.device = torch.device(device)  # where this rank runs an in-process model
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
         self.comm_device = torch.device(device) if dist.get_backend() == "nccl" else torch.device("cpu")

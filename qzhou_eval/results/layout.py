@@ -3,6 +3,8 @@ how a model's name becomes a folder name and back (runs, records, evidence, repo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 RESULTS_DIRNAME = "results"  # mteb.ResultCache reads <cache>/results/<org__model>/<revision>/
 # Revision folders of results with no model revision: mteb's own name for it, and an older spelling.
 NO_REVISION = ("external", "no_revision_available")
@@ -20,3 +22,14 @@ def model_name_of(folder: str) -> str | None:
         return None
     org, name = folder.split("__", 1)
     return f"{org}/{name}"
+
+
+def results_dir_for(output_dir: Path, model_name: str, revision: str) -> Path:
+    """mteb's cache layout, so ``mteb.ResultCache(output_dir)`` reads a run as it is:
+    ``<output_dir>/results/<org__model>/<revision>/``. A run folder made before that layout
+    (``<output_dir>/<org__model>/<revision>/``) keeps resuming where its results are."""
+    folder = model_folder(model_name)
+    legacy = Path(output_dir) / folder / revision
+    if legacy.is_dir():
+        return legacy
+    return Path(output_dir) / RESULTS_DIRNAME / folder / revision

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from qzhou_eval.errors import OutputDirBusy
 from qzhou_eval.integrity.outputs import check_file_target, check_folder_target
-from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, RunInputs
+from qzhou_eval.record.inputs import RunInputs
+from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore
 
 
 def check_state_paths(output_dir: Path, suite: str, results_dir: Path, store: RecordStore, tasks: list[str]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -22,89 +21,11 @@ from typing import Any
 from qzhou_eval._atomic import atomic_write_json
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 from qzhou_eval.integrity.content import file_sha256, hash_bytes
-from qzhou_eval.modeling.dtype_names import canonical_dtype_name
-from qzhou_eval.option_table import identity_record
-from qzhou_eval.options import ResolvedOptions
+from qzhou_eval.record.inputs import RunInputs
 from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder, model_name_of
 from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, EvidenceFiles, evidence_intact
 
 STATE_DIRNAME = ".qzhou"
-
-
-def cuda_surely_absent() -> bool:
-    """True when no GPU device node exists (so torch would not find CUDA either), without importing torch."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return True
-    return not any(Path(node).exists() for node in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
-
-
-def canonical_dtype(dtype: str | None, device: str | None) -> str:
-    """The dtype a run computes in: the explicit one, else bfloat16 on CUDA and float32 elsewhere.
-
-    Imports torch only when neither dtype nor device says and a GPU might be present.
-    """
-    if dtype is not None:
-        return canonical_dtype_name(dtype)
-    if device is None and cuda_surely_absent():
-        device = "cpu"
-    if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return "bfloat16" if str(device).startswith("cuda") else "float32"
-
-
-def identity_options(resolved: ResolvedOptions, device: str | None) -> dict[str, Any]:
-    """The resolved option values an embedding depends on, in comparable JSON form."""
-    record = identity_record({k: v["value"] for k, v in resolved.as_record().items()})
-    record["dtype"] = canonical_dtype(record.get("dtype"), device)
-    if not record.get("token_prepending"):
-        record["token_prepending_layers"] = None  # unused, so never a difference
-    return record
-
-
-@dataclass(frozen=True)
-class RunInputs:
-    """Everything besides the data that decides a run's scores."""
-
-    model_name: str
-    revision: str
-    options: dict[str, Any]
-    use_instruction: bool
-    instructions_sha256: str | None
-
-    def as_record(self) -> dict[str, Any]:
-        return {
-            "model_name": self.model_name,
-            "revision": self.revision,
-            "options": dict(sorted(self.options.items())),
-            "use_instruction": self.use_instruction,
-            "instructions_sha256": self.instructions_sha256,
-        }
-
-    @classmethod
-    def from_record(cls, data: Any) -> RunInputs:
-        """Raises KeyError/TypeError on a malformed record (callers treat that as unreadable)."""
-        return cls(
-            str(data["model_name"]),
-            str(data["revision"]),
-            dict(data["options"]),
-            bool(data["use_instruction"]),
-            data["instructions_sha256"],
-        )
-
-    def differences(self, other: RunInputs, instructions: bool = True) -> list[str]:
-        """``field: old -> new`` for each difference, ``self`` being the old side."""
-        diffs = []
-        for name in ("model_name", "revision", "use_instruction"):
-            if getattr(self, name) != getattr(other, name):
-                diffs.append(f"{name}: {getattr(self, name)!r} -> {getattr(other, name)!r}")
-        for key in sorted(set(self.options) | set(other.options)):
-            if self.options.get(key) != other.options.get(key):
-                diffs.append(f"{key}: {self.options.get(key)!r} -> {other.options.get(key)!r}")
-        if instructions and self.instructions_sha256 != other.instructions_sha256:
-            diffs.append("instruction set differs")
-        return diffs
 
 
 @dataclass(frozen=True)

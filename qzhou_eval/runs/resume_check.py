@@ -2,8 +2,9 @@
 
 A resumed or repeated run then answers in well under a second instead of paying mteb's import and
 benchmark-registry start-up; any doubt (no record, other inputs, changed data, a result file that
-is not the recorded one) returns None and the full runner takes over, with its own checks and errors.
-Printed scores are read from the verified result files, never from the records.
+is not the recorded one) leaves the summary out and the full runner takes over, with its own checks and
+errors, reusing this check's resolution so a run resolves once. Printed scores are read from the verified
+result files, never from the records.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from pathlib import Path
 
 from qzhou_eval.benchmarks import bundled_task_names
 from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.resolution.resolve import cuda_surely_absent, resolve
+from qzhou_eval.resolution.spec import RunSpec
 from qzhou_eval.runs import manifest as manifests
-from qzhou_eval.runs.config import RunConfig, RunSummary, resolve_request, results_dir_for
+from qzhou_eval.runs.config import RunConfig, RunSummary
 from qzhou_eval.runs.folder_lock import check_state_paths
-from qzhou_eval.runs.provenance import RecordStore, Reuse, cuda_surely_absent, prefixes_sha256
+from qzhou_eval.runs.provenance import RecordStore, Reuse
 from qzhou_eval.runs.suites import shard_names
 from qzhou_eval.runs.task_data import folder_fingerprints
 
@@ -36,26 +39,36 @@ def _selected_names(config: RunConfig) -> list[str] | None:
 
 
 def finished_run_summary(config: RunConfig) -> RunSummary | None:
-    """The summary when every selected task already has a result its record binds to this request; else None.
+    """The summary when every selected task already has a result its record binds to this request; else None."""
+    return check_resume(config)[0]
+
+
+def check_resume(config: RunConfig) -> tuple[RunSummary | None, RunSpec | None]:
+    """The summary when every selected task already has a result its record binds to this request (else None),
+    and the resolved run when it could be resolved here (the runner reuses it: a run resolves once).
 
     Only ``--data_dir`` runs qualify (a hub dataset's pinned revision is known only to mteb).
     """
     if config.overwrite or config.task_types or config.data_dir is None:
-        return None
+        return None, None
     if config.device is None and config.encoder_options.get("dtype") is None and not cuda_surely_absent():
-        return None  # the dtype default depends on CUDA, which only torch can tell
+        return None, None  # the dtype default depends on CUDA, which only torch can tell
     names = _selected_names(config)
     output_dir = Path(config.output_dir)
     if not names or not output_dir.is_dir():
-        return None
+        return None, None
     try:
-        request = resolve_request(config, names)
+        spec = resolve(config.request(names))
     except (QZhouEvalError, OSError):
+        return None, None  # the full runner resolves again and names the problem
+    return _summary_if_finished(config, spec, names, output_dir), spec
+
+
+def _summary_if_finished(config: RunConfig, spec: RunSpec, names: list[str], output_dir: Path) -> RunSummary | None:
+    if manifests.check_output_dir(output_dir, spec.inputs, config.suite):
         return None
-    if manifests.check_output_dir(output_dir, request.inputs, config.suite):
-        return None
-    results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
-    store = RecordStore(output_dir, request.model_name, request.inputs.revision)
+    results_dir = spec.results_dir(output_dir)
+    store = RecordStore(output_dir, spec.model_name, spec.revision)
     try:
         check_state_paths(output_dir, config.suite, results_dir, store, names)
     except QZhouEvalError:
@@ -63,8 +76,8 @@ def finished_run_summary(config: RunConfig) -> RunSummary | None:
     fingerprints = folder_fingerprints(Path(config.data_dir), names)
     if None in fingerprints.values():
         return None
-    prefixes = {name: prefixes_sha256(request.instructions, name, config.use_instruction) for name in names}
-    verdicts = store.verdicts(request.inputs, prefixes, fingerprints, results_dir, evidence=config.predictions)
+    prefixes = {name: spec.prefixes_sha256(name) for name in names}
+    verdicts = store.verdicts(spec.inputs, prefixes, fingerprints, results_dir, evidence=config.predictions)
     if any(verdict.reuse is not Reuse.FINISHED for verdict in verdicts.values()):
         return None
     scores = {name: store.verified_score(name, results_dir / f"{name}.json") for name in names}

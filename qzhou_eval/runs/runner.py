@@ -38,23 +38,17 @@ from qzhou_eval.errors import (
 from qzhou_eval.integrity.exhaustion import is_exhaustion
 from qzhou_eval.integrity.outputs import check_folder_target
 from qzhou_eval.modeling.loading import check_device, resolve_device
+from qzhou_eval.resolution.resolve import resolve
+from qzhou_eval.resolution.spec import RunSpec
+from qzhou_eval.results.layout import results_dir_for
 from qzhou_eval.run_manifest import RunManifest, TaskEntry
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.column_lists import columns_as_lists
-from qzhou_eval.runs.config import (
-    CACHE_DIRNAME,
-    ResolvedRequest,
-    RunConfig,
-    RunSummary,
-    TaskFailure,
-    request_manifest,
-    resolve_request,
-    results_dir_for,
-)
+from qzhou_eval.runs.config import CACHE_DIRNAME, RunConfig, RunSummary, TaskFailure, request_manifest
 from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, Evidence, collect_evidence, write_evidence
 from qzhou_eval.runs.folder_lock import OutputFolderLock, check_state_paths
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
-from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, Reuse, prefixes_sha256
+from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, Reuse
 from qzhou_eval.runs.results_io import (
     atomic_write_json,
     atomic_write_text,
@@ -107,8 +101,10 @@ def _conflict_error(output_dir: Path, conflicts: dict[str, str]) -> OutputDirCon
     )
 
 
-def run_suite(config: RunConfig) -> RunSummary:
+def run_suite(config: RunConfig, spec: RunSpec | None = None) -> RunSummary:
     """Evaluate, write mteb-layout results atomically, and return the per-task main scores and failures.
+
+    ``spec``: ``config`` already resolved (by the resume check), so a run resolves once.
 
     Raises:
         InvalidOptionError, DataDirError, InstructionError, OutputDirConflict, OutputDirBusy: before any encoding.
@@ -122,17 +118,16 @@ def run_suite(config: RunConfig) -> RunSummary:
     else:
         data = hub_data(tasks)
     names = [t.metadata.name for t in tasks]
-    request = resolve_request(config, names)
-    if request.instructions is not None:
-        request.instructions.check_coverage(names)
+    if spec is None or set(spec.tasks) != set(names):  # the resume check's resolution serves when it saw these tasks
+        spec = resolve(config.request(names))
     data_parallel = join_ranks(config)
     try:
         with ExitStack() as stack:
             if data_parallel is None or data_parallel.is_writer:
-                lock, done = _admit_as_writer(config, tasks, data, request, stack, data_parallel)
+                lock, done = _admit_as_writer(config, tasks, data, spec, stack, data_parallel)
             else:
                 lock, done = None, _admitted_by_writer(data_parallel)
-            return _run_admitted(config, tasks, data, request, lock, done, data_parallel)
+            return _run_admitted(config, tasks, data, spec, lock, done, data_parallel)
     finally:
         if data_parallel is not None:
             data_parallel.close()
@@ -144,15 +139,14 @@ def join_ranks(config: RunConfig) -> DataParallel | None:
         return None
     from qzhou_eval.encoder.data_parallel import DataParallel, rank_device
 
-    config.device = rank_device(config.device)
-    return DataParallel(resolve_device(config.device))
+    return DataParallel(resolve_device(rank_device(config.device)))
 
 
 def _admit_as_writer(
     config: RunConfig,
     tasks: list,
     data: dict[str, TaskData],
-    request: ResolvedRequest,
+    spec: RunSpec,
     stack: ExitStack,
     data_parallel: DataParallel | None,
 ) -> tuple[OutputFolderLock, list[str]]:
@@ -160,12 +154,12 @@ def _admit_as_writer(
     try:
         output_dir = Path(config.output_dir)
         check_folder_target(output_dir, "--output_dir")
-        results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
-        store = RecordStore(output_dir, request.model_name, request.inputs.revision)
+        results_dir = results_dir_for(output_dir, spec.model_name, spec.revision)
+        store = RecordStore(output_dir, spec.model_name, spec.revision)
         check_state_paths(output_dir, config.suite, results_dir, store, [t.metadata.name for t in tasks])
         _check_writable(output_dir)
-        lock = stack.enter_context(OutputFolderLock(output_dir, request.inputs, f"qzhou-eval run ({config.suite})"))
-        done = _admit(config, tasks, data, request, lock)
+        lock = stack.enter_context(OutputFolderLock(output_dir, spec.inputs, f"qzhou-eval run ({config.suite})"))
+        done = _admit(config, tasks, data, spec, lock)
     except QZhouEvalError as exc:
         if data_parallel is not None:
             data_parallel.broadcast_object(("refused", f"{type(exc).__name__}: {exc}"))
@@ -183,14 +177,14 @@ def _admitted_by_writer(data_parallel: DataParallel) -> list[str]:
 
 
 def _admit(
-    config: RunConfig, tasks: list, data: dict[str, TaskData], request: ResolvedRequest, lock: OutputFolderLock
+    config: RunConfig, tasks: list, data: dict[str, TaskData], spec: RunSpec, lock: OutputFolderLock
 ) -> list[str]:
     """Under the folder lock: refuse results of other inputs, claim the manifest; return the finished tasks."""
     output_dir = Path(config.output_dir)
-    inputs = request.inputs
-    results_dir = results_dir_for(output_dir, request.model_name, inputs.revision)
-    store = RecordStore(output_dir, request.model_name, inputs.revision)
-    prefixes = _prefixes(config, request, tasks)
+    inputs = spec.inputs
+    results_dir = results_dir_for(output_dir, spec.model_name, inputs.revision)
+    store = RecordStore(output_dir, spec.model_name, inputs.revision)
+    prefixes = _prefixes(spec, tasks)
     fingerprints = {name: source.fingerprint for name, source in data.items()}
     with lock.exclusive():  # check and claim the folder in one step: a concurrent run sees our manifest
         conflicts = {p.name: why for p, why in manifests.check_output_dir(output_dir, inputs, config.suite).items()}
@@ -204,9 +198,7 @@ def _admit(
             verdicts = store.verdicts(inputs, prefixes, fingerprints, results_dir, config.predictions)
         for folder in (results_dir, output_dir, store.folder, output_dir / STATE_DIRNAME, store.evidence_folder):
             remove_stale_temp_files(folder)
-        manifests.merge_and_save(
-            manifests.manifest_path(output_dir, config.suite), request_manifest(config, request), {}
-        )
+        manifests.merge_and_save(manifests.manifest_path(output_dir, config.suite), request_manifest(config, spec), {})
     done = sorted(n for n, v in verdicts.items() if v.reuse is Reuse.FINISHED and not config.overwrite)
     for name, verdict in sorted(verdicts.items()):
         if (
@@ -219,37 +211,35 @@ def _admit(
     return done
 
 
-def _prefixes(config: RunConfig, request: ResolvedRequest, tasks: list) -> dict[str, str]:
-    return {
-        t.metadata.name: prefixes_sha256(request.instructions, t.metadata.name, config.use_instruction) for t in tasks
-    }
+def _prefixes(spec: RunSpec, tasks: list) -> dict[str, str]:
+    return {t.metadata.name: spec.prefixes_sha256(t.metadata.name) for t in tasks}
 
 
 def _run_admitted(
     config: RunConfig,
     tasks: list,
     data: dict[str, TaskData],
-    request: ResolvedRequest,
+    spec: RunSpec,
     lock: OutputFolderLock | None,
     done: list[str],
     data_parallel: DataParallel | None,
 ) -> RunSummary:
     output_dir = Path(config.output_dir)
-    results_dir = results_dir_for(output_dir, request.model_name, request.inputs.revision)
-    store = RecordStore(output_dir, request.model_name, request.inputs.revision)
+    results_dir = results_dir_for(output_dir, spec.model_name, spec.revision)
+    store = RecordStore(output_dir, spec.model_name, spec.revision)
     pending = [t for t in tasks if t.metadata.name not in done]
     stats, failed, scores = None, {}, {}
     if pending:
         run = _TaskLoop(
             config,
-            request,
-            request_manifest(config, request),
+            spec,
+            request_manifest(config, spec),
             manifests.manifest_path(output_dir, config.suite),
             results_dir,
             lock,
             store,
             data,
-            _prefixes(config, request, tasks),
+            _prefixes(spec, tasks),
             data_parallel,
         )
         stats, failed = run.evaluate(pending)
@@ -275,7 +265,7 @@ class _TaskLoop:
     def __init__(
         self,
         config: RunConfig,
-        request: ResolvedRequest,
+        spec: RunSpec,
         header: RunManifest,
         manifest_file: Path,
         results_dir: Path,
@@ -286,7 +276,7 @@ class _TaskLoop:
         data_parallel: DataParallel | None = None,
     ) -> None:
         self.config = config
-        self.request = request
+        self.spec = spec
         self.header = header
         self.manifest_file = manifest_file
         self.results_dir = results_dir
@@ -301,35 +291,29 @@ class _TaskLoop:
     def evaluate(self, pending: list) -> tuple[EncodeStats, dict[str, TaskFailure]]:
         import mteb
 
-        config, request = self.config, self.request
-        encoder = build_encoder(
-            request.info,
-            request.options,
-            config.device,
-            backend=config.backend,
-            endpoint=config.endpoint,
-            source=request.source,
-        )
+        config, spec = self.config, self.spec
+        rank = self.data_parallel.device if self.data_parallel is not None else None
+        encoder = build_encoder(spec, None if rank is None else str(rank))
         encoder.data_parallel = self.data_parallel
-        logger.info("options for %s:\n  %s", request.model_name, "\n  ".join(encoder.resolution.describe()))
-        if request.instructions is not None:
-            logger.info("instructions: %s", request.instructions.origin)
+        logger.info("options for %s:\n  %s", spec.model_name, "\n  ".join(encoder.resolution.describe()))
+        if spec.instructions is not None:
+            logger.info("instructions: %s", spec.instructions.origin)
         cache = None
         if config.cache_dir and self.writes:
             cache_root = Path(config.output_dir) / CACHE_DIRNAME if config.cache_dir is True else Path(config.cache_dir)
             cache = encoder.attach_cache(cache_root / "embeddings.sqlite")
         model = QZhouMtebModel(
             encoder,
-            request.instructions,
-            use_instruction=config.use_instruction,
-            model_name=request.model_name,
-            revision=request.inputs.revision,
+            spec.instructions,
+            use_instruction=spec.use_instruction,
+            model_name=spec.model_name,
+            revision=spec.revision,
             readability_limits=config.readability,
         )
         self.model = model
         if self.writes:
             atomic_write_json(self.results_dir / "model_meta.json", model.mteb_model_meta.to_dict())
-        self.header.device, self.header.dtype = encoder.options.device, encoder.options.dtype
+        self.header.device, self.header.dtype = encoder.placement, spec.dtype
         self.header.resolved_options = encoder.resolution.as_record()
         if self.data_parallel is not None:
             self.header.data_parallel = {"world_size": self.data_parallel.world_size}
@@ -343,7 +327,7 @@ class _TaskLoop:
                 error = evidence = None
                 try:
                     with prepared_in_content_cache(self.data[name]), columns_as_lists():
-                        result, evidence = self._evaluate_task(mteb, model, task, encoder.options.batch_size)
+                        result, evidence = self._evaluate_task(mteb, model, task, spec.batching.max_rows)
                 except (DistributedError, EndpointError, EndpointMismatch):
                     # a rank is gone, or the server is down or serves another model: no task can finish
                     raise
@@ -470,7 +454,7 @@ class _TaskLoop:
             entry.evidence = {"units": "kept" if "units_sha256" in evidence_record else evidence_record["units_note"]}
         self.store.write(
             name,
-            self.request.inputs,
+            self.spec.inputs,
             self.prefixes[name],
             self.data[name].fingerprint,
             result_file,

@@ -269,3 +269,34 @@ def test_mirror_rejects_unusable_snapshot(tmp_path):
     with pytest.raises(ValueError, match="BIOSSES: the snapshot of .* is not usable offline \\(no README.md\\)"):
         mirror_tasks(tasks, tmp_path, fetch=lambda repo, rev, dest: (dest / "x.txt").write_text("x"))
     assert not (tmp_path / "BIOSSES").exists(), "a failed fetch must not look finished"
+
+
+def test_a_run_resolves_once_whether_finished_or_not(finished_run, minilm_path, shared_dir, tmp_path, monkeypatch):
+    """One resolution (and one run of every check) per run: the resume check's serves the runner."""
+    import qzhou_eval.resolution.resolve as resolution
+    from qzhou_eval.cli.main import main
+    from qzhou_eval.runs import resume_check, runner
+
+    calls = {"resolve": 0, "check_values": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(resolution, "check_values", counted("check_values", resolution.check_values))
+    counting = counted("resolve", resolution.resolve)
+    monkeypatch.setattr(runner, "resolve", counting)
+    monkeypatch.setattr(resume_check, "resolve", counting)
+    out, _, _ = finished_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    argv = ["run", "--model_name_or_path", minilm_path, "--model_name", "sentence-transformers/all-MiniLM-L6-v2"]
+    argv += ["--data_dir", str(shared_dir / "mteb-data"), "--tasks", "STSBenchmark", "--output_dir", str(copy)]
+    assert main(argv) == 0 and calls == {"resolve": 1, "check_values": 1}, f"a finished run: {calls}"
+    for record in copy.glob(".qzhou/records/*/*/STSBenchmark.json"):
+        record.unlink()  # the result stands unrecorded: the task runs again
+    calls.update(resolve=0, check_values=0)
+    assert main(argv) == 0 and calls == {"resolve": 1, "check_values": 1}, f"a run with work to do: {calls}"

@@ -3,7 +3,6 @@ import json
 import pytest
 
 from qzhou_eval.benchmarks import benchmark_tasks, bundled_task_names
-from qzhou_eval.cli.instructions_cmd import prefixes
 from qzhou_eval.cli.main import main
 from qzhou_eval.errors import InstructionError, InvalidOptionError
 from qzhou_eval.instructions import InstructionSet, load_benchmark_instructions
@@ -124,7 +123,5 @@ def test_cli_instructions_json(capsys):
     assert out["T2Retrieval"]["document_prefix"] == ""
     assert out["T2Retrieval"]["query_prefix"].startswith("Instruct: Given a Chinese search query")
     assert out["LCQMC"]["document_prefix"] == out["LCQMC"]["query_prefix"] != ""
-    assert prefixes("MTEB(eng, v2)", None, use_instruction=False)["ArguAna"] == {
-        "query_prefix": "",
-        "document_prefix": "",
-    }
+    assert main(["instructions", "--benchmark", "MTEB(eng, v2)", "--use_instruction", "false"]) == 0
+    assert json.loads(capsys.readouterr().out)["ArguAna"] == {"query_prefix": "", "document_prefix": ""}

@@ -108,21 +108,16 @@ def test_instructions_flag_turns_instructions_on_and_an_explicit_false_is_refuse
         RunConfig(**base, instructions="reference", use_instruction=False)
 
 
-def test_resolved_values_decide_identity_not_spelling():
-    from qzhou_eval.options import resolve_options
-    from qzhou_eval.runs.provenance import identity_options
+def test_resolved_values_decide_identity_not_spelling(minilm_path):
+    from qzhou_eval.resolution.resolve import Request, resolve
 
-    implicit = identity_options(resolve_options({}, None, None), "cpu")
-    spelled = identity_options(
-        resolve_options(
-            {"pooling": "mean", "normalize": True, "dtype": "fp32", "batch_size": 7, "token_prepending_layers": "2-3"},
-            None,
-            None,
-        ),
-        "cpu",
-    )
+    def identity(device, **options):
+        return resolve(Request(minilm_path, options=options, device=device, ranks=1)).identity_options()
+
+    implicit = identity("cpu")
+    spelled = identity("cpu", pooling="mean", normalize=True, dtype="fp32", batch_size=7, token_prepending_layers="2-3")
     assert implicit == spelled, "defaults spelled out, batch size and unused layers are not a change"
-    assert identity_options(resolve_options({}, None, None), "cuda")["dtype"] == "bfloat16"
+    assert identity("cuda")["dtype"] == "bfloat16"
 
 
 def test_mteb_run_spellings_build_the_same_config_as_the_reference_flags(tmp_path):
