@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qzhou_eval.errors import ManifestError
-from qzhou_eval.run_manifest import MANIFEST_GLOB, RunManifest, TaskEntry, manifest_filename
 from qzhou_eval.record.inputs import RunInputs
+from qzhou_eval.run_manifest import MANIFEST_GLOB, RunManifest, TaskEntry, manifest_filename
 from qzhou_eval.runs.results_io import atomic_write_json
 
 if TYPE_CHECKING:
