@@ -80,8 +80,8 @@ def compare(base: Path, new: Path) -> dict:
 
 def simulated_null(base: Path, other: Path, seeds: int, resamples: int) -> dict[str, tuple[float, float, int]]:
     """Per task: (share p < 0.05, share of intervals excluding 0, trials) over pseudo-run pairs under the null."""
-    from qzhou_eval.runs.recorded_units import recorded_units
     from qzhou_eval.significance.paired import paired_groups, paired_test
+    from qzhou_eval.significance.recorded_units import recorded_units
     from qzhou_eval.significance.units import TaskUnits, UnitGroup
 
     out = {}

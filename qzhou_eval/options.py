@@ -38,21 +38,6 @@ _LEFT_TO_CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
 
 EXPLICIT, DEFAULT = "explicit", "default"
 
-CHECKPOINT_CODE = {"bidirectional": None, "token_prepending": False}
-
-EXPLICIT, DEFAULT = "explicit", "default"
-
-# What runs the model: transformers in this process, vLLM's engine, or an OpenAI-compatible server.
-BACKENDS = ("hf", "vllm", "openai")
-
-
-def check_backend(backend: str) -> str:
-    """Raises InvalidOptionError for a backend name not in :data:`BACKENDS`."""
-    if backend not in BACKENDS:
-        raise InvalidOptionError.for_choice("backend", backend, BACKENDS)
-    return backend
-
-
 CHECKPOINT_CODE = "checkpoint's own code (trust_remote_code)"
 
 

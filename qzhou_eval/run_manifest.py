@@ -78,7 +78,7 @@ class RunManifest:
 
     benchmark: str | None = None
     model: ManifestModel = field(default_factory=ManifestModel)
-    inputs: dict[str, Any] | None = None  # runs.provenance.RunInputs.as_record()
+    inputs: dict[str, Any] | None = None  # record.inputs.RunInputs.as_record()
     created: str | None = None
     updated: str | None = None
     versions: dict[str, Any] | None = None

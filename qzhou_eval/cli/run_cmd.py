@@ -15,9 +15,9 @@ from qzhou_eval.cli.handling import (
     verbosity_counts,
 )
 from qzhou_eval.cli.options import add_encoder_flags, encoder_options_given, parse_bool
-from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, number_arg
+from qzhou_eval.record.readability_limits import ReadabilityLimits
 from qzhou_eval.remote.endpoint import EndpointSettings
 from qzhou_eval.resolution.backends import BACKEND_NAMES, capabilities
 from qzhou_eval.runs.resume_check import check_resume

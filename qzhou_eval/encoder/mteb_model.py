@@ -18,7 +18,6 @@ from mteb.types import PromptType
 from qzhou_eval.encoder.embedder import Encoder
 from qzhou_eval.encoder.readability import (
     Readability,
-    ReadabilityLimits,
     check_collapse,
     embedding_collapsed,
     sample_distinct,
@@ -26,6 +25,7 @@ from qzhou_eval.encoder.readability import (
 )
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import InstructionSet, route_prefix
+from qzhou_eval.record.readability_limits import ReadabilityLimits
 
 if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata

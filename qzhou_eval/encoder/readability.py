@@ -29,22 +29,10 @@ from typing import Any
 import numpy as np
 
 from qzhou_eval.errors import UnreadableTaskError
-from qzhou_eval.integrity.numbers import FRACTION, check_number
+from qzhou_eval.record.readability_limits import ReadabilityLimits
 
 SAMPLE_SIZE = 512
 MIN_TEXTS_FOR_ERROR = 20  # a handful of distinct texts says nothing about a collapse
-
-
-@dataclass(frozen=True)
-class ReadabilityLimits:
-    """Collapse share that is an error, and the unknown/collapse share that earns a warning."""
-
-    collapse_error: float = 0.9
-    warn: float = 0.05
-
-    def __post_init__(self) -> None:
-        check_number("collapse_error", self.collapse_error, FRACTION)
-        check_number("readability warn", self.warn, FRACTION)
 
 
 @dataclass

@@ -130,7 +130,7 @@ def comparison_benchmark(*models: ModelResults) -> str:
 
 def _units(model: ModelResults, task: str, conv: Convention, shown: float):
     """The task's verified units under the convention's selection, or why there are none."""
-    from qzhou_eval.runs.recorded_units import RecordedUnits, recorded_units
+    from qzhou_eval.significance.recorded_units import RecordedUnits, recorded_units
 
     found = recorded_units(model.tasks[task].path)
     if not isinstance(found, RecordedUnits):
@@ -160,8 +160,8 @@ def paired_table(base: ModelResults, new: ModelResults, conv: Convention, settin
     note; q-values by Benjamini-Hochberg over the tested tasks; worst delta first."""
     from qzhou_eval.errors import NotPaired
     from qzhou_eval.results.aggregate import task_score
-    from qzhou_eval.runs.recorded_units import RecordedUnits
     from qzhou_eval.significance.paired import benjamini_hochberg, paired_test
+    from qzhou_eval.significance.recorded_units import RecordedUnits
 
     records = []
     for task, selection in conv.tasks.items():

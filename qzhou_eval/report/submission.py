@@ -152,7 +152,7 @@ def submission_meta(name: str, source: Path, run_meta: dict[str, Any], revision:
 
 def _recorded_models(name: str, source: Path) -> list[ManifestModel]:
     """The ``model`` entries the run's manifests hold for ``name`` at the revision folder ``source``."""
-    from qzhou_eval.runs.provenance import run_folder_of
+    from qzhou_eval.record.provenance import run_folder_of
 
     manifests = sorted(run_folder_of(source / "model_meta.json").glob(MANIFEST_GLOB))
     models = [manifest.model for path in manifests if (manifest := RunManifest.read(path)) is not None]

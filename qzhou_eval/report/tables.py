@@ -203,7 +203,7 @@ def find_manifests(run_dirs: list[str | Path], benchmark: str, strict: bool = Fa
 
 def readability_notes(report: Report) -> list[str]:
     """One line per run task the model read poorly (unknown tokens or collapsed texts at 5 % or more)."""
-    from qzhou_eval.encoder.readability import ReadabilityLimits
+    from qzhou_eval.record.readability_limits import ReadabilityLimits
 
     warn = ReadabilityLimits().warn
     notes = []

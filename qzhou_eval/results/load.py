@@ -173,7 +173,7 @@ def _verified(task_file: TaskFile) -> TaskFile:
     Raises:
         ResultFileError: naming the file and why it is not trusted.
     """
-    from qzhou_eval.runs.provenance import unverified_reason
+    from qzhou_eval.record.provenance import unverified_reason
 
     reason = unverified_reason(task_file.path)
     if reason is not None:

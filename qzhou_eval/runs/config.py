@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qzhou_eval.encoder.readability import ReadabilityLimits
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.integrity.outputs import check_revision_name
 from qzhou_eval.option_table import check_options
+from qzhou_eval.record.readability_limits import ReadabilityLimits
 from qzhou_eval.remote.endpoint import WEIGHTS_NOT_HASHED, EndpointSettings
 from qzhou_eval.resolution.backends import capabilities
 from qzhou_eval.resolution.resolve import Request

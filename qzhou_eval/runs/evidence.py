@@ -1,13 +1,6 @@
-"""Per-sample evidence kept with every result: mteb's predictions and the task's verified units.
+"""Per-sample evidence of one evaluation, collected from mteb's predictions and written before the task's record.
 
-Layout (beside the records, outside the folders mteb and the results repository read)::
-
-    <output_dir>/.qzhou/evidence/<org__model>/<revision>/<Task>.predictions.json.gz   mteb's predictions, gzip
-    <output_dir>/.qzhou/evidence/<org__model>/<revision>/<Task>.units.json.gz         TaskUnits (significance/)
-
-Both files are written before the task's record, and the record names their digests, so evidence is
-reused, shown or compared only while it is the exact evidence of the result it sits beside. Units
-exist only when they rebuild mteb's main score; otherwise the record says why there are none.
+Where it lies and how a reader checks it against its record: :mod:`qzhou_eval.record.evidence_files`.
 """
 
 from __future__ import annotations
@@ -21,20 +14,9 @@ from typing import Any
 
 from qzhou_eval._atomic import atomic_write_bytes
 from qzhou_eval.integrity.content import file_sha256
+from qzhou_eval.record.evidence_files import EvidenceFiles
 
 logger = logging.getLogger(__name__)
-
-EVIDENCE_DIRNAME = "evidence"
-
-
-@dataclass(frozen=True)
-class EvidenceFiles:
-    predictions: Path
-    units: Path
-
-    @classmethod
-    def in_folder(cls, folder: Path, task: str) -> EvidenceFiles:
-        return cls(folder / f"{task}.predictions.json.gz", folder / f"{task}.units.json.gz")
 
 
 @dataclass(frozen=True)
@@ -86,19 +68,3 @@ def write_evidence(evidence: Evidence, files: EvidenceFiles) -> dict[str, Any]:
         files.units.unlink(missing_ok=True)
         record["units_note"] = evidence.note
     return record
-
-
-def evidence_intact(record: dict[str, Any] | None, files: EvidenceFiles) -> str | None:
-    """Why the evidence named by a record is not the evidence on disk, or None when it is."""
-    if record is None:
-        return "has no per-sample predictions (run with --no_predictions, or before they were kept)"
-    wanted = [(files.predictions, record.get("predictions_sha256"))]
-    if "units_sha256" in record:
-        wanted.append((files.units, record["units_sha256"]))
-    for path, digest in wanted:
-        try:
-            if file_sha256(path) != digest:
-                return f"{path.name} is not the file its record names"
-        except OSError:
-            return f"{path.name} is missing or unreadable"
-    return None

@@ -21,7 +21,7 @@ from pathlib import Path
 from qzhou_eval.errors import OutputDirBusy
 from qzhou_eval.integrity.outputs import check_file_target, check_folder_target
 from qzhou_eval.record.inputs import RunInputs
-from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore
+from qzhou_eval.record.provenance import STATE_DIRNAME, RecordStore
 
 
 def check_state_paths(output_dir: Path, suite: str, results_dir: Path, store: RecordStore, tasks: list[str]) -> None:

@@ -9,7 +9,6 @@ from qzhou_eval._atomic import TMP_SUFFIX, atomic_write_json, atomic_write_text,
 __all__ = [
     "atomic_write_json",
     "atomic_write_text",
-    "main_score_of",
     "read_task_result",
     "remove_stale_temp_files",
     "write_task_result",
@@ -46,27 +45,3 @@ def read_task_result(path: Path):
         return TaskResult.from_disk(path)
     except Exception:
         return None
-
-
-def main_score_of(path: Path) -> float | None:
-    """The main score mteb's ``TaskResult.get_score()`` gives for a result file, read without importing mteb.
-
-    The mean of ``main_score`` over every split's entries that name at least one language; None when
-    the file is unreadable or holds no such entry.
-    """
-    import json
-    import math
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        values = [
-            float(entry["main_score"])
-            for entries in data["scores"].values()
-            for entry in entries
-            if entry.get("languages")
-        ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    if not values or not all(math.isfinite(v) for v in values):
-        return None
-    return sum(values) / len(values)

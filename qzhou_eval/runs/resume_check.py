@@ -13,12 +13,12 @@ from pathlib import Path
 
 from qzhou_eval.benchmarks import bundled_task_names
 from qzhou_eval.errors import QZhouEvalError
+from qzhou_eval.record.provenance import RecordStore, Reuse
 from qzhou_eval.resolution.resolve import cuda_surely_absent, resolve
 from qzhou_eval.resolution.spec import RunSpec
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.config import RunConfig, RunSummary
 from qzhou_eval.runs.folder_lock import check_state_paths
-from qzhou_eval.runs.provenance import RecordStore, Reuse
 from qzhou_eval.runs.suites import shard_names
 from qzhou_eval.runs.task_data import folder_fingerprints
 

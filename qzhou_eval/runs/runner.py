@@ -38,6 +38,8 @@ from qzhou_eval.errors import (
 from qzhou_eval.integrity.exhaustion import is_exhaustion
 from qzhou_eval.integrity.outputs import check_folder_target
 from qzhou_eval.modeling.loading import check_device, resolve_device
+from qzhou_eval.record.evidence_files import EVIDENCE_DIRNAME
+from qzhou_eval.record.provenance import STATE_DIRNAME, RecordStore, Reuse
 from qzhou_eval.resolution.resolve import resolve
 from qzhou_eval.resolution.spec import RunSpec
 from qzhou_eval.results.layout import results_dir_for
@@ -45,10 +47,9 @@ from qzhou_eval.run_manifest import RunManifest, TaskEntry
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.column_lists import columns_as_lists
 from qzhou_eval.runs.config import CACHE_DIRNAME, RunConfig, RunSummary, TaskFailure, request_manifest
-from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, Evidence, collect_evidence, write_evidence
+from qzhou_eval.runs.evidence import Evidence, collect_evidence, write_evidence
 from qzhou_eval.runs.folder_lock import OutputFolderLock, check_state_paths
 from qzhou_eval.runs.offline import attach_data_dir, go_offline
-from qzhou_eval.runs.provenance import STATE_DIRNAME, RecordStore, Reuse
 from qzhou_eval.runs.results_io import (
     atomic_write_json,
     atomic_write_text,

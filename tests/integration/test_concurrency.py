@@ -12,10 +12,10 @@ import pytest
 
 from qzhou_eval._atomic import TMP_SUFFIX, temp_prefix
 from qzhou_eval.errors import OutputDirBusy
+from qzhou_eval.record.inputs import RunInputs
 from qzhou_eval.run_manifest import RunManifest, TaskEntry
 from qzhou_eval.runs import manifest as manifests
 from qzhou_eval.runs.folder_lock import OutputFolderLock
-from qzhou_eval.runs.provenance import RunInputs
 from qzhou_eval.runs.results_io import remove_stale_temp_files
 from qzhou_eval.runs.runner import RunConfig, run_suite
 

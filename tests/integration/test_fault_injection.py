@@ -37,8 +37,8 @@ from pathlib import Path
 import pytest
 
 from qzhou_eval.cli.main import main
-from qzhou_eval.runs.provenance import unverified_reason
-from qzhou_eval.runs.results_io import main_score_of
+from qzhou_eval.record.provenance import unverified_reason
+from qzhou_eval.record.result_files import main_score_of
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BUDGET = int(os.environ.get("QZHOU_FAULTS", "12"))

@@ -86,7 +86,8 @@ def test_mteb_sts_benchmark_end_to_end(encoder, shared_dir):
 
 
 def test_a_max_length_beyond_the_position_table_is_capped_once_for_record_and_cache(minilm_path, tmp_path):
-    from qzhou_eval.runs.config import RunConfig, resolve_request
+    from qzhou_eval.resolution.resolve import resolve
+    from qzhou_eval.runs.config import RunConfig
 
     encoder = load_encoder(minilm_path, max_length=1000)  # BERT: 512 learned positions
     assert encoder.options.max_length == 512 and encoder.identity()["options"]["max_length"] == 512
@@ -100,4 +101,4 @@ def test_a_max_length_beyond_the_position_table_is_capped_once_for_record_and_ca
         output_dir=tmp_path,
         encoder_options={"max_length": 1000},
     )
-    assert resolve_request(config, ["STSBenchmark"]).inputs.options["max_length"] == 512, "the record: as the cache"
+    assert resolve(config.request(["STSBenchmark"])).inputs.options["max_length"] == 512, "the record: as the cache"

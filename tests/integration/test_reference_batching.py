@@ -156,11 +156,12 @@ def test_the_run_records_the_policy_and_never_mixes_policies(tiny_qzhou_embeddin
 
 
 def test_reference_batching_under_torchrun_is_refused_before_any_rank_loads_a_model(monkeypatch, minilm_path, tmp_path):
-    from qzhou_eval.runs.config import RunConfig, resolve_request
+    from qzhou_eval.resolution.resolve import resolve
+    from qzhou_eval.runs.config import RunConfig
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     config = RunConfig(minilm_path, None, tmp_path, tasks=["STSBenchmark"], encoder_options={"batching": "reference"})
     with pytest.raises(InvalidOptionError, match="--reference_gpus 2"):
-        resolve_request(config, ["STSBenchmark"])
+        resolve(config.request(["STSBenchmark"]))
     assert not any(tmp_path.iterdir())  # refused before the run folder was touched

@@ -140,7 +140,7 @@ def test_other_options_are_refused_then_set_aside(finished_run, minilm_path, sha
 
 def test_per_sample_evidence_is_bound_to_its_result(finished_run, minilm_path, shared_dir, tmp_path):
     """Evidence is reused only while it is the recorded evidence; asking for it reruns a task that has none."""
-    from qzhou_eval.runs.recorded_units import RecordedUnits, recorded_units
+    from qzhou_eval.significance.recorded_units import RecordedUnits, recorded_units
 
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(finished_run[0]), str(copy)], check=True)

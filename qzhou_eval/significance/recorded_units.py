@@ -5,24 +5,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from qzhou_eval.runs.evidence import evidence_intact
-from qzhou_eval.runs.provenance import is_recorded_file, read_record, store_of
+from qzhou_eval.record.evidence_files import evidence_intact
+from qzhou_eval.record.provenance import is_recorded_file, read_record, store_of
+from qzhou_eval.significance.units import TaskUnits
 
 
 @dataclass(frozen=True)
 class RecordedUnits:
     """A result's units, read only after its record, result file and units file all verified."""
 
-    units: Any  # significance.units.TaskUnits
+    units: TaskUnits
     data_fingerprint: str
 
 
 def recorded_units(result_file: Path) -> RecordedUnits | str:
     """The units kept beside ``result_file`` (``<output_dir>/<org__model>/<revision>/<Task>.json``), or why none."""
-    from qzhou_eval.significance.units import TaskUnits
-
     store = store_of(result_file)
     record = read_record(store.path(result_file.stem), legacy_ok=True)
     if record is None:

@@ -10,7 +10,6 @@ by resolved value, so spelling out a default is not a change.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from qzhou_eval._atomic import atomic_write_json
-from qzhou_eval.instructions.registry import InstructionSet, route_prefix
 from qzhou_eval.integrity.content import file_sha256, hash_bytes
+from qzhou_eval.record.evidence_files import EVIDENCE_DIRNAME, EvidenceFiles, evidence_intact
 from qzhou_eval.record.inputs import RunInputs
+from qzhou_eval.record.result_files import main_score_of
 from qzhou_eval.results.layout import RESULTS_DIRNAME, model_folder, model_name_of
-from qzhou_eval.runs.evidence import EVIDENCE_DIRNAME, EvidenceFiles, evidence_intact
 
 STATE_DIRNAME = ".qzhou"
 
@@ -59,12 +58,6 @@ class TaskRecord:
 def record_check(body: dict[str, Any]) -> str:
     """A record's checksum over its own fields: a record edited by hand (or damaged) is never believed."""
     return hash_bytes(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode())
-
-
-def prefixes_sha256(instructions: InstructionSet | None, task: str, use_instruction: bool) -> str:
-    """Digest of the exact prefixes ``task``'s queries and documents get."""
-    sides = [route_prefix(instructions, task, side, use_instruction) for side in ("query", "document")]
-    return hashlib.sha256(json.dumps(sides, ensure_ascii=False).encode()).hexdigest()
 
 
 class Reuse(Enum):
@@ -138,8 +131,6 @@ class RecordStore:
 
     def verified_score(self, task: str, result_file: Path) -> float | None:
         """The main score read from ``result_file`` itself, only when the file is the one its record names."""
-        from qzhou_eval.runs.results_io import main_score_of
-
         record = self.read(task)
         if record is None or not is_recorded_file(record, result_file):
             return None
