@@ -34,14 +34,14 @@ def run(model: str, device: str, dtype: str, batching: str, texts: list[list[str
 
     encoder = load_encoder(model, device=device, dtype=dtype, batching=batching)
     passes = 0
-    plain = encoder.embed_batch
+    plain = encoder.backend.embed_batch
 
     def counted(features, normalize=True):
         nonlocal passes
         passes += 1
         return plain(features, normalize)
 
-    encoder.embed_batch = counted
+    encoder.backend.embed_batch = counted
     encoder.encode(texts[0][:64])  # warm-up
     passes = 0
     start = time.perf_counter()

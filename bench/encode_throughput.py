@@ -76,14 +76,12 @@ def real(args) -> None:
     tokens = sum(min(len(ids), max_length) for ids in ours.tokenizer(texts)["input_ids"])
     print(
         f"{args.model}: {len(texts)} real texts, {tokens} tokens after truncation at {max_length}; "
-        f"{ours.options.device}, {ours.options.dtype}"
+        f"{ours.placement}, {ours.spec.dtype}"
     )
-    st = SentenceTransformer(args.model, device=ours.options.device)
+    st = SentenceTransformer(args.model, device=str(ours.device))
     st.max_seq_length = max_length
     base, st_s = timed("SentenceTransformer.encode (batch 32)", lambda t: st.encode(t, batch_size=32), texts, tokens)
-    hf, hf_s = timed(
-        f"qzhou-eval hf, token budget {ours.options.max_tokens_per_batch}", lambda t: ours.encode(t), texts, tokens
-    )
+    hf, hf_s = timed(f"qzhou-eval hf, token budget {ours.batching.max_tokens}", lambda t: ours.encode(t), texts, tokens)
     reference = load_encoder(args.model, device=args.device, batching="reference")
     timed("qzhou-eval hf, --batching reference (32 rows)", lambda t: reference.encode(t), texts, tokens)
     print(f"  hf vs SentenceTransformer: {st_s / hf_s:.2f}x the speed, min cosine {(hf * base).sum(1).min():.6f}")

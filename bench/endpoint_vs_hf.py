@@ -62,7 +62,7 @@ def main() -> int:
         "--cache_dir",
         "none",
     ]
-    from qzhou_eval.remote.vllm_server import LocalVllmServer
+    from qzhou_eval.testing.vllm_server import LocalVllmServer
 
     log = Path(tempfile.mkdtemp(prefix="qzhou-bench-vllm-")) / "server.log"
     with LocalVllmServer(args.model, "bench/model", log) as server:

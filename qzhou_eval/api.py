@@ -11,6 +11,7 @@ import torch
 
 from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
 from qzhou_eval.encoder.embedder import Encoder
+from qzhou_eval.encoder.hf_pass import HfBackend
 from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
 from qzhou_eval.modeling.loading import LoadedModel, load_backbone, load_backbone_config, load_tokenizer, resolve_device
@@ -191,7 +192,8 @@ def _build_hf_encoder(spec: RunSpec) -> Encoder:
         torch_device,
         loaded.attn_implementation,
     )
-    return Encoder(loaded, spec, info.source, hooks, placement=str(torch_device))
+    backend = HfBackend(spec.backend, loaded, spec.pooling, spec.dim, spec.normalize, hooks)
+    return Encoder(loaded, spec, info.source, backend, placement=str(torch_device))
 
 
 def _torch_dtype(spec: RunSpec) -> torch.dtype:
@@ -210,7 +212,7 @@ def _declared_shape(info: CheckpointInfo, remote: bool) -> tuple[object, int, in
 def _build_vllm_encoder(spec: RunSpec) -> Encoder:
     """The vLLM engine plus the harness's tokenizer and head; options resolved exactly as for the HF backend."""
     from qzhou_eval._ranks import world_size
-    from qzhou_eval.encoder.vllm_backend import VllmEngine
+    from qzhou_eval.encoder.vllm_backend import VllmBackend, VllmEngine
 
     info = spec.info
     source, layout = info.source, info.layout
@@ -237,7 +239,8 @@ def _build_vllm_encoder(spec: RunSpec) -> Encoder:
         max_positions=positions,
     )
     logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, spec.dtype, spec.device_type)
-    return Encoder(loaded, spec, source, None, vllm=engine, placement=spec.device_type)
+    backend = VllmBackend(spec.backend, engine, spec.dim, spec.normalize)
+    return Encoder(loaded, spec, source, backend, placement=spec.device_type)
 
 
 def _build_endpoint_encoder(spec: RunSpec) -> Encoder:
@@ -251,7 +254,7 @@ def _build_endpoint_encoder(spec: RunSpec) -> Encoder:
         EndpointError: the server cannot be reached, serves another model, or answers with the wrong width.
         InvalidOptionError: a bad dim.
     """
-    from qzhou_eval.encoder.endpoint_backend import ServedModelCheck
+    from qzhou_eval.encoder.endpoint_backend import EndpointBackend, ServedModelCheck
     from qzhou_eval.remote.endpoint import EndpointClient
 
     info, settings = spec.info, spec.endpoint
@@ -274,7 +277,8 @@ def _build_endpoint_encoder(spec: RunSpec) -> Encoder:
         ", ".join(settings.base_urls),
         client.workers,
     )
-    return Encoder(loaded, spec, spec.source, None, endpoint=client, endpoint_check=check, placement="endpoint")
+    backend = EndpointBackend(spec.backend, client, spec.dim, spec.normalize, check)
+    return Encoder(loaded, spec, spec.source, backend, placement="endpoint")
 
 
 def verify_texts(spec: RunSpec) -> int:

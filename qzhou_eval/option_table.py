@@ -247,3 +247,19 @@ def cache_identity_record(identity: dict[str, Any]) -> dict[str, Any]:
         if spec is not None and spec.cache_identity_from and value == spec.default:
             del out[name]
     return out
+
+
+def markdown_table() -> str:
+    """docs/options.md's table: every option's flag, keyword, default and where it may come from."""
+    rows = [
+        "| flag | `load_encoder` keyword | default | a preset may set it | part of a result's identity | what it does |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in ENCODER_OPTIONS:
+        identity = "yes" if spec.identity and not spec.identity_from else "when not default" if spec.identity else "no"
+        default = "unset" if spec.default is None else f"`{spec.default}`"
+        help_text = spec.help.replace("|", "\\|")
+        rows.append(
+            f"| `{spec.flag}` | `{spec.name}` | {default} | {'yes' if spec.preset else 'no'} | {identity} | {help_text} |"
+        )
+    return "\n".join(rows) + "\n"

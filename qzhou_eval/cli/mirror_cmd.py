@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qzhou_eval.runs.suites import parse_list
+from qzhou_eval.cli.options import parse_list
 
 
 def add_parser(sub) -> None:

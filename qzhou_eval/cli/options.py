@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from qzhou_eval.integrity.numbers import NON_NEGATIVE_INT, POSITIVE_INT, number_arg
 from qzhou_eval.option_table import ENCODER_OPTIONS, Kind
@@ -37,3 +38,11 @@ def encoder_options_given(args) -> dict:
     """The encoder options the user gave on the command line (the others stay unset, so presets apply)."""
     given = {spec.name: getattr(args, spec.flag.removeprefix("--")) for spec in ENCODER_OPTIONS}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def parse_list(value: str | Sequence[str] | None) -> list[str]:
+    """A comma list ("STS12,STS13") or a sequence, stripped, without empties."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item and item.strip()]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from qzhou_eval.cli.options import parse_list
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE, POSITIVE_INT, number_arg
 from qzhou_eval.integrity.outputs import check_output, same_file
-from qzhou_eval.runs.suites import parse_list
 
 
 def add_parser(sub) -> None:

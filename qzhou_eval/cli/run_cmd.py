@@ -14,14 +14,12 @@ from qzhou_eval.cli.handling import (
     run_handled,
     verbosity_counts,
 )
-from qzhou_eval.cli.options import add_encoder_flags, encoder_options_given, parse_bool
+from qzhou_eval.cli.options import add_encoder_flags, encoder_options_given, parse_bool, parse_list
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.integrity.numbers import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, number_arg
 from qzhou_eval.record.readability_limits import ReadabilityLimits
 from qzhou_eval.remote.endpoint import EndpointSettings
 from qzhou_eval.resolution.backends import BACKEND_NAMES, capabilities
-from qzhou_eval.runs.resume_check import check_resume
-from qzhou_eval.runs.suites import parse_list, parse_shard
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -209,6 +207,7 @@ def add_parser(sub) -> None:
 
 def build_config(args, benchmark: str | None):
     from qzhou_eval.runs.config import RunConfig
+    from qzhou_eval.runs.suites import parse_shard
 
     if getattr(args, "benchmark", None) is not None and not str(args.benchmark).strip():
         raise InvalidOptionError(
@@ -331,6 +330,8 @@ def run(args, benchmark: str | None = None) -> int:
         args.benchmark = one_benchmark(args.benchmark)
     benchmark = benchmark or args.benchmark
     config = build_config(args, benchmark)
+    from qzhou_eval.runs.resume_check import check_resume  # torch-free; the report commands never import runs/
+
     summary, spec = check_resume(config)
     if summary is None:
         from qzhou_eval.runs.runner import run_suite  # mteb and torch load only when there is work

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -13,27 +13,19 @@ import torch
 
 from qzhou_eval.constants import INSTRUCTION_TEMPLATE
 from qzhou_eval.encoder.cache import EmbeddingCache, model_key
-from qzhou_eval.encoder.endpoint_backend import EndpointPass
-from qzhou_eval.encoder.hf_pass import HfPass
 from qzhou_eval.encoder.inputs import InputFormatter, validate_texts
-from qzhou_eval.encoder.pass_base import finish, normalised_in_float32, project
-from qzhou_eval.encoder.reference_batches import ReferencePass
+from qzhou_eval.encoder.pass_base import CallContext, EmbeddingBackend
 from qzhou_eval.encoder.stats import EncodeStats
-from qzhou_eval.encoder.vllm_backend import VllmPass
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.instructions.registry import QUERY, TaskInstruction
-from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.loading import LoadedModel
 from qzhou_eval.modeling.source import ModelSource
-from qzhou_eval.modeling.token_prepend import TokenPrepending
 from qzhou_eval.options import Batching
 from qzhou_eval.resolution.spec import RunSpec
 
 if TYPE_CHECKING:
     from qzhou_eval.encoder.data_parallel import DataParallel
-    from qzhou_eval.encoder.endpoint_backend import ServedModelCheck
-    from qzhou_eval.encoder.vllm_backend import VllmEngine
-    from qzhou_eval.remote.endpoint import EndpointClient
+    from qzhou_eval.modeling.token_prepend import TokenPrepending
 
 
 def _first_rows(inputs: list[str]) -> dict[str, int]:
@@ -55,25 +47,17 @@ class Encoder:
         loaded: LoadedModel,
         spec: RunSpec,
         source: ModelSource,
-        token_prepending: TokenPrepending | None = None,
-        vllm: VllmEngine | None = None,
-        endpoint: EndpointClient | None = None,
-        endpoint_check: ServedModelCheck | None = None,
+        backend: EmbeddingBackend,
         placement: str = "cpu",
     ) -> None:
-        self.loaded = loaded
+        self.loaded = loaded  # the tokenizer and widths; the model itself only where it runs in this process
         self.spec = spec
         self.options = spec  # the typed option views (pooling, max_length, dim, ...) the encode path reads
         self.resolution = spec.options  # each option's value and source (explicit/preset/checkpoint/default)
         self.source = source
+        self.backend = backend  # what computes the vectors (hf_pass, vllm_backend or endpoint_backend)
         self.placement = placement  # where the vectors are computed: a torch device, vLLM's, or "endpoint"
         self._formatter = InputFormatter(spec.prompt_template, spec.lowercase)
-        self._token_prepending = token_prepending
-        self.vllm = vllm  # the vLLM engine that runs the model (backend "vllm"); None: loaded.model runs it
-        self.endpoint = endpoint  # the server that runs the model (backend "openai")
-        self.endpoint_check = endpoint_check  # compares the server with the local checkpoint on the first texts
-        in_process = vllm is None and endpoint is None
-        self._device = next(loaded.model.parameters()).device if in_process else torch.device("cpu")
         self.batching = spec.batching
         self.data_parallel: DataParallel | None = None  # set by the runner under torchrun
         self.cache: EmbeddingCache | None = None
@@ -90,10 +74,11 @@ class Encoder:
 
     @property
     def device(self) -> torch.device:
-        return self._device
+        """Where the model runs in this process (the CPU when an engine or a server runs it)."""
+        return getattr(self.backend, "device", torch.device("cpu"))
 
     @property
-    def model(self) -> torch.nn.Module:
+    def model(self) -> torch.nn.Module | None:
         return self.loaded.model
 
     @property
@@ -104,7 +89,7 @@ class Encoder:
     @property
     def token_prepending(self) -> TokenPrepending | None:
         """The Token Prepending hooks in use, if any (training runs the same forward)."""
-        return self._token_prepending
+        return getattr(self.backend, "token_prepending", None)
 
     @property
     def tokenizer(self):
@@ -172,8 +157,7 @@ class Encoder:
         todo = list(first_row)
         self.stats.inputs += len(inputs)
         self.stats.duplicates += len(inputs) - len(todo)
-        if self.endpoint_check is not None and not self.endpoint_check.done:
-            self.endpoint_check(self, todo)  # 3. a served model is checked against the local weights first
+        self.backend.check_first(todo)  # 3. a served model is checked against the local weights first
         vectors = self._cached(todo)  # 4. what the cache already holds
         pending = [t for t in todo if t not in vectors]
         self.stats.encoded += len(pending)
@@ -196,17 +180,27 @@ class Encoder:
             show = rows > batching.max_rows and logging.getLogger("qzhou_eval").isEnabledFor(logging.INFO)
         return desc if show else None
 
+    def _call(self, first_row: dict[str, int], progress: str | None) -> CallContext:
+        """What the backend's pass over one call needs; under torchrun the writer rank caches the gathered
+        vectors in :meth:`_compute` instead of each pass."""
+        return CallContext(
+            self.tokenizer,
+            self.spec.max_length,
+            self.embedding_dim,
+            self.spec.dim,
+            self.spec.normalize,
+            self.stats,
+            first_row,
+            progress,
+            self._store_in_cache if self.cache is not None and self.data_parallel is None else None,
+        )
+
     def _compute(self, pending: list[str], first_row: dict[str, int], batching: Batching, progress: str | None):
-        """Vectors of ``pending`` from the backend in use; under torchrun the ranks share the work."""
-        if self.endpoint is not None:
-            run = EndpointPass(self, first_row, progress)
-        elif self.vllm is not None:
-            run = VllmPass(self, first_row, progress)
-        else:
-            run = HfPass(self, batching, first_row, progress)
+        """Vectors of ``pending`` from the backend; under torchrun the ranks share the work."""
+        call = self._call(first_row, progress)
         if self.data_parallel is None:
-            return run(pending)
-        computed = self.data_parallel.embed(pending, run)
+            return self.backend.embed(pending, call, batching)
+        computed = self.data_parallel.embed(pending, _RankPass(self.backend, call, batching))
         if self.data_parallel.is_writer and self.cache is not None:
             self._store_in_cache(pending, computed)
         return computed
@@ -215,19 +209,18 @@ class Encoder:
         """The one place vectors enter the embedding cache."""
         self.cache.put_many(self.cache.keys(texts), vectors)
 
-    def cache_writer(self) -> Callable[[Sequence[str], np.ndarray], None] | None:
-        """How a backend's pass caches finished vectors, or None when it must not (no cache; or torchrun, where
-        the writer rank stores the gathered vectors in :meth:`_compute`)."""
-        if self.cache is None or self.data_parallel is not None:
-            return None
-        return self._store_in_cache
+    def embed_formatted(self, inputs: list[str]) -> np.ndarray:
+        """Vectors of already formatted, distinct inputs straight from the backend: no cache, no statistics kept
+        (what a served model is checked against)."""
+        call = replace(self._call({t: i for i, t in enumerate(inputs)}, None), stats=EncodeStats(), store=None)
+        return self.backend.embed(list(inputs), call, self.batching)
 
     def _encode_as_reference(self, raw: list[str], inputs: list[str], batching: Batching, progress: str | None):
         """Every row through the reference's own batches (encoder/reference_batches.py): no dedupe, no cache.
         Resolution admits the reference policy only where one process runs the model (resolution/backends.py)."""
         self.stats.inputs += len(inputs)
         self.stats.encoded += len(inputs)
-        return ReferencePass(self, batching, progress)(raw, inputs)
+        return self.backend.embed_reference(raw, inputs, self._call({}, progress), batching)
 
     @property
     def _writes_cache(self) -> bool:
@@ -252,34 +245,20 @@ class Encoder:
             )
         return found
 
-    @torch.inference_mode()
-    def embed_batch(self, features: dict[str, torch.Tensor], normalize: bool = True) -> torch.Tensor:
-        """Pooled, projected, normalised float32 vectors of one collated batch, on the model's device.
-
-        ``normalize=False`` leaves the float32 path's normalisation to the caller (the Zh reference's sklearn).
-        """
-        batch = {k: v.to(self._device, non_blocking=True) for k, v in features.items()}
-        pooled = pooled_states(self.loaded, batch, self.options.pooling, self._token_prepending)
-        return self._head(pooled, normalize)
-
-    @property
-    def normalises_in_float32(self) -> bool:
-        """True when the vectors are normalised after the cast to float32 (Dense head or MRL slice: the Zh way)."""
-        return normalised_in_float32(bool(self.loaded.dense), self.options.dim)
-
-    def _head(self, pooled: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """Dense heads, MRL truncation and normalisation, in the order and dtypes the references use.
-
-        QZhou-Embedding normalises the pooled vector in the model's dtype and then casts to float32;
-        QZhou-Embedding-Zh runs its Dense head in the model's dtype (sentence-transformers in bf16),
-        casts to float32, slices to ``dim``, then normalises.
-        """
-        projected = project(pooled, self.loaded.dense) if self.loaded.dense else pooled
-        return finish(projected, bool(self.loaded.dense), self.options.dim, self.options.normalize and normalize)
-
     @property
     def n_parameters(self) -> int | None:
         """Parameters of the model this process holds (None when vLLM or a server holds it)."""
-        if self.vllm is not None or self.endpoint is not None:
-            return None
-        return sum(p.numel() for p in self.loaded.model.parameters())
+        return self.backend.parameters
+
+
+class _RankPass:
+    """One rank's share of a call through the backend (encoder/data_parallel.py deals the shares by length)."""
+
+    def __init__(self, backend: EmbeddingBackend, call: CallContext, batching: Batching) -> None:
+        self.backend, self.call, self.batching = backend, call, batching
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        return self.backend.token_lengths(texts, self.call)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.backend.embed(texts, self.call, self.batching)

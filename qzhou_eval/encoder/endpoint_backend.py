@@ -17,25 +17,29 @@ import logging
 import math
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from qzhou_eval.encoder.hf_pass import HfPass
-from qzhou_eval.encoder.pass_base import PassBase, finish
+from qzhou_eval.encoder.pass_base import CallContext, finish
 from qzhou_eval.errors import EndpointMismatch
 from qzhou_eval.options import Batching
-
-if TYPE_CHECKING:
-    from qzhou_eval.encoder.embedder import Encoder
+from qzhou_eval.remote.endpoint import EndpointClient
+from qzhou_eval.resolution.backends import Capabilities
 
 logger = logging.getLogger(__name__)
 
 # Without a local tokenizer: a token per 3 UTF-8 bytes (English words run ~4-5 bytes a token, CJK 3),
 # so a request holds at most about its budget; only batching depends on it, never an embedding.
 _BYTES_PER_TOKEN = 3
+
+
+class LocalEncoder(Protocol):
+    """The local checkpoint a served model is checked against: formatted inputs to protocol vectors."""
+
+    def embed_formatted(self, inputs: list[str]) -> np.ndarray: ...
 
 
 def estimated_tokens(text: str, max_length: int) -> int:
@@ -63,32 +67,61 @@ def plan_requests(lengths: list[int], batching: Batching) -> list[list[int]]:
     return requests
 
 
-class EndpointPass(PassBase):
-    """One call's distinct texts through the server: concurrent requests, each cached as it finishes."""
+class EndpointBackend:
+    """An OpenAI-compatible server: concurrent requests, each cached as it finishes; the first texts checked
+    against the local weights when a checkpoint folder is given (``check``)."""
 
-    def token_lengths(self, texts: list[str]) -> list[int]:
-        if self.encoder.tokenizer is not None:
-            return super().token_lengths(texts)
-        return [estimated_tokens(t, self.encoder.options.max_length) for t in texts]
+    def __init__(
+        self,
+        capabilities: Capabilities,
+        client: EndpointClient,
+        dim: int | None,
+        normalize: bool,
+        check: ServedModelCheck | None = None,
+    ) -> None:
+        self.capabilities = capabilities
+        self.client = client
+        self.dim = dim
+        self.normalize = normalize
+        self.check = check
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        encoder = self.encoder
-        client = encoder.endpoint
-        out = np.empty((len(texts), encoder.embedding_dim), dtype=np.float32)
+    def token_lengths(self, texts: list[str], call: CallContext) -> list[int]:
+        if call.tokenizer is not None:
+            return call.token_lengths(texts)
+        return [estimated_tokens(t, call.max_length) for t in texts]
+
+    def check_first(self, inputs: list[str]) -> None:
+        if self.check is not None and not self.check.done:
+            self.check(self, inputs)
+
+    def describe(self) -> dict[str, Any] | None:
+        """Requests, retries and what the server reported, and the start-up check's outcome."""
+        return {**self.client.describe(), "check": self.check.as_record() if self.check else None}
+
+    @property
+    def parameters(self) -> int | None:
+        return None
+
+    def to_protocol(self, vectors: np.ndarray) -> np.ndarray:
+        """The server's float32 vectors, sliced to the MRL dimension and normalised as the protocol does."""
+        return finish(torch.from_numpy(vectors), True, self.dim, self.normalize).numpy()
+
+    def embed(self, texts: list[str], call: CallContext, batching: Batching) -> np.ndarray:
+        client = self.client
+        out = np.empty((len(texts), call.width), dtype=np.float32)
         if not texts:
             return out
-        lengths = self.token_lengths(texts)
-        requests = plan_requests(lengths, encoder.batching)
-        bar = tqdm(total=len(texts), desc=self.progress, unit="text", disable=self.progress is None)
+        requests = plan_requests(self.token_lengths(texts, call), batching)
+        bar = tqdm(total=len(texts), desc=call.progress, unit="text", disable=call.progress is None)
         pool = ThreadPoolExecutor(max_workers=client.workers, thread_name_prefix="qzhou-eval-endpoint")
         running = {pool.submit(client.embed, [texts[r] for r in rows]): rows for rows in requests}
         failure: BaseException | None = None
 
         def keep(future) -> None:
             rows = running.pop(future)
-            vectors = served_to_protocol(future.result(), encoder)
+            vectors = self.to_protocol(future.result())
             out[rows] = vectors
-            self.keep([texts[r] for r in rows], vectors)
+            call.keep([texts[r] for r in rows], vectors)
             bar.update(len(rows))
 
         interrupted = False
@@ -114,11 +147,6 @@ class EndpointPass(PassBase):
         return out
 
 
-def served_to_protocol(vectors: np.ndarray, encoder: Encoder) -> np.ndarray:
-    """The server's float32 vectors, sliced to the MRL dimension and normalised as the protocol does."""
-    return finish(torch.from_numpy(vectors), True, encoder.options.dim, encoder.options.normalize).numpy()
-
-
 @dataclass(frozen=True)
 class CheckedPair:
     text: str
@@ -129,7 +157,8 @@ class ServedModelCheck:
     """Encode the first ``count`` texts the run meets (half from each of its first calls, so both sides of
     a retrieval task are seen) through the server and through the local checkpoint; below ``floor``, stop.
 
-    ``reference`` builds the local fp32 CPU encoder only when the check runs, and it is dropped after.
+    ``reference`` builds the local fp32 CPU encoder only when the check runs, and it is dropped after; it
+    answers ``embed_formatted(texts)`` (:meth:`qzhou_eval.encoder.embedder.Encoder.embed_formatted`).
     """
 
     def __init__(self, reference, count: int, floor: float) -> None:
@@ -142,7 +171,7 @@ class ServedModelCheck:
     def done(self) -> bool:
         return len(self.checked) >= self.count
 
-    def __call__(self, encoder: Encoder, inputs: list[str]) -> None:
+    def __call__(self, served: EndpointBackend, inputs: list[str]) -> None:
         """Check a sample of ``inputs`` (formatted, distinct) of one encode call.
 
         Raises:
@@ -153,10 +182,9 @@ class ServedModelCheck:
             return
         picks = sorted({int(i) for i in np.linspace(0, len(inputs) - 1, num=min(quota, len(inputs)))})
         sample = [inputs[i] for i in picks]
-        local = self._local_encoder()
-        expected = HfPass(local, local.batching, {t: i for i, t in enumerate(sample)}, None)(sample)
-        served = served_to_protocol(encoder.endpoint.embed(sample), encoder)
-        cosines = (expected * served).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(served, axis=1))
+        expected = self._local_encoder().embed_formatted(sample)
+        answered = served.to_protocol(served.client.embed(sample))
+        cosines = (expected * answered).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(answered, axis=1))
         self.checked.extend(CheckedPair(t, float(c)) for t, c in zip(sample, cosines))
         worst = sorted(self.checked, key=lambda p: p.cosine)
         if worst[0].cosine < self.floor:
@@ -177,7 +205,7 @@ class ServedModelCheck:
             )
             self._reference = None  # the local model is no longer needed
 
-    def _local_encoder(self) -> Encoder:
+    def _local_encoder(self) -> LocalEncoder:
         if callable(self._reference):
             logger.info("loading the local checkpoint (float32, CPU) to check the endpoint against it")
             self._reference = self._reference()

@@ -1,47 +1,80 @@
-"""What every backend's pass over one call shares: the pass's state, the NaN/inf check and the protocol's head.
+"""What every backend's pass over one call shares: the call's context, the backend protocol, the NaN/inf check
+and the protocol's head.
 
-The backends (hf_pass, vllm_backend, endpoint_backend, reference_batches) import from here and the encoder
-imports the backends, so the encode path has no import cycle.
+A backend (hf_pass.HfBackend, vllm_backend.VllmBackend, endpoint_backend.EndpointBackend) gets a
+:class:`CallContext`, never the encoder: the encoder imports the backends and no backend imports it back.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from qzhou_eval.encoder.batching import token_lengths
+from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import EmbeddingError
 from qzhou_eval.modeling.mrl import truncate_and_normalize
-
-if TYPE_CHECKING:
-    from qzhou_eval.encoder.embedder import Encoder
+from qzhou_eval.options import Batching
+from qzhou_eval.resolution.backends import Capabilities
 
 logger = logging.getLogger(__name__)
 
 
-class PassBase:
-    """What every backend's pass over one call's distinct texts holds; data parallelism asks it for token lengths."""
+@dataclass
+class CallContext:
+    """What a backend's pass over one encode call's distinct texts needs, and nothing else.
 
-    def __init__(self, encoder: Encoder, first_row: dict[str, int], progress: str | None) -> None:
-        self.encoder = encoder
-        self.first_row = first_row
-        self.progress = progress
-        self._cache_writer = encoder.cache_writer()  # None under data parallelism: the writer rank stores all
+    ``first_row`` maps each distinct input to its first row in the call (errors name inputs by row);
+    ``store`` caches finished vectors at once (None: no cache, or torchrun, where the writer rank stores all).
+    """
+
+    tokenizer: Any
+    max_length: int
+    width: int  # the returned vectors' width (after Dense heads and MRL truncation)
+    dim: int | None
+    normalize: bool
+    stats: EncodeStats
+    first_row: dict[str, int] = field(default_factory=dict)
+    progress: str | None = None
+    store: Callable[[Sequence[str], np.ndarray], None] | None = None
 
     def token_lengths(self, texts: list[str]) -> list[int]:
-        return token_lengths(self.encoder.tokenizer, texts, self.encoder.options.max_length)
+        return token_lengths(self.tokenizer, texts, self.max_length)
 
     def keep(self, texts: Sequence[str], vectors: np.ndarray) -> None:
         """Cache finished vectors at once (a run killed now redoes only what was in flight)."""
-        if self._cache_writer is not None:
-            self._cache_writer(texts, vectors)
+        if self.store is not None:
+            self.store(texts, vectors)
 
     def warn_truncated(self, truncated: int, total: int) -> None:
-        warn_truncated(truncated, total, self.encoder.options.max_length, "distinct text(s)")
+        warn_truncated(truncated, total, self.max_length, "distinct text(s)")
+
+
+class EmbeddingBackend(Protocol):
+    """What computes the vectors: transformers in this process, vLLM's engine, or a server. One per encoder."""
+
+    capabilities: Capabilities
+
+    def embed(self, texts: list[str], call: CallContext, batching: Batching) -> np.ndarray:
+        """Float32 vectors of distinct ``texts`` (formatted), in order, through the protocol's head."""
+
+    def token_lengths(self, texts: list[str], call: CallContext) -> list[int]:
+        """Each text's token count (data parallelism deals texts to ranks by it)."""
+
+    def check_first(self, inputs: list[str]) -> None:
+        """A check before the first texts are computed (a served model against the local weights)."""
+
+    def describe(self) -> dict[str, Any] | None:
+        """What a run's manifest says of this backend beyond the options (a server's requests), or None."""
+
+    @property
+    def parameters(self) -> int | None:
+        """Parameters this process holds (None when an engine or a server holds the model)."""
 
 
 def warn_truncated(truncated: int, total: int, max_length: int, what: str = "text(s)") -> None:

@@ -14,19 +14,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from qzhou_eval.encoder.batching import collate, tokenize
-from qzhou_eval.encoder.pass_base import check_finite, warn_truncated
+from qzhou_eval.encoder.pass_base import CallContext, check_finite, warn_truncated
 from qzhou_eval.options import Batching
 
-if TYPE_CHECKING:
-    from qzhou_eval.encoder.embedder import Encoder
-
 logger = logging.getLogger(__name__)
+
+
+class ReferenceModel(Protocol):
+    """What the reference pass runs (the hf backend): one collated batch to vectors, and where it normalises."""
+
+    normalises_in_float32: bool
+
+    def embed_batch(self, features: dict[str, torch.Tensor], normalize: bool = True) -> torch.Tensor: ...
 
 
 def _by_length(rows: np.ndarray, texts: Sequence[str]) -> np.ndarray:
@@ -52,35 +58,28 @@ def reference_batches(raw: Sequence[str], formatted: Sequence[str], batching: Ba
     return [b for b in batches if len(b)]
 
 
-class ReferencePass:
-    """One call through the model in the reference's batches; every row is computed, none from the cache."""
+def reference_pass(
+    model: ReferenceModel, raw: Sequence[str], formatted: Sequence[str], call: CallContext, batching: Batching
+) -> np.ndarray:
+    """One call through ``model`` in the reference's batches; every row is computed, none from the cache."""
+    out = np.empty((len(formatted), call.width), dtype=np.float32)
+    late = model.normalises_in_float32 and call.normalize  # the Zh reference: sklearn, over the whole call
+    truncated = 0
+    with tqdm(total=len(formatted), desc=call.progress, unit="text", disable=call.progress is None) as bar:
+        for rows in reference_batches(raw, formatted, batching):
+            tokens = tokenize(call.tokenizer, [formatted[i] for i in rows], call.max_length)
+            truncated += tokens.truncated
+            features = collate(call.tokenizer, tokens, range(len(rows)))
+            vectors = model.embed_batch(features, normalize=not late)
+            call.stats.tokens += sum(len(ids) for ids in tokens.input_ids)
+            call.stats.padded_tokens += features["attention_mask"].numel()
+            batch = vectors.cpu().numpy()
+            check_finite(batch, lambda i, rows=rows: int(rows[i]))
+            out[rows] = batch
+            bar.update(len(rows))
+    warn_truncated(truncated, len(formatted), call.max_length)
+    if late:
+        from sklearn.preprocessing import normalize
 
-    def __init__(self, encoder: Encoder, batching: Batching, progress: str | None) -> None:
-        self.encoder = encoder
-        self.batching = batching
-        self.progress = progress
-
-    def __call__(self, raw: Sequence[str], formatted: Sequence[str]) -> np.ndarray:
-        encoder = self.encoder
-        out = np.empty((len(formatted), encoder.embedding_dim), dtype=np.float32)
-        late = encoder.normalises_in_float32 and encoder.options.normalize  # the Zh reference: sklearn, whole call
-        truncated = 0
-        batches = reference_batches(raw, formatted, self.batching)
-        with tqdm(total=len(formatted), desc=self.progress, unit="text", disable=self.progress is None) as bar:
-            for rows in batches:
-                tokens = tokenize(encoder.tokenizer, [formatted[i] for i in rows], encoder.options.max_length)
-                truncated += tokens.truncated
-                features = collate(encoder.tokenizer, tokens, range(len(rows)))
-                vectors = encoder.embed_batch(features, normalize=not late)
-                encoder.stats.tokens += sum(len(ids) for ids in tokens.input_ids)
-                encoder.stats.padded_tokens += features["attention_mask"].numel()
-                batch = vectors.cpu().numpy()
-                check_finite(batch, lambda i, rows=rows: int(rows[i]))
-                out[rows] = batch
-                bar.update(len(rows))
-        warn_truncated(truncated, len(formatted), encoder.options.max_length)
-        if late:
-            from sklearn.preprocessing import normalize
-
-            out = normalize(out)
-        return out
+        out = normalize(out)
+    return out

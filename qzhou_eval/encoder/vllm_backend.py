@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import numpy as np
 import torch
 
 from qzhou_eval.encoder.batching import tokenize
-from qzhou_eval.encoder.pass_base import PassBase, check_finite, finish
+from qzhou_eval.encoder.pass_base import CallContext, check_finite, finish
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.pooling import Pooling
-from qzhou_eval.resolution.backends import VLLM_INSTALL_HINT
+from qzhou_eval.options import Batching
+from qzhou_eval.resolution.backends import VLLM_INSTALL_HINT, Capabilities
 
 logger = logging.getLogger(__name__)
 
@@ -109,19 +111,36 @@ class VllmEngine:
         return torch.from_numpy(rows).to(self.dtype)
 
 
-class VllmPass(PassBase):
-    """One call's distinct texts through vLLM (it schedules the batches itself), then the protocol's head."""
+class VllmBackend:
+    """The vLLM engine behind the harness's tokenizer and head: vLLM schedules the batches itself."""
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        encoder = self.encoder
-        tokens = tokenize(encoder.tokenizer, texts, encoder.options.max_length)
-        self.warn_truncated(tokens.truncated, len(texts))
-        pooled = encoder.vllm.pooled(tokens.input_ids, progress=self.progress is not None)
+    def __init__(self, capabilities: Capabilities, engine: VllmEngine, dim: int | None, normalize: bool) -> None:
+        self.capabilities = capabilities
+        self.engine = engine
+        self.dim = dim
+        self.normalize = normalize
+
+    def token_lengths(self, texts: list[str], call: CallContext) -> list[int]:
+        return call.token_lengths(texts)
+
+    def check_first(self, inputs: list[str]) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any] | None:
+        return None
+
+    @property
+    def parameters(self) -> int | None:
+        return None
+
+    def embed(self, texts: list[str], call: CallContext, batching: Batching) -> np.ndarray:
+        tokens = tokenize(call.tokenizer, texts, call.max_length)
+        call.warn_truncated(tokens.truncated, len(texts))
+        pooled = self.engine.pooled(tokens.input_ids, progress=call.progress is not None)
         computed = sum(len(ids) for ids in tokens.input_ids)  # vLLM packs sequences: no padding
-        encoder.stats.tokens += computed
-        encoder.stats.padded_tokens += computed
-        out = finish(pooled, encoder.vllm.projects, encoder.options.dim, encoder.options.normalize)
-        out = out.numpy()
-        check_finite(out, lambda i: self.first_row[texts[i]])
-        self.keep(texts, out)
+        call.stats.tokens += computed
+        call.stats.padded_tokens += computed
+        out = finish(pooled, self.engine.projects, self.dim, self.normalize).numpy()
+        check_finite(out, lambda i: call.first_row[texts[i]])
+        call.keep(texts, out)
         return out

@@ -85,6 +85,8 @@ class ServedModel:
 
     name: str
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # base URL -> id, root, owned_by, max_model_len
+    # What asking took (HTTP requests, retries by reason): a run's client counts on from there.
+    asked: tuple[int, tuple[tuple[str, int], ...]] = (0, ())
 
     @property
     def is_vllm(self) -> bool:
@@ -118,8 +120,8 @@ class EndpointClient:
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self.width = expected_width  # set by the first answer when no local checkpoint says it
-        self.requests = 0  # HTTP requests sent, retries included
-        self.retries: Counter[str] = Counter()
+        self.requests = served.asked[0] if served else 0  # HTTP requests sent, retries and GET /models included
+        self.retries: Counter[str] = Counter(dict(served.asked[1])) if served else Counter()
         self.served = served or self._discover()  # a run asks once, at resolution (resolution/resolve.py)
         self.truncate_to: int | None = None  # sent as vLLM's truncate_prompt_tokens (set by the encoder)
 
@@ -165,7 +167,7 @@ class EndpointClient:
         roots = {r["root"] for r in reports.values()}
         if len(roots) > 1:
             logger.warning("the base URLs report different model roots %s for %s", sorted(map(str, roots)), wanted)
-        return ServedModel(wanted, reports)
+        return ServedModel(wanted, reports, (self.requests, tuple(sorted(self.retries.items()))))
 
     def _with_retries(self, url: str, call):
         """``call()``, retried on transient failures; a permanent refusal is an error with the server's words."""

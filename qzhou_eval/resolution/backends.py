@@ -154,3 +154,26 @@ def capabilities(backend: str | Backend) -> Capabilities:
 
 
 BACKEND_NAMES = tuple(b.value for b in Backend)
+
+
+def markdown_table() -> str:
+    """docs/backends.md's table: one row per backend, read from :data:`CAPABILITIES`."""
+    rows = [
+        "| backend | runs the model | needs local weights | pads | cannot take | the server decides | bidirectional for |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in CAPABILITIES.values():
+        cannot = ", ".join(f"`{OPTIONS_BY_NAME[o].flag} {_shown(v)}`" for o, (v, _) in row.cannot.items()) or "-"
+        decides = ", ".join(f"`{OPTIONS_BY_NAME[o].flag}`" for o in sorted(row.server_decides)) or "-"
+        bidi = ", ".join(row.bidirectional_model_types or ()) or (
+            "-" if "bidirectional" in row.server_decides else "any"
+        )
+        rows.append(
+            f"| `{row.name}` | {row.runs_here} | {'yes' if row.local_weights else 'no'} | "
+            f"{'no (packs sequences)' if row.packs_tokens else 'yes'} | {cannot} | {decides} | {bidi} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

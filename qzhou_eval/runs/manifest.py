@@ -10,18 +10,23 @@ import logging
 import os
 import platform
 import subprocess
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from qzhou_eval.errors import ManifestError
 from qzhou_eval.record.inputs import RunInputs
 from qzhou_eval.run_manifest import MANIFEST_GLOB, RunManifest, TaskEntry, manifest_filename
 from qzhou_eval.runs.results_io import atomic_write_json
 
-if TYPE_CHECKING:
-    from qzhou_eval.runs.folder_lock import OutputFolderLock
+
+class FolderLock(Protocol):
+    """The output folder's lock (runs/folder_lock.OutputFolderLock): one holder at a time for a read-modify-write."""
+
+    def exclusive(self) -> AbstractContextManager: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +102,7 @@ def save(path: Path, manifest: RunManifest) -> None:
     atomic_write_json(path, manifest.as_record())
 
 
-def update(path: Path, base: RunManifest, tasks: dict[str, TaskEntry], lock: OutputFolderLock) -> None:
+def update(path: Path, base: RunManifest, tasks: dict[str, TaskEntry], lock: FolderLock) -> None:
     """Read-modify-write under the folder lock: this run's fields and task entries over what is on disk.
 
     Entries other processes (shards) wrote since this run started are kept.

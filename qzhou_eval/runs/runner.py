@@ -464,9 +464,8 @@ class _TaskLoop:
         )
         entry.data_fingerprint, entry.encode_stats = self.data[name].fingerprint, stats.as_record()
         self.header.encode_stats = total.as_record()
-        if encoder_endpoint := self.model.model.endpoint:  # requests, retries, what the server reported
-            check = self.model.model.endpoint_check
-            self.header.endpoint = {**encoder_endpoint.describe(), "check": check.as_record() if check else None}
+        if served := self.model.model.backend.describe():  # requests, retries, what the server reported
+            self.header.endpoint = served
         manifests.update(self.manifest_file, self.header, {name: entry}, self.lock)
         return entry
 

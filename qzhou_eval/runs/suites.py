@@ -52,14 +52,6 @@ def _unknown_task_error(name: str, benchmark: str, suite_names: Sequence[str]) -
         return InvalidOptionError(f"unknown task {name!r}{hint}")
 
 
-def parse_list(value: str | Sequence[str] | None) -> list[str]:
-    """A comma list ("STS12,STS13") or a sequence, stripped, without empties."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [item.strip() for item in items if item and item.strip()]
-
-
 def select_tasks(
     tasks: Sequence,
     benchmark: str,

@@ -27,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from qzhou_eval.testing.loopback_chat import ChatRequest, Fail, LoopbackChat, Reply, Stall  # noqa: E402
 from qzhou_eval.train.data.retrieval_folder import read_retrieval_folder  # noqa: E402
-from qzhou_eval.train.synth.loopback import ChatRequest, Fail, LoopbackChat, Reply, Stall  # noqa: E402
 
 SYNONYMS = {
     "increases": "raises",

@@ -32,6 +32,7 @@ def _writer(folder: str, worker: int, count: int) -> None:
             manifests.update(path, RunManifest(benchmark="tasks"), {f"w{worker}-{i}": TaskEntry("finished")}, lock)
 
 
+@pytest.mark.multiproc
 def test_manifest_updates_from_two_processes_keep_every_entry(tmp_path):
     """Campaign: concurrent shards dropped each other's manifest entries (2 of 4 scenarios)."""
     context = multiprocessing.get_context("spawn")
@@ -95,6 +96,7 @@ def test_cleanup_removes_only_temp_files_of_dead_writers(tmp_path):
         sleeper.kill()
 
 
+@pytest.mark.multiproc
 def test_two_shard_processes_started_together_keep_every_result(tmp_path, minilm_path, copy_task):
     """Two shards of one request on one folder at once: all manifest entries, results and records survive."""
     data = tmp_path / "data"

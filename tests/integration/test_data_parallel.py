@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.multiproc  # child processes: off in the inner loop, on in CI
+
 REPO = Path(__file__).resolve().parents[2]
 TASKS = "STSBenchmark,SICK-R"
 

@@ -34,8 +34,8 @@ def test_transient_failures_are_retried_counted_and_answers_kept():
         enc = load_encoder(None, backend="openai", endpoint=_settings(stub.url, timeout_s=1.0), batch_size=8)
         out = enc.encode(TEXTS)
     np.testing.assert_allclose(out, _expected(TEXTS, 8), atol=1e-6)
-    assert enc.endpoint.retries == {"rate_limited": 1, "server_error": 2, "timeout": 1}
-    assert enc.endpoint.describe()["requests"] == stub.requests + 1  # every request counted: GET /models, retries
+    assert enc.backend.client.retries == {"rate_limited": 1, "server_error": 2, "timeout": 1}
+    assert enc.backend.client.describe()["requests"] == stub.requests + 1  # every request counted: GET /models, retries
 
 
 @pytest.mark.parametrize(
@@ -161,6 +161,12 @@ def test_a_run_through_a_server_without_local_weights(tmp_path, shared_dir):
     assert manifest["inputs"]["options"]["served_by"] == "endpoint org/served-embedder"
     assert manifest["inputs"]["options"]["max_length"] == 512, "the record holds the server's length, as the cache"
     assert manifest["resolved_options"]["max_length"]["source"].startswith("the server's max_model_len")
+    for decided in ("pooling", "bidirectional", "dtype", "trust_remote_code"):  # never recorded as explicit
+        assert manifest["resolved_options"][decided]["source"].startswith("the server's (expected: "), decided
+    with EmbeddingsStub(model="org/served-embedder", width=16) as stub:
+        refused = [*argv[:3], stub.url, *argv[4:], "--pooling_mode", "cls"]
+        assert main_for_benchmark("MTEB(eng, v2)", refused) == 2, "an explicit option the server decides"
+        assert stub.requests == 0, "refused before any embedding request"
 
 
 def test_a_run_against_a_server_that_is_not_the_checkpoint_stops_before_any_result(

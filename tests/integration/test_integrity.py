@@ -164,6 +164,7 @@ def _intact_rows(db: Path) -> int:
     return sum(checksum(k, d, v) == c for k, d, v, c in rows)
 
 
+@pytest.mark.multiproc
 def test_sigkill_during_cache_recovery_then_resume(finished_run, minilm_path, shared_dir, tmp_path):
     """A run repairing a damaged cache is killed; the next run keeps the repairs and gets the same score."""
     out = _finished_copy(finished_run, tmp_path / "copy")

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from qzhou_eval.cli.main import main as cli
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.options import Batching
 from qzhou_eval.planning.compute import parse_device
 from qzhou_eval.planning.counts import SideCounts
-from qzhou_eval.planning.estimate import Batching, _padding
+from qzhou_eval.planning.estimate import _padding
 from qzhou_eval.planning.plan import build_plan
 from qzhou_eval.runs.config import RunConfig
 
@@ -96,7 +97,14 @@ def test_a_device_that_is_neither_a_known_gpu_nor_a_throughput_is_refused(bad):
 )
 def test_simulated_padding_is_a_share_and_the_budget_rule_keeps_it_under_three_percent(lengths, encoded, policy):
     lengths = np.array(lengths, float)
-    efficiency, squared = _padding(lengths, lengths * 4, encoded, Batching(policy, 32, 4096), seed=0)
+    batching = {
+        "budget": Batching(32, 4096),
+        "fixed": Batching(32, 0),
+        "reference": Batching(32, 0, "reference"),
+        "packed": Batching(32, 4096, packed=True),
+    }[policy]
+    assert batching.kind == policy
+    efficiency, squared = _padding(lengths, lengths * 4, encoded, batching, seed=0)
     assert 0 < efficiency <= 1 and squared >= 1 - 1e-12
     if policy in ("budget", "packed"):
         assert efficiency >= 0.97 - 1e-9

@@ -145,7 +145,7 @@ def test_reference_dense_head_bit_for_bit_in_bf16(tiny_qzhou_zh):
         assert torch.equal(project(pooled, encoder.loaded.dense), reference)
     # then embedder.py: sklearn normalize(embeddings[:, :dim]) in float32
     with torch.no_grad():
-        head = encoder._head(pooled)
+        head = encoder.backend.head(pooled)
     sliced = reference[:, :1792].numpy()
     expected = sliced / np.sqrt(np.einsum("ij,ij->i", sliced, sliced))[:, None]
     assert np.abs(head.numpy() - expected).max() < 1e-6

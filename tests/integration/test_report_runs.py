@@ -135,3 +135,34 @@ def test_a_hub_cache_snapshot_names_its_commit(minilm_path, tmp_path):
     info = read_checkpoint(resolve_source(snapshot))
     assert info.hub_id == "sentence-transformers/all-MiniLM-L6-v2" and info.hub_revision == LEADERBOARD_COMMIT
     assert read_checkpoint(resolve_source(minilm_path)).hub_revision is None
+
+
+def test_the_report_side_runs_with_torch_and_the_doers_unimportable(finished_run, tmp_path):
+    """report, compare, card and submit read a model-free record format: they run with runs/, encoder/,
+    modeling/loading and api made unimportable, and never import torch (readers below doers)."""
+    import subprocess
+    import sys
+
+    out, code, _ = finished_run
+    assert code == 0
+    run_dir = next(out.glob("results/*/*"))
+    readme = tmp_path / "README.md"
+    readme.write_text("# a model\n")
+    commands = [
+        ["report", str(out), "--benchmark", "MTEB(eng, v2)", "--out", str(tmp_path / "report.md")],
+        ["compare", str(out), str(out)],
+        ["card", str(run_dir), "--readme", str(readme), "--overwrite"],
+        ["submit", str(out), "--out", str(tmp_path / "submission"), "--allow-partial"],
+    ]
+    script = f"""
+import sys
+# None in sys.modules: importing the name fails (torch is checked after: libraries probe sys.modules for it)
+for name in ("qzhou_eval.runs", "qzhou_eval.encoder", "qzhou_eval.modeling.loading", "qzhou_eval.api"):
+    sys.modules[name] = None
+from qzhou_eval.cli.main import main
+for argv in {commands!r}:
+    assert main(argv) == 0, argv
+assert "torch" not in sys.modules, "the report side imported torch"
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -176,6 +176,7 @@ def test_unwritable_output_dir(minilm_path, shared_dir, tmp_path):
         run_suite(_config(minilm_path, shared_dir, blocker / "out"))
 
 
+@pytest.mark.multiproc
 def test_sigkill_mid_task_resumes_without_reencoding(finished_run, minilm_path, shared_dir, tmp_path):
     out = tmp_path / "killed"
     cmd = [

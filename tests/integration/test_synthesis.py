@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.testing.loopback_chat import ChatRequest, Fail, LoopbackChat, Reply, Stall
 from qzhou_eval.train.synth.config import SynthConfig
-from qzhou_eval.train.synth.loopback import ChatRequest, Fail, LoopbackChat, Reply, Stall
 from qzhou_eval.train.synth.pipeline import run_synthesis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,6 +182,7 @@ def test_budget_stop_then_resume_asks_nothing_twice(tmp_path, chat, server, sour
     assert len(ids) == len(set(ids)) == 16
 
 
+@pytest.mark.multiproc
 def test_a_killed_run_resumes_without_duplicates(tmp_path, chat, server, source_rows, scorer, minilm_path):
     config = _config(tmp_path, server, source_rows, concurrency=2)
     config_file = tmp_path / "synth.yaml"

@@ -142,6 +142,7 @@ def _sts_score(model_dir: Path, out: Path) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.multiproc
 def test_minilm_cosent_recipe_lifts_sts_one_and_two_processes(tmp_path):
     recipe = REPO / "reproducibility" / "train" / "minilm-sts-cosent-cpu.yaml"
     one = tmp_path / "one"

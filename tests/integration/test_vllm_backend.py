@@ -53,6 +53,7 @@ def _aborted_in_teardown(done: subprocess.CompletedProcess, report: Path) -> boo
 
 
 @needs_vllm
+@pytest.mark.multiproc
 def test_vllm_matches_hf_on_every_row(tmp_path, tiny_qwen2, qwen3_dense, varied_texts):
     texts = tmp_path / "texts.json"
     texts.write_text(json.dumps(varied_texts + ["", "Null"]))

@@ -10,6 +10,8 @@ import torch.multiprocessing as mp
 
 from qzhou_eval.train.losses import TextKeys, info_nce
 
+pytestmark = pytest.mark.multiproc  # child processes: off in the inner loop, on in CI
+
 
 def _free_port() -> int:
     with socket.socket() as s:
