@@ -59,6 +59,7 @@ def load_encoder(
     max_tokens_per_batch: int = _Default("max_tokens_per_batch"),
     batching: str = _Default("batching"),
     reference_gpus: int = _Default("reference_gpus"),
+    pad_to_multiple_of: int | None = _Default("pad_to_multiple_of"),
     preset: str | Preset | PresetChoice | None = None,
     trust_remote_code: bool = _Default("trust_remote_code"),
     mrl_dims: Sequence[int] | None = _Default("mrl_dims"),
@@ -98,6 +99,8 @@ def load_encoder(
             32 rows, the Zh reference's blocks of 128) and normalisation, bit for bit in bf16 (hf backend).
         reference_gpus: with ``batching="reference"``, the GPU count of the run to match: the reference
             splits each call into that many contiguous shards before batching.
+        pad_to_multiple_of: pad each batch to a multiple of this many tokens (8 or 64 suit GPU kernels); the
+            token budget counts the padded size. ``None`` pads to the batch's longest text.
         preset: a preset name, ``"none"`` (no preset, no recognition), or ``None``: the preset of a
             published checkpoint recognised from its files or hub id (logged), else none.
         trust_remote_code: run the checkpoint's own model code.

@@ -195,6 +195,11 @@ ENCODER_OPTIONS: tuple[OptionSpec, ...] = (
         "fill batches longest first up to this many padded tokens (default 16384 on CUDA, 4096 on CPU); "
         "0 = fixed batches of --batch_size distinct texts", "--max_tokens_per_batch", identity=False, quiet=True,
     ),
+    OptionSpec(
+        "pad_to_multiple_of", None, Kind.POSITIVE_INT,
+        "pad each batch to a multiple of N tokens (8 or 64 suit GPU kernels; default: its longest text's length)",
+        "--pad_to_multiple_of", identity=False, quiet=True, preset=False,
+    ),
     OptionSpec("trust_remote_code", False, Kind.BOOL, "true|false: run the checkpoint's own model code",
                "--trust_remote_code", cache_identity_from=True),
 )  # fmt: skip

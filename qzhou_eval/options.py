@@ -151,6 +151,7 @@ class Batching:
     gpus: int = 1
     block: int | None = None
     packed: bool = False  # the engine or server packs sequences (vLLM, served models): no padding
+    pad_to_multiple_of: int | None = None  # each batch padded to a multiple of this many tokens
 
     @property
     def fixed_rows(self) -> bool:
@@ -170,7 +171,13 @@ class Batching:
         """What the manifest says about the batching a run used."""
         if self.reference:
             return {"policy": REFERENCE, "rows": self.max_rows, "gpus": self.gpus, "block": self.block}
-        return {"policy": BUDGET, "max_rows": self.max_rows, "max_tokens": self.max_tokens or None}
+        record = {"policy": BUDGET, "max_rows": self.max_rows, "max_tokens": self.max_tokens or None}
+        return record | ({"pad_to_multiple_of": self.pad_to_multiple_of} if self.pad_to_multiple_of else {})
+
+    def padded_width(self, longest: int) -> int:
+        """The padded length of a batch whose longest text has ``longest`` tokens."""
+        multiple = self.pad_to_multiple_of or 1
+        return -(-longest // multiple) * multiple
 
 
 def resolve_batching(resolved: ResolvedOptions, device_type: str, packed: bool = False) -> Batching:
@@ -183,11 +190,13 @@ def resolve_batching(resolved: ResolvedOptions, device_type: str, packed: bool =
     if resolved["batching"] == REFERENCE:
         block = resolved.preset.preset.reference_block_size if resolved.preset else None
         return Batching(rows or DEFAULT_BATCH_SIZE, 0, REFERENCE, resolved["reference_gpus"], block)
+    multiple = resolved["pad_to_multiple_of"]
     if budget == 0:
-        return Batching(rows or DEFAULT_BATCH_SIZE, 0, packed=packed)
+        return Batching(rows or DEFAULT_BATCH_SIZE, 0, packed=packed, pad_to_multiple_of=multiple)
     if budget is None:
         budget = max(DEFAULT_MAX_TOKENS_PER_BATCH["cuda" if device_type == "cuda" else "cpu"], resolved["max_length"])
-    return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget, packed=packed)
+        budget = -(-budget // (multiple or 1)) * (multiple or 1)  # a default budget holds a padded max_length batch
+    return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget, packed=packed, pad_to_multiple_of=multiple)
 
 
 def fit_to_server(resolved: ResolvedOptions, served: int | None) -> ResolvedOptions:
@@ -240,6 +249,11 @@ def check_values(resolved: ResolvedOptions) -> None:
         raise InvalidOptionError(
             f"max_tokens_per_batch={budget} was given with batching='reference', which forms the reference's "
             "own batches of rows; drop one of them"
+        )
+    if resolved["pad_to_multiple_of"] and resolved["batching"] == REFERENCE:
+        raise InvalidOptionError(
+            f"pad_to_multiple_of={resolved['pad_to_multiple_of']} was given with batching='reference', whose batches "
+            "are padded to their longest text as the reference's are; drop one of them"
         )
     if resolved["reference_gpus"] != 1 and resolved["batching"] != REFERENCE:
         raise InvalidOptionError(

@@ -94,14 +94,15 @@ MIN_FILL = 0.97
 
 
 def cut_by_budget(
-    lengths: Sequence[int], max_rows: int, max_tokens: int, min_fill: float = MIN_FILL
+    lengths: Sequence[int], max_rows: int, max_tokens: int, min_fill: float = MIN_FILL, multiple: int = 1
 ) -> list[list[int]]:
     """Positions of ``lengths`` (sorted longest first) in batches of <= max_tokens padded tokens, <= max_rows texts,
-    each at least ``min_fill`` real tokens (a batch's padded size is its first, longest, text's length times its rows).
+    each at least ``min_fill`` real tokens (a batch's padded size is its first, longest, text's length, rounded up to
+    ``multiple``, times its rows).
     """
     batches, start = [], 0
     while start < len(lengths):
-        longest = max(1, lengths[start])
+        longest = -(-max(1, lengths[start]) // multiple) * multiple
         cap = min(max_rows, max(1, max_tokens // longest))
         end, real = start + 1, lengths[start]
         while (
@@ -154,7 +155,12 @@ class BatchPlan:
             last_chunk = start + CHUNK_TEXTS >= len(order)
             by_length = sorted(range(len(pool_rows)), key=lambda i: -len(pool.input_ids[i]))
             lengths = [len(pool.input_ids[i]) for i in by_length]
-            batches = cut_by_budget(lengths, self.batching.max_rows, self.batching.max_tokens)
+            batches = cut_by_budget(
+                lengths,
+                self.batching.max_rows,
+                self.batching.max_tokens,
+                multiple=self.batching.pad_to_multiple_of or 1,
+            )
             keep = batches if last_chunk else batches[:-1]  # the last, maybe part-filled, batch waits for more
             for positions in keep:
                 picked = [by_length[p] for p in positions]
@@ -166,7 +172,7 @@ class BatchPlan:
 
     def _collate(self, rows: list[int], tokens: TokenizedTexts, picked: Iterable[int]) -> Batch:
         picked = list(picked)
-        features = collate(self.tokenizer, tokens, picked)
+        features = collate(self.tokenizer, tokens, picked, self.batching.pad_to_multiple_of)
         return Batch(rows, features, sum(len(tokens.input_ids[i]) for i in picked))
 
 
@@ -180,10 +186,13 @@ def _select(tokens: TokenizedTexts, picked: Sequence[int]) -> TokenizedTexts:
     )
 
 
-def collate(tokenizer, tokens: TokenizedTexts, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-    """Left-pad the chosen rows into tensors (the tokenizer's padding side is left)."""
+def collate(
+    tokenizer, tokens: TokenizedTexts, rows: Sequence[int], pad_to_multiple_of: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Left-pad the chosen rows into tensors (the tokenizer's padding side is left), to a multiple of
+    ``pad_to_multiple_of`` tokens when given."""
     features = [{"input_ids": tokens.input_ids[i], **{k: v[i] for k, v in tokens.extra.items()}} for i in rows]
-    return dict(tokenizer.pad(features, padding=True, return_tensors="pt"))
+    return dict(tokenizer.pad(features, padding=True, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt"))
 
 
 _END = object()

@@ -89,11 +89,16 @@ def _padding(
     drawn, drawn_chars = lengths[pick], chars[pick]
     if not batching.fixed_rows:  # the token budget: longest first
         ordered = np.sort(drawn)[::-1]
-        batches = cut_by_budget(ordered.astype(int).tolist(), batching.max_rows, batching.max_tokens)
+        batches = cut_by_budget(
+            ordered.astype(int).tolist(),
+            batching.max_rows,
+            batching.max_tokens,
+            multiple=batching.pad_to_multiple_of or 1,
+        )
     else:  # fixed rows in descending character order (the reference's and the fixed policy's order)
         ordered = drawn[np.argsort(-drawn_chars, kind="stable")]
         batches = cut_fixed_rows(len(ordered), batching.max_rows)
-    widths = [(ordered[b].max(), len(b)) for b in batches]
+    widths = [(batching.padded_width(int(ordered[b].max())), len(b)) for b in batches]
     computed = sum(w * n for w, n in widths)
     computed_sq = sum(w * w * n for w, n in widths)
     return float(drawn.sum() / computed), float(computed_sq / (drawn**2).sum())

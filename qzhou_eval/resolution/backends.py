@@ -38,6 +38,8 @@ VLLM_INSTALL_HINT = (
     "(then pip uninstall -y torchvision; DEVELOPERS.md has the details)"
 )
 _DECODER_HOOKS = "needs hooks inside the decoder layers, which {what} does not offer"
+ANY_VALUE = "N"  # a ``cannot`` entry that refuses the option whenever it is set
+_PACKED = "{what} packs sequences, so there is no padding to round; drop it or use --backend hf"
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Capabilities:
             InvalidOptionError: naming the backend, the flag and the way to run it.
         """
         for option, (value, why) in self.cannot.items():
-            if values.get(option) == value:
+            if values.get(option) == value or (value == ANY_VALUE and values.get(option) is not None):
                 flag = OPTIONS_BY_NAME[option].flag
                 shown = flag if isinstance(value, bool) else f"{flag} {value}"
                 raise InvalidOptionError(f"--backend {self.name} cannot take {shown}: {why}")
@@ -125,6 +127,7 @@ CAPABILITIES: dict[Backend, Capabilities] = {
         cannot={
             "token_prepending": (True, _DECODER_HOOKS.format(what="vLLM") + "; run it with --backend hf"),
             "batching": (REFERENCE, _REFERENCE_WHY.format(what="vLLM")),
+            "pad_to_multiple_of": (ANY_VALUE, _PACKED.format(what="vLLM")),
         },
         bidirectional_model_types=("qwen2", "qwen3"),  # vLLM's is_causal switch
         devices=(None, "cpu", "cuda"),
@@ -140,6 +143,7 @@ CAPABILITIES: dict[Backend, Capabilities] = {
         cannot={
             "token_prepending": (True, _DECODER_HOOKS.format(what="an embedding server") + "; use --backend hf"),
             "batching": (REFERENCE, _REFERENCE_WHY.format(what="a server")),
+            "pad_to_multiple_of": (ANY_VALUE, _PACKED.format(what="a server")),
         },
         server_decides=frozenset({"pooling", "bidirectional", "dtype", "trust_remote_code"}),
         batching_device="cuda",

@@ -34,6 +34,20 @@ def test_plan_covers_every_text_once_within_budget_and_row_cap(monkeypatch, mini
     assert max(b.features["input_ids"].shape[0] for b in batches) > 3, "short texts share a batch"
 
 
+@pytest.mark.parametrize("max_tokens", [0, 200])
+def test_batches_padded_to_a_multiple_keep_the_budget_and_every_text(minilm_tokenizer, varied_texts, max_tokens):
+    """--pad_to_multiple_of: each batch's width is a multiple of it, and the budget counts the padded width."""
+    plan = BatchPlan(
+        minilm_tokenizer, varied_texts, 64, Batching(max_rows=7, max_tokens=max_tokens, pad_to_multiple_of=16)
+    )
+    batches = list(plan)
+    assert sorted(r for b in batches for r in b.rows) == list(range(len(varied_texts)))
+    for b in batches:
+        rows, width = b.features["input_ids"].shape
+        assert width % 16 == 0, f"width {width} is not a multiple of 16"
+        assert max_tokens == 0 or rows * width <= max_tokens or rows == 1, f"token budget broken: {rows}x{width}"
+
+
 def test_reference_plan_is_the_reference_order_in_fixed_batches(minilm_tokenizer, varied_texts):
     batches = list(BatchPlan(minilm_tokenizer, varied_texts, 512, Batching(max_rows=4, max_tokens=0)))
     order = [r for b in batches for r in b.rows]
@@ -93,6 +107,7 @@ def test_embeddings_do_not_depend_on_the_batching(model, request, varied_texts):
         "reference, 3 texts": {"max_tokens_per_batch": 0, "batch_size": 3},
         "budget 128 tokens": {"max_tokens_per_batch": 128},
         "budget 4096 tokens": {"max_tokens_per_batch": 4096},
+        "budget 256 tokens, padded to multiples of 64": {"max_tokens_per_batch": 256, "pad_to_multiple_of": 64},
         "one text per batch": {"max_tokens_per_batch": 128, "batch_size": 1},
     }.items():
         encoder = load_encoder(str(path), max_length=128, preset="none", **options, **batching_options)
@@ -111,6 +126,15 @@ def test_a_budget_below_max_length_names_both_numbers(minilm_path):
         load_encoder(minilm_path, max_length=256, max_tokens_per_batch=100)
 
 
+def test_pad_to_multiple_of_is_refused_where_nothing_is_padded(minilm_path):
+    from qzhou_eval import load_encoder
+
+    with pytest.raises(InvalidOptionError, match=r"--backend vllm cannot take --pad_to_multiple_of"):
+        load_encoder(minilm_path, backend="vllm", pad_to_multiple_of=8)
+    with pytest.raises(InvalidOptionError, match="pad_to_multiple_of=8 was given with batching='reference'"):
+        load_encoder(minilm_path, batching="reference", pad_to_multiple_of=8)
+
+
 def test_the_encoder_counts_real_and_computed_tokens(minilm_path, minilm_tokenizer, varied_texts):
     from qzhou_eval import load_encoder
 
@@ -124,3 +148,7 @@ def test_the_encoder_counts_real_and_computed_tokens(minilm_path, minilm_tokeniz
     assert 0 < stats.token_efficiency <= 1 and f"{stats.tokens} tokens in {stats.padded_tokens} computed" in (
         stats.describe()
     )
+    padded = load_encoder(minilm_path, pad_to_multiple_of=64)
+    padded.encode(texts)
+    assert padded.stats.tokens == real and padded.stats.padded_tokens > stats.padded_tokens, "the padding is counted"
+    assert padded.resolution.as_record()["pad_to_multiple_of"] == {"value": 64, "source": "explicit"}

@@ -56,6 +56,11 @@ def test_the_local_pack_is_predicted_within_five_percent_of_what_the_runner_meas
     predicted = build_plan(config, None).tasks[0]
     assert predicted.total("encoded") == pytest.approx(measured["encoded"], rel=0.05)
     assert predicted.total("tokens") == pytest.approx(measured["tokens"], rel=0.05)
+    config.encoder_options = {"pad_to_multiple_of": 64}
+    padded = build_plan(config, None)
+    assert padded.batching.pad_to_multiple_of == 64, "the planner reads the run's own Batching"
+    assert padded.tasks[0].total("tokens") == pytest.approx(predicted.total("tokens"))
+    assert padded.tasks[0].total("padded_tokens") > predicted.total("padded_tokens"), "rounding up costs tokens"
 
 
 def test_a_finished_task_is_left_out_of_what_a_resumed_run_still_has_to_do(finished_run, minilm_path, capsys):
