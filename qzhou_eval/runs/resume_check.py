@@ -13,10 +13,10 @@ from pathlib import Path
 
 from qzhou_eval.benchmarks import bundled_task_names
 from qzhou_eval.errors import QZhouEvalError
-from qzhou_eval.record.provenance import RecordStore, Reuse
+from qzhou_eval.record.provenance import RecordStore
 from qzhou_eval.resolution.resolve import cuda_surely_absent, resolve
 from qzhou_eval.resolution.spec import RunSpec
-from qzhou_eval.runs import manifest as manifests
+from qzhou_eval.runs.admission import examine
 from qzhou_eval.runs.config import RunConfig, RunSummary
 from qzhou_eval.runs.folder_lock import check_state_paths
 from qzhou_eval.runs.suites import shard_names
@@ -65,22 +65,18 @@ def check_resume(config: RunConfig) -> tuple[RunSummary | None, RunSpec | None]:
 
 
 def _summary_if_finished(config: RunConfig, spec: RunSpec, names: list[str], output_dir: Path) -> RunSummary | None:
-    if manifests.check_output_dir(output_dir, spec.inputs, config.suite):
-        return None
-    results_dir = spec.results_dir(output_dir)
     store = RecordStore(output_dir, spec.model_name, spec.revision)
     try:
-        check_state_paths(output_dir, config.suite, results_dir, store, names)
+        check_state_paths(output_dir, config.suite, spec.results_dir(output_dir), store, names)
     except QZhouEvalError:
         return None  # the full runner names the problem
     fingerprints = folder_fingerprints(Path(config.data_dir), names)
     if None in fingerprints.values():
         return None
-    prefixes = {name: spec.prefixes_sha256(name) for name in names}
-    verdicts = store.verdicts(spec.inputs, prefixes, fingerprints, results_dir, evidence=config.predictions)
-    if any(verdict.reuse is not Reuse.FINISHED for verdict in verdicts.values()):
+    state = examine(output_dir, config.suite, spec, fingerprints, config.predictions)  # the runner's own rule
+    if state.conflicts or state.finished() != sorted(names):
         return None
-    scores = {name: store.verified_score(name, results_dir / f"{name}.json") for name in names}
+    scores = {name: state.store.verified_score(name, state.results_dir / f"{name}.json") for name in names}
     if None in scores.values():
         return None  # changed since the verdict: the full runner decides
-    return RunSummary(results_dir, scores, ran=[], skipped=names, encode_stats=None)
+    return RunSummary(state.results_dir, scores, ran=[], skipped=names, encode_stats=None)

@@ -208,9 +208,9 @@ def test_sigkill_during_cache_recovery_then_resume(finished_run, minilm_path, sh
 
 def test_bad_split_file_fails_before_the_model_loads(minilm_path, copy_task, tmp_path, monkeypatch):
     """Campaign: a corrupt split file surfaced as a traceback, and only after the model was loaded."""
-    import qzhou_eval.runs.runner as runner
+    import qzhou_eval.runs.task_loop as task_loop
 
-    monkeypatch.setattr(runner, "build_encoder", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(task_loop, "build_encoder", lambda *a, **k: pytest.fail("the model was loaded"))
     data = tmp_path / "data"
     folder = copy_task("STSBenchmark", data)
     test_file = folder / "test.jsonl.gz"
