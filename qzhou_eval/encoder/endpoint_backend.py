@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from qzhou_eval.encoder.pass_base import CallContext, finish
+from qzhou_eval.encoder.pass_base import BackendDefaults, CallContext, finish
 from qzhou_eval.errors import EndpointMismatch
 from qzhou_eval.options import Batching
 from qzhou_eval.remote.endpoint import EndpointClient
@@ -67,7 +67,7 @@ def plan_requests(lengths: list[int], batching: Batching) -> list[list[int]]:
     return requests
 
 
-class EndpointBackend:
+class EndpointBackend(BackendDefaults):
     """An OpenAI-compatible server: concurrent requests, each cached as it finishes; the first texts checked
     against the local weights when a checkpoint folder is given (``check``)."""
 
@@ -97,10 +97,6 @@ class EndpointBackend:
     def describe(self) -> dict[str, Any] | None:
         """Requests, retries and what the server reported, and the start-up check's outcome."""
         return {**self.client.describe(), "check": self.check.as_record() if self.check else None}
-
-    @property
-    def parameters(self) -> int | None:
-        return None
 
     def to_protocol(self, vectors: np.ndarray) -> np.ndarray:
         """The server's float32 vectors, sliced to the MRL dimension and normalised as the protocol does."""

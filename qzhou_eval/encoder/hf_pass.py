@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from qzhou_eval.encoder.batching import BatchPlan, prefetched
-from qzhou_eval.encoder.pass_base import CallContext, check_finite, finish, normalised_in_float32, project
+from qzhou_eval.encoder.pass_base import (
+    BackendDefaults,
+    CallContext,
+    check_finite,
+    finish,
+    normalised_in_float32,
+    project,
+)
 from qzhou_eval.encoder.reference_batches import reference_pass
 from qzhou_eval.modeling.forward import pooled_states
 from qzhou_eval.modeling.loading import LoadedModel
@@ -24,7 +30,7 @@ from qzhou_eval.resolution.backends import Capabilities
 logger = logging.getLogger(__name__)
 
 
-class HfBackend:
+class HfBackend(BackendDefaults):
     """A loaded transformers model (with its Dense heads and Token Prepending hooks) and the protocol's head."""
 
     def __init__(
@@ -43,15 +49,6 @@ class HfBackend:
         self.normalize = normalize
         self.token_prepending = token_prepending
         self.device = next(loaded.model.parameters()).device
-
-    def token_lengths(self, texts: list[str], call: CallContext) -> list[int]:
-        return call.token_lengths(texts)
-
-    def check_first(self, inputs: list[str]) -> None:
-        return None
-
-    def describe(self) -> dict[str, Any] | None:
-        return None
 
     @property
     def parameters(self) -> int | None:

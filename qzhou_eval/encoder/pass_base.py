@@ -77,6 +77,24 @@ class EmbeddingBackend(Protocol):
         """Parameters this process holds (None when an engine or a server holds the model)."""
 
 
+class BackendDefaults:
+    """What most backends answer: token lengths by the local tokenizer, no check first, nothing more for the
+    manifest, no parameters held here. A backend overrides what it does differently."""
+
+    def token_lengths(self, texts: list[str], call: CallContext) -> list[int]:
+        return call.token_lengths(texts)
+
+    def check_first(self, inputs: list[str]) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any] | None:
+        return None
+
+    @property
+    def parameters(self) -> int | None:
+        return None
+
+
 def warn_truncated(truncated: int, total: int, max_length: int, what: str = "text(s)") -> None:
     """One warning per call that cut texts to ``max_length`` (a sign the truncation length is too short)."""
     if truncated:

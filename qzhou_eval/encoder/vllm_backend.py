@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 import numpy as np
 import torch
 
 from qzhou_eval.encoder.batching import tokenize
-from qzhou_eval.encoder.pass_base import CallContext, check_finite, finish
+from qzhou_eval.encoder.pass_base import BackendDefaults, CallContext, check_finite, finish
 from qzhou_eval.errors import InvalidOptionError
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.options import Batching
@@ -111,7 +110,7 @@ class VllmEngine:
         return torch.from_numpy(rows).to(self.dtype)
 
 
-class VllmBackend:
+class VllmBackend(BackendDefaults):
     """The vLLM engine behind the harness's tokenizer and head: vLLM schedules the batches itself."""
 
     def __init__(self, capabilities: Capabilities, engine: VllmEngine, dim: int | None, normalize: bool) -> None:
@@ -119,19 +118,6 @@ class VllmBackend:
         self.engine = engine
         self.dim = dim
         self.normalize = normalize
-
-    def token_lengths(self, texts: list[str], call: CallContext) -> list[int]:
-        return call.token_lengths(texts)
-
-    def check_first(self, inputs: list[str]) -> None:
-        return None
-
-    def describe(self) -> dict[str, Any] | None:
-        return None
-
-    @property
-    def parameters(self) -> int | None:
-        return None
 
     def embed(self, texts: list[str], call: CallContext, batching: Batching) -> np.ndarray:
         tokens = tokenize(call.tokenizer, texts, call.max_length)

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from qzhou_eval.errors import InvalidOptionError, ModelFormatError, QZhouEvalError
-from qzhou_eval.modeling.dtype_names import canonical_dtype_name
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.st_layout import SentenceTransformerLayout
 
@@ -53,15 +52,6 @@ def check_device(device: str | None) -> None:
     """Fail fast on a device this machine cannot use (before data checks and model loading)."""
     if device is not None:
         resolve_device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``None`` means bfloat16 on CUDA (how the leaderboard numbers were made) and float32 elsewhere."""
-    if dtype is None:
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    return _DTYPES[canonical_dtype_name(dtype)]
 
 
 @dataclass

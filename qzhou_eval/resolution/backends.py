@@ -64,10 +64,6 @@ class Capabilities:
     def name(self) -> str:
         return self.backend.value
 
-    def honours(self, option: str) -> bool:
-        """True when an explicit value of ``option`` reaches the computation through this backend."""
-        return option not in self.cannot and option not in self.server_decides
-
     def refuse(self, explicit: Mapping[str, Any], values: Mapping[str, Any], model_type: str | None) -> None:
         """Refuse what this backend cannot honour, before anything loads.
 

@@ -21,9 +21,8 @@ from qzhou_eval.instructions.registry import InstructionSet, resolve_instruction
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo, read_checkpoint
 from qzhou_eval.modeling.dtype_names import canonical_dtype_name
 from qzhou_eval.modeling.source import ModelSource, is_local_folder, resolve_source
-from qzhou_eval.option_table import REFERENCE, check_options
+from qzhou_eval.option_table import REFERENCE
 from qzhou_eval.options import (
-    DEFAULT,
     EXPLICIT,
     ResolvedOption,
     ResolvedOptions,
@@ -86,7 +85,6 @@ def resolve(request: Request) -> RunSpec:
             f"--backend {backend.name} and --base_url: endpoint settings go with a served backend only; pass both "
             "--backend openai and --base_url, or neither"
         )
-    check_options(dict(request.options), "the encoder options")
     backend.check_device(request.device)
     backend.check_installed()
     served = _served_model(request.endpoint) if backend.served else None  # asked once per run
@@ -277,8 +275,3 @@ def _model_name(request: Request, source: ModelSource) -> str:
             raise InvalidOptionError(f"--model_name must look like org/name, got {request.model_name!r}")
         return request.model_name
     return source.default_model_name
-
-
-def explicit_default_source(option: ResolvedOption) -> bool:
-    """True when nothing but the harness default decided ``option``."""
-    return option.source == DEFAULT
