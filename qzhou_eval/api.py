@@ -6,18 +6,14 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 import torch
 
-from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
+from qzhou_eval.encoder import endpoint_backend, hf_pass, vllm_backend
 from qzhou_eval.encoder.embedder import Encoder
-from qzhou_eval.encoder.hf_pass import HfBackend
-from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
 from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
-from qzhou_eval.modeling.loading import LoadedModel, load_backbone, load_backbone_config, load_tokenizer, resolve_device
-from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling  # noqa: F401  (load_encoder's annotation)
-from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
 from qzhou_eval.option_table import HARNESS_DEFAULTS, OPTIONS_BY_NAME
 from qzhou_eval.presets import Preset, PresetChoice
 from qzhou_eval.remote.endpoint import EndpointSettings
@@ -164,133 +160,16 @@ def build_encoder(spec: RunSpec, device: str | None = None) -> Encoder:
         _explain_custom_code(spec.info, spec)
     if device is not None and spec.backend.in_process:
         spec = replace(spec, device=device)
-    return _BUILDERS[spec.backend.backend](spec)
+    built = _BUILDERS[spec.backend.backend](spec)
+    return Encoder(built.loaded, spec, spec.source, built.backend, placement=built.placement)
 
 
-def _build_hf_encoder(spec: RunSpec) -> Encoder:
-    """transformers in this process: the backbone, its Dense heads, bidirectional attention and Token Prepending."""
-    info = spec.info
-    torch_device = resolve_device(spec.device)
-    loaded = load_backbone(
-        info.source,
-        info.layout,
-        dtype=_torch_dtype(spec),
-        device=torch_device,
-        trust_remote_code=spec.trust_remote_code,
-    )
-    check_dim(spec.dim, loaded.width, spec["mrl_dims"])
-    if spec.bidirectional:
-        enable_bidirectional_attention(loaded.model)
-    hooks = None
-    if spec.token_prepending:
-        hooks = TokenPrepending(
-            loaded.model,
-            placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER),
-            spec.token_prepending_layers,
-        )
-    logger.info(
-        "loaded %s (%s, %s, attention=%s)",
-        info.source.name_or_path,
-        spec.dtype,
-        torch_device,
-        loaded.attn_implementation,
-    )
-    backend = HfBackend(spec.backend, loaded, spec.pooling, spec.dim, spec.normalize, hooks)
-    return Encoder(loaded, spec, info.source, backend, placement=str(torch_device))
-
-
-def _torch_dtype(spec: RunSpec) -> torch.dtype:
-    return getattr(torch, spec.dtype)
-
-
-def _declared_shape(info: CheckpointInfo, remote: bool) -> tuple[object, int, int, int | None]:
-    """The backbone config, hidden size, output width (after Dense heads) and position count, from small files."""
-    config = load_backbone_config(info.source, info.layout, remote)
-    hidden = int(getattr(config, "hidden_size", 0) or info.hidden_size or 0)
-    layout = info.layout
-    width = layout.dense_out_features[-1] if layout and layout.dense_out_features else hidden
-    return config, hidden, width, getattr(config, "max_position_embeddings", None)
-
-
-def _build_vllm_encoder(spec: RunSpec) -> Encoder:
-    """The vLLM engine plus the harness's tokenizer and head; options resolved exactly as for the HF backend."""
-    from qzhou_eval._ranks import world_size
-    from qzhou_eval.encoder.vllm_backend import VllmBackend, VllmEngine
-
-    info = spec.info
-    source, layout = info.source, info.layout
-    _, hidden, width, positions = _declared_shape(info, spec.trust_remote_code)
-    check_dim(spec.dim, width, spec["mrl_dims"])
-    engine = VllmEngine(
-        str(source.local_path) if source.is_local else source.name_or_path,
-        pooling=spec.pooling,
-        bidirectional=spec.bidirectional,
-        dtype=_torch_dtype(spec),
-        max_length=spec.max_length,
-        max_tokens_per_batch=spec.batching.max_tokens,
-        max_rows=spec.batching.max_rows,
-        trust_remote_code=spec.trust_remote_code,
-        revision=source.revision,
-        projects=bool(layout and layout.dense_out_features),
-        data_parallel_size=world_size(),
-    )
-    loaded = LoadedModel(
-        model=None,
-        tokenizer=load_tokenizer(source, layout, spec.trust_remote_code),
-        width=width,
-        hidden_size=hidden,
-        max_positions=positions,
-    )
-    logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, spec.dtype, spec.device_type)
-    backend = VllmBackend(spec.backend, engine, spec.dim, spec.normalize)
-    return Encoder(loaded, spec, source, backend, placement=spec.device_type)
-
-
-def _build_endpoint_encoder(spec: RunSpec) -> Encoder:
-    """An encoder whose vectors come from an OpenAI-compatible server; ``spec.info`` is the local checkpoint, if any.
-
-    The server is probed once (so a wrong model or width fails now). With a local checkpoint its width and
-    tokenizer are used and, unless the settings' ``verify_texts`` is 0, the first texts are checked against it
-    (:class:`~qzhou_eval.encoder.endpoint_backend.ServedModelCheck`).
-
-    Raises:
-        EndpointError: the server cannot be reached, serves another model, or answers with the wrong width.
-        InvalidOptionError: a bad dim.
-    """
-    from qzhou_eval.encoder.endpoint_backend import EndpointBackend, ServedModelCheck
-    from qzhou_eval.remote.endpoint import EndpointClient
-
-    info, settings = spec.info, spec.endpoint
-    tokenizer, width, hidden = None, None, 0
-    if info is not None:
-        _, hidden, width, _ = _declared_shape(info, spec.trust_remote_code)
-        tokenizer = load_tokenizer(info.source, info.layout, spec.trust_remote_code)
-    client = EndpointClient(settings, expected_width=width, served=spec.served)
-    client.truncate_to = spec.max_length if client.served.is_vllm else None
-    client.embed(["Null"])  # a probe: the model answers under its name, at the expected width
-    check_dim(spec.dim, client.width, spec["mrl_dims"])
-    check = None
-    if verify_texts(spec):
-        local = spec.for_local_check()
-        check = ServedModelCheck(lambda: build_encoder(local), verify_texts(spec), settings.verify_floor)
-    loaded = LoadedModel(model=None, tokenizer=tokenizer, width=client.width, hidden_size=hidden)
-    logger.info(
-        "encoding through %s at %s (%d request(s) in flight at most)",
-        client.served.name,
-        ", ".join(settings.base_urls),
-        client.workers,
-    )
-    backend = EndpointBackend(spec.backend, client, spec.dim, spec.normalize, check)
-    return Encoder(loaded, spec, spec.source, backend, placement="endpoint")
-
-
-def verify_texts(spec: RunSpec) -> int:
-    """How many texts the served model is checked on against the local weights (0 without local weights)."""
-    verify = spec.endpoint.verify_texts
-    return (spec.endpoint.VERIFY_DEFAULT if spec.weights_here else 0) if verify is None else verify
-
-
-_BUILDERS = {Backend.HF: _build_hf_encoder, Backend.VLLM: _build_vllm_encoder, Backend.OPENAI: _build_endpoint_encoder}
+# One factory per backend, each in its backend's module; a served model is checked against a local hf encoder.
+_BUILDERS = {
+    Backend.HF: hf_pass.build,
+    Backend.VLLM: vllm_backend.build,
+    Backend.OPENAI: partial(endpoint_backend.build, build_local=build_encoder),
+}
 
 
 def _explain_custom_code(info: CheckpointInfo, spec: RunSpec) -> None:

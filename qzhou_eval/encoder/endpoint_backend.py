@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,11 +24,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from qzhou_eval.encoder.pass_base import BackendDefaults, CallContext, finish
+from qzhou_eval.encoder.pass_base import BackendDefaults, BuiltBackend, CallContext, finish
 from qzhou_eval.errors import EndpointMismatch
+from qzhou_eval.modeling.loading import LoadedModel, declared_shape, load_tokenizer
+from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.options import Batching
 from qzhou_eval.remote.endpoint import EndpointClient
 from qzhou_eval.resolution.backends import Capabilities
+from qzhou_eval.resolution.spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,46 @@ def plan_requests(lengths: list[int], batching: Batching) -> list[list[int]]:
     if current:
         requests.append(current)
     return requests
+
+
+def build(spec: RunSpec, build_local: Callable[[RunSpec], LocalEncoder]) -> BuiltBackend:
+    """The server that ``spec`` names; ``spec.info`` is the local checkpoint, if any, whose width and tokenizer
+    are used and which (``build_local``, unless the settings' ``verify_texts`` is 0) checks the first texts.
+
+    The server is probed once, so a wrong model or width fails now.
+
+    Raises:
+        EndpointError: the server cannot be reached, serves another model, or answers with the wrong width.
+        InvalidOptionError: a bad dim.
+    """
+    info, settings = spec.info, spec.endpoint
+    tokenizer, width, hidden = None, None, 0
+    if info is not None:
+        shape = declared_shape(info, spec.trust_remote_code)
+        width, hidden = shape.width, shape.hidden_size
+        tokenizer = load_tokenizer(info.source, info.layout, spec.trust_remote_code)
+    client = EndpointClient(settings, expected_width=width, served=spec.served)
+    client.truncate_to = spec.max_length if client.served.is_vllm else None
+    client.embed(["Null"])  # a probe: the model answers under its name, at the expected width
+    check_dim(spec.dim, client.width, spec["mrl_dims"])
+    check = None
+    if texts := verify_texts(spec):
+        local = spec.for_local_check()
+        check = ServedModelCheck(lambda: build_local(local), texts, settings.verify_floor)
+    logger.info(
+        "encoding through %s at %s (%d request(s) in flight at most)",
+        client.served.name,
+        ", ".join(settings.base_urls),
+        client.workers,
+    )
+    loaded = LoadedModel(model=None, tokenizer=tokenizer, width=client.width, hidden_size=hidden)
+    return BuiltBackend(loaded, EndpointBackend(spec.backend, client, spec.dim, spec.normalize, check), "endpoint")
+
+
+def verify_texts(spec: RunSpec) -> int:
+    """How many texts the served model is checked on against the local weights (0 without local weights)."""
+    verify = spec.endpoint.verify_texts
+    return (spec.endpoint.VERIFY_DEFAULT if spec.weights_here else 0) if verify is None else verify
 
 
 class EndpointBackend(BackendDefaults):

@@ -10,9 +10,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from qzhou_eval.constants import TOKEN_PREPENDING_PLACEHOLDER
 from qzhou_eval.encoder.batching import BatchPlan, prefetched
 from qzhou_eval.encoder.pass_base import (
     BackendDefaults,
+    BuiltBackend,
     CallContext,
     check_finite,
     finish,
@@ -20,14 +22,49 @@ from qzhou_eval.encoder.pass_base import (
     project,
 )
 from qzhou_eval.encoder.reference_batches import reference_pass
+from qzhou_eval.modeling.bidirectional import enable_bidirectional_attention
 from qzhou_eval.modeling.forward import pooled_states
-from qzhou_eval.modeling.loading import LoadedModel
+from qzhou_eval.modeling.loading import LoadedModel, load_backbone, resolve_device
+from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
-from qzhou_eval.modeling.token_prepend import TokenPrepending
+from qzhou_eval.modeling.token_prepend import TokenPrepending, placeholder_token_id
 from qzhou_eval.options import Batching
 from qzhou_eval.resolution.backends import Capabilities
+from qzhou_eval.resolution.spec import RunSpec
 
 logger = logging.getLogger(__name__)
+
+
+def build(spec: RunSpec) -> BuiltBackend:
+    """transformers in this process: the backbone, its Dense heads, bidirectional attention and Token Prepending."""
+    info = spec.info
+    torch_device = resolve_device(spec.device)
+    loaded = load_backbone(
+        info.source,
+        info.layout,
+        dtype=getattr(torch, spec.dtype),
+        device=torch_device,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    check_dim(spec.dim, loaded.width, spec["mrl_dims"])
+    if spec.bidirectional:
+        enable_bidirectional_attention(loaded.model)
+    hooks = None
+    if spec.token_prepending:
+        hooks = TokenPrepending(
+            loaded.model,
+            placeholder_token_id(loaded.tokenizer, TOKEN_PREPENDING_PLACEHOLDER),
+            spec.token_prepending_layers,
+        )
+    logger.info(
+        "loaded %s (%s, %s, attention=%s)",
+        info.source.name_or_path,
+        spec.dtype,
+        torch_device,
+        loaded.attn_implementation,
+    )
+    backend = HfBackend(spec.backend, loaded, spec.pooling, spec.dim, spec.normalize, hooks)
+    return BuiltBackend(loaded, backend, str(torch_device))
 
 
 class HfBackend(BackendDefaults):

@@ -18,6 +18,7 @@ import torch
 from qzhou_eval.encoder.batching import token_lengths
 from qzhou_eval.encoder.stats import EncodeStats
 from qzhou_eval.errors import EmbeddingError
+from qzhou_eval.modeling.loading import LoadedModel
 from qzhou_eval.modeling.mrl import truncate_and_normalize
 from qzhou_eval.options import Batching
 from qzhou_eval.resolution.backends import Capabilities
@@ -75,6 +76,15 @@ class EmbeddingBackend(Protocol):
     @property
     def parameters(self) -> int | None:
         """Parameters this process holds (None when an engine or a server holds the model)."""
+
+
+@dataclass(frozen=True)
+class BuiltBackend:
+    """What a backend module's ``build(spec)`` returns: the tokenizer and widths, the backend, where it computes."""
+
+    loaded: LoadedModel
+    backend: EmbeddingBackend
+    placement: str  # a torch device, vLLM's device type, or "endpoint"
 
 
 class BackendDefaults:

@@ -19,12 +19,16 @@ import os
 import numpy as np
 import torch
 
+from qzhou_eval._ranks import world_size
 from qzhou_eval.encoder.batching import tokenize
-from qzhou_eval.encoder.pass_base import BackendDefaults, CallContext, check_finite, finish
+from qzhou_eval.encoder.pass_base import BackendDefaults, BuiltBackend, CallContext, check_finite, finish
 from qzhou_eval.errors import InvalidOptionError
+from qzhou_eval.modeling.loading import LoadedModel, declared_shape, load_tokenizer
+from qzhou_eval.modeling.mrl import check_dim
 from qzhou_eval.modeling.pooling import Pooling
 from qzhou_eval.options import Batching
 from qzhou_eval.resolution.backends import VLLM_INSTALL_HINT, Capabilities
+from qzhou_eval.resolution.spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +112,36 @@ class VllmEngine:
         outputs = self.llm.embed(prompts, use_tqdm=progress)
         rows = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)[: len(token_ids)]
         return torch.from_numpy(rows).to(self.dtype)
+
+
+def build(spec: RunSpec) -> BuiltBackend:
+    """The vLLM engine plus the harness's tokenizer and head; options resolved exactly as for the HF backend."""
+    info = spec.info
+    source, layout = info.source, info.layout
+    shape = declared_shape(info, spec.trust_remote_code)
+    check_dim(spec.dim, shape.width, spec["mrl_dims"])
+    engine = VllmEngine(
+        str(source.local_path) if source.is_local else source.name_or_path,
+        pooling=spec.pooling,
+        bidirectional=spec.bidirectional,
+        dtype=getattr(torch, spec.dtype),
+        max_length=spec.max_length,
+        max_tokens_per_batch=spec.batching.max_tokens,
+        max_rows=spec.batching.max_rows,
+        trust_remote_code=spec.trust_remote_code,
+        revision=source.revision,
+        projects=bool(layout and layout.dense_out_features),
+        data_parallel_size=world_size(),
+    )
+    loaded = LoadedModel(
+        model=None,
+        tokenizer=load_tokenizer(source, layout, spec.trust_remote_code),
+        width=shape.width,
+        hidden_size=shape.hidden_size,
+        max_positions=shape.max_positions,
+    )
+    logger.info("loaded %s in vLLM (%s, %s)", source.name_or_path, spec.dtype, spec.device_type)
+    return BuiltBackend(loaded, VllmBackend(spec.backend, engine, spec.dim, spec.normalize), spec.device_type)
 
 
 class VllmBackend(BackendDefaults):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from qzhou_eval.errors import InvalidOptionError, ModelFormatError, QZhouEvalError
+from qzhou_eval.modeling.checkpoint_info import CheckpointInfo
 from qzhou_eval.modeling.source import ModelSource
 from qzhou_eval.modeling.st_layout import SentenceTransformerLayout
 
@@ -121,6 +122,24 @@ def load_backbone_config(source: ModelSource, layout: SentenceTransformerLayout 
     where, extra = _subpath(source, layout.transformer_subfolder if layout else "")
     with checkpoint_errors(where, "config"):
         return AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code, **extra)
+
+
+@dataclass(frozen=True)
+class DeclaredShape:
+    """A checkpoint's shape from its small files: the backbone's hidden size, the output width after its Dense
+    heads, and its position count (what an engine or a server needs, with no weights loaded here)."""
+
+    hidden_size: int
+    width: int
+    max_positions: int | None
+
+
+def declared_shape(info: CheckpointInfo, trust_remote_code: bool) -> DeclaredShape:
+    config = load_backbone_config(info.source, info.layout, trust_remote_code)
+    hidden = int(getattr(config, "hidden_size", 0) or info.hidden_size or 0)
+    layout = info.layout
+    width = layout.dense_out_features[-1] if layout and layout.dense_out_features else hidden
+    return DeclaredShape(hidden, width, getattr(config, "max_position_embeddings", None))
 
 
 def _from_pretrained(where: str, extra: dict, dtype: torch.dtype, trust_remote_code: bool) -> tuple[nn.Module, str]:
