@@ -127,7 +127,6 @@ def resolve(request: Request) -> RunSpec:
         results_revision=request.results_revision or (None if info is not None else NO_REVISION[1]),
         instructions=instructions,
         tasks=tuple(request.tasks),
-        benchmark=request.benchmark,
         endpoint=request.endpoint,
         served=served,
         architecture=architecture,

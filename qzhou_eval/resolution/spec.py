@@ -51,7 +51,6 @@ class RunSpec:
     results_revision: str | None  # the revision results are filed under; None: the checkpoint's fingerprint
     instructions: InstructionSet | None = None
     tasks: tuple[str, ...] = ()
-    benchmark: str | None = None
     endpoint: EndpointSettings | None = None
     served: ServedModel | None = None
     architecture: Mapping[str, Any] | None = None

@@ -160,7 +160,7 @@ def request_manifest(config: RunConfig, spec: RunSpec) -> RunManifest:
             "hub_revision": config.revision or (spec.info.hub_revision if spec.info else None),
         },
         inputs=spec.inputs.as_record(),
-        explicit_options=dict(sorted(config.encoder_options.items())),
+        explicit_options=dict(sorted(spec.explicit.items())),
         preset={"name": choice.preset.name, "how": choice.how} if choice else None,
         instructions={"origin": instructions.origin, "variant": instructions.variant} if instructions else None,
         data_dir=str(config.data_dir) if config.data_dir else None,
