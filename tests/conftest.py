@@ -176,26 +176,14 @@ def finished_run(tmp_path_factory, minilm_path, shared_dir):
     """A real runner run: packaged MiniLM on STSBenchmark, offline. Returns (output_dir, exit code, seconds)."""
     import time
 
+    from minilm_runs import minilm_argv
+
     from qzhou_eval.cli.run_cmd import main_for_benchmark
 
     out = tmp_path_factory.mktemp("run")
     t0 = time.monotonic()
     code = main_for_benchmark(
-        "MTEB(eng, v2)",
-        [
-            "--model_name_or_path",
-            minilm_path,
-            "--model_name",
-            "sentence-transformers/all-MiniLM-L6-v2",
-            "--data_dir",
-            str(shared_dir / "mteb-data"),
-            "--tasks",
-            "STSBenchmark",
-            "--output_dir",
-            str(out),
-            "--batch_size",
-            "8",
-        ],
+        "MTEB(eng, v2)", minilm_argv(minilm_path, shared_dir / "mteb-data", out, "--batch_size", "8")
     )
     return out, code, time.monotonic() - t0
 

@@ -11,26 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+from minilm_runs import MINILM_NAME, minilm_config
 
 from qzhou_eval.encoder.cache import TABLE, checksum
 from qzhou_eval.errors import DataDirError, OutputDirConflict
 from qzhou_eval.runs.results_io import read_task_result
-from qzhou_eval.runs.runner import RunConfig, run_suite
+from qzhou_eval.runs.runner import run_suite
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def _config(model, data_dir, out, **kw):
-    base = dict(
-        model_name_or_path=model,
-        benchmark=None,
-        output_dir=out,
-        tasks=["STSBenchmark"],
-        data_dir=data_dir,
-        model_name=MODEL_NAME,
-    )
-    return RunConfig(**{**base, **kw})
+MODEL_NAME = MINILM_NAME
 
 
 def _finished_copy(finished_run, dst: Path) -> Path:
@@ -52,10 +41,10 @@ def test_replaced_data_is_read_and_rerun_never_served_from_a_stale_cache(
     data = tmp_path / "data"
     copy_task("STSBenchmark", data, rows=60)
     out = tmp_path / "out"
-    partial = run_suite(_config(minilm_path, data, out, cache_dir=False))
+    partial = run_suite(minilm_config(minilm_path, data, out, cache_dir=False))
     shutil.rmtree(data / "STSBenchmark")
     copy_task("STSBenchmark", data)  # the real data, same folder name and path
-    real = run_suite(_config(minilm_path, data, out, cache_dir=False))
+    real = run_suite(minilm_config(minilm_path, data, out, cache_dir=False))
     assert real.ran == ["STSBenchmark"], "a result over other data must not count as finished"
     assert real.scores["STSBenchmark"] == pytest.approx(_reference_score(finished_run), abs=1e-6)
     assert partial.scores["STSBenchmark"] != pytest.approx(real.scores["STSBenchmark"], abs=1e-3)
@@ -65,7 +54,7 @@ def test_options_are_bound_to_results_even_without_the_manifest(finished_run, mi
     """Campaign: with the manifest missing, --pooling_mode cls reported the mean-pooling scores as finished."""
     out = _finished_copy(finished_run, tmp_path / "copy")
     (out / "qzhou-run-MTEB-eng-v2.json").unlink()
-    config = _config(
+    config = minilm_config(
         minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)", encoder_options={"pooling": "cls"}
     )
     with pytest.raises(OutputDirConflict, match=r"STSBenchmark.json: pooling: 'mean' -> 'cls'.*--overwrite"):
@@ -77,7 +66,7 @@ def test_spelling_out_the_defaults_is_not_a_change(finished_run, minilm_path, sh
     out = _finished_copy(finished_run, tmp_path / "copy")
     spelled = {"pooling": "mean", "normalize": True, "max_length": 256, "batch_size": 64, "dtype": "fp32"}
     summary = run_suite(
-        _config(
+        minilm_config(
             minilm_path,
             shared_dir / "mteb-data",
             out,
@@ -94,7 +83,7 @@ def test_unreadable_manifest_is_set_aside_and_nothing_is_rerun(finished_run, min
     out = _finished_copy(finished_run, tmp_path / "copy")
     manifest = out / "qzhou-run-MTEB-eng-v2.json"
     manifest.write_bytes(b"\xff\xfe{not json")
-    summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
+    summary = run_suite(minilm_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
     assert summary.ran == [] and summary.scores["STSBenchmark"] == pytest.approx(_reference_score(finished_run))
     assert "is unreadable" in caplog.text and list(out.glob("qzhou-run-MTEB-eng-v2.json.unreadable-*"))
     assert json.loads(manifest.read_text())["inputs"]["options"]["pooling"] == "mean", "the manifest is rebuilt"
@@ -106,7 +95,7 @@ def test_an_edited_result_file_is_not_trusted(finished_run, minilm_path, shared_
     data = json.loads(result.read_text())
     data["scores"]["test"][0]["main_score"] = 0.99
     result.write_text(json.dumps(data))
-    summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
+    summary = run_suite(minilm_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
     assert summary.ran == ["STSBenchmark"]
     assert summary.scores["STSBenchmark"] == pytest.approx(_reference_score(finished_run), abs=1e-6)
 
@@ -136,7 +125,7 @@ def test_damaged_cache_entries_are_reencoded_never_used(finished_run, minilm_pat
     out = _finished_copy(finished_run, tmp_path / "copy")
     _forget_result(out)
     damaged = _damage_vectors(out / ".embedding_cache" / "embeddings.sqlite", every=7)
-    summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
+    summary = run_suite(minilm_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
     stats = summary.encode_stats
     assert stats.repaired == damaged and stats.encoded == damaged
     assert stats.reused_earlier > 0 and stats.duplicates > 0
@@ -150,7 +139,7 @@ def test_unreadable_cache_file_is_moved_aside(finished_run, minilm_path, shared_
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     db.write_bytes(b"this is not a database" * 100)
-    summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
+    summary = run_suite(minilm_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
     assert "is unreadable" in caplog.text and list(db.parent.glob("embeddings.sqlite.unreadable-*"))
     assert summary.scores["STSBenchmark"] == pytest.approx(_reference_score(finished_run), abs=1e-6)
 
@@ -200,7 +189,7 @@ def test_sigkill_during_cache_recovery_then_resume(finished_run, minilm_path, sh
     proc.wait()
     repaired_before_kill = _intact_rows(db)
     assert not list(out.glob("results/*/*/STSBenchmark.json")), "a killed task must not leave a result"
-    summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
+    summary = run_suite(minilm_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
     assert summary.encode_stats.repaired == total - repaired_before_kill, "repairs made before the kill were lost"
     assert summary.scores["STSBenchmark"] == pytest.approx(_reference_score(finished_run), abs=1e-6)
     assert _intact_rows(db) == total
@@ -216,12 +205,12 @@ def test_bad_split_file_fails_before_the_model_loads(minilm_path, copy_task, tmp
     test_file = folder / "test.jsonl.gz"
     test_file.write_bytes(test_file.read_bytes()[:-200])  # truncated: gzip's trailer is gone
     with pytest.raises(DataDirError, match=r"test.jsonl.gz is unreadable or damaged.*copy the file again"):
-        run_suite(_config(minilm_path, data, tmp_path / "out"))
+        run_suite(minilm_config(minilm_path, data, tmp_path / "out"))
     test_file.unlink()
     with pytest.raises(DataDirError, match=r"test.jsonl.gz \(config 'default', split 'test'.*does not exist"):
-        run_suite(_config(minilm_path, data, tmp_path / "out"))
+        run_suite(minilm_config(minilm_path, data, tmp_path / "out"))
     with gzip.open(test_file, "wt", encoding="utf-8") as fh:
         fh.write(json.dumps({"sentence1": "a", "sentence2": "b", "label": 3}) + "\n")
     with pytest.raises(DataDirError, match=r"lacks column\(s\) \['score'\] that mteb reads for STSBenchmark"):
-        run_suite(_config(minilm_path, data, tmp_path / "out"))
+        run_suite(minilm_config(minilm_path, data, tmp_path / "out"))
     assert not (tmp_path / "out").exists(), "nothing may be written on bad input"

@@ -19,27 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from minilm_runs import MINILM_NAME, minilm_config
 
 from qzhou_eval.errors import ModelFormatError, OutputDirConflict, ResultFileError, UnreadableTaskError
 from qzhou_eval.integrity.content import ContentMemo
-from qzhou_eval.runs.config import RunConfig
 from qzhou_eval.runs.resume_check import finished_run_summary
 from qzhou_eval.runs.runner import run_suite
 
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_NAME = MINILM_NAME
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _config(model, data_dir, out, **kw) -> RunConfig:
-    base = dict(
-        model_name_or_path=str(model),
-        benchmark=None,
-        output_dir=out,
-        tasks=["STSBenchmark"],
-        data_dir=data_dir,
-        model_name=MODEL_NAME,
-    )
-    return RunConfig(**{**base, **kw})
 
 
 def _keep_mtime(path: Path):
@@ -78,15 +66,15 @@ def small_sts(copy_task, tmp_path) -> Path:
 def test_a_checkpoint_changed_in_place_is_evaluated_again(model_copy, small_sts, tmp_path):
     """Campaign: one tensor scaled inside model.safetensors (same size) was reported as 'finished earlier'."""
     out = tmp_path / "out"
-    before = run_suite(_config(model_copy, small_sts, out))
+    before = run_suite(minilm_config(model_copy, small_sts, out))
     scale_tensor_in_place(model_copy / "model.safetensors", "encoder.layer.0.attention.self.query.weight", 1.5)
     with pytest.raises(OutputDirConflict, match=r"revision: '\w+' -> '\w+'"):
-        run_suite(_config(model_copy, small_sts, out))  # the same folder now holds another model's results
-    after = run_suite(_config(model_copy, small_sts, out, overwrite=True))
+        run_suite(minilm_config(model_copy, small_sts, out))  # the same folder now holds another model's results
+    after = run_suite(minilm_config(model_copy, small_sts, out, overwrite=True))
     assert after.ran == ["STSBenchmark"] and after.skipped == [], "a changed checkpoint is not the finished one"
     assert after.results_dir != before.results_dir, "its identity (the revision folder) follows the bytes"
     assert after.encode_stats.encoded > 0 and after.encode_stats.reused_earlier == 0, "no stale cached vector"
-    fresh = run_suite(_config(model_copy, small_sts, tmp_path / "fresh"))
+    fresh = run_suite(minilm_config(model_copy, small_sts, tmp_path / "fresh"))
     assert after.scores["STSBenchmark"] == pytest.approx(fresh.scores["STSBenchmark"], abs=1e-6)
     assert after.scores["STSBenchmark"] != pytest.approx(before.scores["STSBenchmark"], abs=1e-4)
 
@@ -105,16 +93,16 @@ def test_a_data_file_edited_with_size_and_mtime_kept_is_seen(minilm_path, small_
         rows = [json.loads(line) for line in fh]
     _rewrite_stored_gzip(split, rows)
     out = tmp_path / "out"
-    before = run_suite(_config(minilm_path, small_sts, out))
+    before = run_suite(minilm_config(minilm_path, small_sts, out))
     size, restore = split.stat().st_size, _keep_mtime(split)
     scores = [r["score"] for r in rows[:60]][::-1]  # the same score strings in another order: same length
     edited = [dict(r, score=scores[i]) if i < 60 else r for i, r in enumerate(rows)]
     _rewrite_stored_gzip(split, edited)
     assert split.stat().st_size == size
     restore()
-    after = run_suite(_config(minilm_path, small_sts, out))
+    after = run_suite(minilm_config(minilm_path, small_sts, out))
     assert after.ran == ["STSBenchmark"], "the edited data must be evaluated, not served from the old record"
-    fresh = run_suite(_config(minilm_path, small_sts, tmp_path / "fresh"))
+    fresh = run_suite(minilm_config(minilm_path, small_sts, tmp_path / "fresh"))
     assert after.scores["STSBenchmark"] == pytest.approx(fresh.scores["STSBenchmark"], abs=1e-6)
     assert after.scores["STSBenchmark"] != pytest.approx(before.scores["STSBenchmark"], abs=1e-4)
 
@@ -151,7 +139,7 @@ def test_an_edited_record_is_never_shown(finished_run, minilm_path, shared_dir, 
     true_score = record["main_score"]
     record["main_score"] = 0.9912
     record_file.write_text(json.dumps(record))
-    config = _config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)")
+    config = minilm_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)")
     assert finished_run_summary(config) is None, "the fast path must not believe the record"
     summary = run_suite(config)
     assert summary.ran == ["STSBenchmark"]
@@ -188,7 +176,7 @@ def test_a_tokenizer_that_reads_nothing_fails_the_task_before_scoring(model_copy
     """A vocabulary of special tokens only: every text becomes [UNK]; the campaign's missing-tokenizer case scored 3.25."""
     (model_copy / "tokenizer.json").unlink()
     (model_copy / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
-    summary = run_suite(_config(model_copy, small_sts, tmp_path / "out"))
+    summary = run_suite(minilm_config(model_copy, small_sts, tmp_path / "out"))
     assert summary.scores == {} and list(summary.failed) == ["STSBenchmark"]
     failure = summary.failed["STSBenchmark"]
     assert failure.error_type == UnreadableTaskError.__name__
@@ -199,7 +187,7 @@ def test_a_model_folder_without_tokenizer_is_refused_before_loading(model_copy, 
     for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         (model_copy / name).unlink()
     with pytest.raises(ModelFormatError, match="holds no tokenizer files"):
-        run_suite(_config(model_copy, small_sts, tmp_path / "out"))
+        run_suite(minilm_config(model_copy, small_sts, tmp_path / "out"))
 
 
 def test_poor_readability_is_a_warning_in_the_manifest_and_the_report(minilm_path, copy_task, tmp_path, caplog):
@@ -209,7 +197,7 @@ def test_poor_readability_is_a_warning_in_the_manifest_and_the_report(minilm_pat
     data = tmp_path / "data"
     copy_task("LCQMC", data, rows=150)
     out = tmp_path / "out"
-    summary = run_suite(_config(minilm_path, data, out, tasks=["LCQMC"]))
+    summary = run_suite(minilm_config(minilm_path, data, out, tasks=["LCQMC"]))
     assert summary.ran == ["LCQMC"] and not summary.failed
     manifest = json.loads((out / "qzhou-run-tasks.json").read_text())
     figures = manifest["tasks"]["LCQMC"]["readability"]
@@ -263,5 +251,5 @@ def test_a_record_from_before_checksums_is_shown_but_never_reused(finished_run, 
     del record["record_check"]
     record_file.write_text(json.dumps(record))
     assert main(["report", str(out), "--benchmark", "MTEB(eng, v2)"]) == 0
-    summary = run_suite(_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
+    summary = run_suite(minilm_config(minilm_path, shared_dir / "mteb-data", out, benchmark="MTEB(eng, v2)"))
     assert summary.ran == ["STSBenchmark"]

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from minilm_runs import minilm_argv
 
 from qzhou_eval.cli.main import main
 from qzhou_eval.significance.from_mteb import task_units
@@ -114,12 +115,7 @@ def test_units_rebuild_a_max_over_subqueries_score(minilm_mteb, tmp_path):
 
 
 def _run(minilm_path, data: Path, out: Path, *extra: str) -> None:
-    name = [] if "--model_name" in extra else ["--model_name", "sentence-transformers/all-MiniLM-L6-v2"]
-    code = main(
-        ["run", "--model_name_or_path", minilm_path, *name, "--data_dir", str(data), "--tasks", "STSBenchmark",
-         "--output_dir", str(out), *extra]
-    )  # fmt: skip
-    assert code == 0
+    assert main(["run", *minilm_argv(minilm_path, data, out, *extra)]) == 0
 
 
 SHORT = "test/minilm-max-length-12"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from minilm_runs import minilm_config
 
 from qzhou_eval.benchmarks import benchmark_tasks as suite_tasks
 from qzhou_eval.encoder.cache import TABLE
@@ -17,7 +18,7 @@ from qzhou_eval.errors import DataDirError, InvalidOptionError, OutputDirConflic
 from qzhou_eval.runs.offline import attach_data_dir
 from qzhou_eval.runs.results_io import read_task_result
 from qzhou_eval.runs.resume_check import finished_run_summary
-from qzhou_eval.runs.runner import RunConfig, run_suite
+from qzhou_eval.runs.runner import run_suite
 from qzhou_eval.runs.suites import parse_shard, select_tasks, shard
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,15 +70,8 @@ def test_data_dir_errors(tmp_path, shared_dir):
 
 
 def _config(minilm_path, shared_dir, out, **kw):
-    base = dict(
-        model_name_or_path=minilm_path,
-        benchmark=ENG,
-        output_dir=out,
-        tasks=["STSBenchmark"],
-        data_dir=shared_dir / "mteb-data",
-        model_name="sentence-transformers/all-MiniLM-L6-v2",
-    )
-    return RunConfig(**{**base, **kw})
+    """The shared MiniLM run, filed under the suite (as ``finished_run`` ran it)."""
+    return minilm_config(minilm_path, shared_dir / "mteb-data", out, **{"benchmark": ENG, **kw})
 
 
 def test_real_task_end_to_end_and_skip(finished_run, minilm_path, shared_dir, capsys):
