@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+from qzhou_eval.testing.loopback_server import Answer, LoopbackServer, Stall, error
 from qzhou_eval.train.synth.prompts import OPERATIONS
+
+__all__ = ["AnswerFn", "ChatRequest", "Fail", "LoopbackChat", "Reply", "Stall"]
 
 USAGE = {"prompt_tokens": 40, "completion_tokens": 10, "total_tokens": 50}  # reported for every answer
 
@@ -36,13 +38,6 @@ class Fail:
     status: int
 
 
-@dataclass(frozen=True)
-class Stall:
-    """Send nothing for this long, then drop the connection (a timeout for a client that waits less)."""
-
-    seconds: float
-
-
 Reply = str | Fail | Stall  # a str is the assistant message's content
 AnswerFn = Callable[[ChatRequest], Reply]
 
@@ -51,7 +46,7 @@ def _operation(system_prompt: str) -> str:
     return next((name for name, op in OPERATIONS.items() if op.instructions == system_prompt), "unknown")
 
 
-class LoopbackChat:
+class LoopbackChat(LoopbackServer):
     """``with LoopbackChat(answer) as chat: ... chat.url ...``; ``chat.answered`` counts answers per request."""
 
     def __init__(self, answer: AnswerFn) -> None:
@@ -59,23 +54,6 @@ class LoopbackChat:
         self.attempts: Counter[tuple[str, str]] = Counter()
         self.answered: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "use LoopbackChat as a context manager"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> LoopbackChat:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
 
     def _reply(self, body: dict) -> Reply:
         system, user = body["messages"][0]["content"], body["messages"][1]["content"]
@@ -90,45 +68,18 @@ class LoopbackChat:
                 self.answered[key] += 1
         return reply
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        chat = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                reply = chat._reply(body)
-                if isinstance(reply, Stall):
-                    time.sleep(reply.seconds)
-                    return
-                if isinstance(reply, Fail):
-                    self._send(reply.status, {"error": {"message": f"loopback failure {reply.status}"}})
-                    return
-                self._send(
-                    200,
-                    {
-                        "id": "loopback",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body["model"],
-                        "choices": [
-                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
-                        ],
-                        "usage": USAGE,
-                    },
-                )
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
-                    pass
-
-        return Handler
+    def answer_post(self, path: str, body: dict[str, Any]) -> Answer:
+        reply = self._reply(body)
+        if isinstance(reply, Stall):
+            return reply
+        if isinstance(reply, Fail):
+            return error(reply.status, f"loopback failure {reply.status}")
+        message = {"role": "assistant", "content": reply}
+        return 200, {
+            "id": "loopback",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            "usage": USAGE,
+        }

@@ -9,12 +9,11 @@ status to fail with, ``("stall", seconds)``, or one of the bad answers ``"wrong_
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+
+from qzhou_eval.testing.loopback_server import Answer, LoopbackServer, Stall, error
 
 
 def stub_vector(text: str, width: int) -> np.ndarray:
@@ -22,7 +21,7 @@ def stub_vector(text: str, width: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(width).astype(np.float32)
 
 
-class EmbeddingsStub:
+class EmbeddingsStub(LoopbackServer):
     def __init__(self, model: str = "stub/model", width: int = 8, script=None, max_model_len: int = 512) -> None:
         self.model = model
         self.width = width
@@ -32,33 +31,37 @@ class EmbeddingsStub:
         self.answered: list[list[str]] = []
         self.bodies: list[dict] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     @property
     def answered_texts(self) -> set[str]:
         return {t for texts in self.answered for t in texts}
 
-    def __enter__(self) -> EmbeddingsStub:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
+    def answer_get(self, path: str) -> Answer:
+        if not path.rstrip("/").endswith("/models"):
+            return error(404, "not found")
+        model = {
+            "id": self.model,
+            "object": "model",
+            "created": 0,
+            "owned_by": "stub",
+            "root": "/weights/stub",
+            "max_model_len": self.max_model_len,
+        }
+        return 200, {"object": "list", "data": [model]}
 
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def _answer(self, body: dict):
+    def answer_post(self, path: str, body: dict) -> Answer:
         texts = body["input"]
         with self._lock:
             n = self.requests
             self.requests += 1
             self.bodies.append(body)
         action = self.script(n, texts)
+        if isinstance(action, tuple) and action[0] == "stall":
+            return Stall(action[1])
+        if isinstance(action, str):
+            return self._bad(action, texts)
+        if isinstance(action, int):
+            return error(action, f"stub failure {action}")
         if action is not None:
             return action
         vectors = np.stack([stub_vector(t, self.width) for t in texts])
@@ -70,7 +73,7 @@ class EmbeddingsStub:
         data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
         return {"object": "list", "model": model, "data": data, "usage": {"prompt_tokens": 1, "total_tokens": 1}}
 
-    def _bad(self, kind: str, texts: list[str]):
+    def _bad(self, kind: str, texts: list[str]) -> Answer:
         rows = np.stack([stub_vector(t, self.width) for t in texts])
         if kind == "wrong_width":
             return 200, self._payload(texts, rows[:, :-1].tolist(), self.model)
@@ -82,49 +85,3 @@ class EmbeddingsStub:
         if kind == "short":
             return 200, self._payload(texts[:-1], rows[:-1].tolist(), self.model)
         raise ValueError(kind)
-
-    def _handler(self):
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
-                    model = {
-                        "id": stub.model,
-                        "object": "model",
-                        "created": 0,
-                        "owned_by": "stub",
-                        "root": "/weights/stub",
-                        "max_model_len": stub.max_model_len,
-                    }
-                    self._send(200, {"object": "list", "data": [model]})
-                else:
-                    self._send(404, {"error": {"message": "not found"}})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                action = stub._answer(body)
-                if isinstance(action, tuple) and action[0] == "stall":
-                    time.sleep(action[1])
-                    return
-                if isinstance(action, str):
-                    action = stub._bad(action, body["input"])
-                if isinstance(action, int):
-                    action = (action, {"error": {"message": f"stub failure {action}"}})
-                self._send(*action)
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()  # NaN is written as NaN, as Python servers do
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        return Handler

@@ -71,7 +71,8 @@ def test_data_dir_errors(tmp_path, shared_dir):
 
 def _config(minilm_path, shared_dir, out, **kw):
     """The shared MiniLM run, filed under the suite (as ``finished_run`` ran it)."""
-    return minilm_config(minilm_path, shared_dir / "mteb-data", out, **{"benchmark": ENG, **kw})
+    data_dir = kw.pop("data_dir", shared_dir / "mteb-data")
+    return minilm_config(minilm_path, data_dir, out, **{"benchmark": ENG, **kw})
 
 
 def test_real_task_end_to_end_and_skip(finished_run, minilm_path, shared_dir, capsys):
