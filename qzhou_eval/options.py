@@ -132,6 +132,12 @@ def _parsed(options: dict[str, Any]) -> dict[str, Any]:
     return {k: OPTIONS_BY_NAME[k].parsed(v) if k in OPTIONS_BY_NAME else v for k, v in options.items()}
 
 
+def round_up(length: int, multiple: int | None) -> int:
+    """``length`` padded up to a multiple of ``multiple`` (None or 1: unchanged)."""
+    step = multiple or 1
+    return -(-length // step) * step
+
+
 @dataclass(frozen=True)
 class Batching:
     """How the encoder cuts a call's texts into forward passes.
@@ -176,8 +182,7 @@ class Batching:
 
     def padded_width(self, longest: int) -> int:
         """The padded length of a batch whose longest text has ``longest`` tokens."""
-        multiple = self.pad_to_multiple_of or 1
-        return -(-longest // multiple) * multiple
+        return round_up(longest, self.pad_to_multiple_of)
 
 
 def resolve_batching(resolved: ResolvedOptions, device_type: str, packed: bool = False) -> Batching:
@@ -195,7 +200,7 @@ def resolve_batching(resolved: ResolvedOptions, device_type: str, packed: bool =
         return Batching(rows or DEFAULT_BATCH_SIZE, 0, packed=packed, pad_to_multiple_of=multiple)
     if budget is None:
         budget = max(DEFAULT_MAX_TOKENS_PER_BATCH["cuda" if device_type == "cuda" else "cpu"], resolved["max_length"])
-        budget = -(-budget // (multiple or 1)) * (multiple or 1)  # a default budget holds a padded max_length batch
+        budget = round_up(budget, multiple)  # a default budget holds a padded max_length batch
     return Batching(rows or DEFAULT_MAX_ROWS_PER_BATCH, budget, packed=packed, pad_to_multiple_of=multiple)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qzhou_eval.options import Batching
+from qzhou_eval.options import Batching, round_up
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def cut_by_budget(
     """
     batches, start = [], 0
     while start < len(lengths):
-        longest = -(-max(1, lengths[start]) // multiple) * multiple
+        longest = round_up(max(1, lengths[start]), multiple)
         cap = min(max_rows, max(1, max_tokens // longest))
         end, real = start + 1, lengths[start]
         while (
