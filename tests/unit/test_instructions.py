@@ -125,3 +125,19 @@ def test_cli_instructions_json(capsys):
     assert out["LCQMC"]["document_prefix"] == out["LCQMC"]["query_prefix"] != ""
     assert main(["instructions", "--benchmark", "MTEB(eng, v2)", "--use_instruction", "false"]) == 0
     assert json.loads(capsys.readouterr().out)["ArguAna"] == {"query_prefix": "", "document_prefix": ""}
+
+
+def test_the_instructions_command_never_asks_the_hub():
+    """A published model named by its preset: its hub-cache copy or the preset alone, never a request."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    argv = ["instructions", "--benchmark", "MTEB(eng, v2)", "--preset", "qzhou-embedding"]
+    done = subprocess.run(
+        [sys.executable, "-m", "qzhou_eval.cli.main", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "huggingface.co" not in done.stderr, "the instructions command asked the hub"
+    assert json.loads(done.stdout)["STSBenchmark"]["query_prefix"].startswith("Instruct: ")
