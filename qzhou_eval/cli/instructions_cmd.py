@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from typing import TYPE_CHECKING
 
 from qzhou_eval.cli.options import parse_bool
@@ -46,16 +44,10 @@ def prefixes(spec: RunSpec) -> dict[str, dict[str, str]]:
     }
 
 
-def hub_offline() -> None:
-    """No request to the hub from this process (the datasets library is not needed here, so not imported)."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    if "huggingface_hub" in sys.modules:
-        sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
-
-
 def run(args) -> int:
     from qzhou_eval.benchmarks import benchmark_task_names
     from qzhou_eval.resolution.resolve import Request, resolve
+    from qzhou_eval.runs.offline import hub_offline
 
     hub_offline()  # the checkpoint's JSON files, or a published model's hub-cache copy: never the network
 

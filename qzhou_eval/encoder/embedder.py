@@ -187,8 +187,6 @@ class Encoder:
             self.tokenizer,
             self.spec.max_length,
             self.embedding_dim,
-            self.spec.dim,
-            self.spec.normalize,
             self.stats,
             first_row,
             progress,

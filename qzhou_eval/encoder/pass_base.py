@@ -37,8 +37,6 @@ class CallContext:
     tokenizer: Any
     max_length: int
     width: int  # the returned vectors' width (after Dense heads and MRL truncation)
-    dim: int | None
-    normalize: bool
     stats: EncodeStats
     first_row: dict[str, int] = field(default_factory=dict)
     progress: str | None = None

@@ -31,6 +31,7 @@ class ReferenceModel(Protocol):
     """What the reference pass runs (the hf backend): one collated batch to vectors, and where it normalises."""
 
     normalises_in_float32: bool
+    normalize: bool
 
     def embed_batch(self, features: dict[str, torch.Tensor], normalize: bool = True) -> torch.Tensor: ...
 
@@ -63,7 +64,7 @@ def reference_pass(
 ) -> np.ndarray:
     """One call through ``model`` in the reference's batches; every row is computed, none from the cache."""
     out = np.empty((len(formatted), call.width), dtype=np.float32)
-    late = model.normalises_in_float32 and call.normalize  # the Zh reference: sklearn, over the whole call
+    late = model.normalises_in_float32 and model.normalize  # the Zh reference: sklearn, over the whole call
     truncated = 0
     with tqdm(total=len(formatted), desc=call.progress, unit="text", disable=call.progress is None) as bar:
         for rows in reference_batches(raw, formatted, batching):

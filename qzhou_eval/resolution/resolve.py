@@ -34,15 +34,15 @@ from qzhou_eval.options import (
     with_batching,
 )
 from qzhou_eval.presets import Preset, PresetChoice, load_preset, select_preset
-from qzhou_eval.remote.endpoint import EndpointSettings, ServedModel
+from qzhou_eval.remote.endpoint import EndpointClient, EndpointSettings, ServedModel
 from qzhou_eval.resolution.backends import Capabilities, capabilities
 from qzhou_eval.resolution.spec import SERVED_DTYPE, RunSpec
 from qzhou_eval.results.layout import NO_REVISION
 
 logger = logging.getLogger(__name__)
 
-SERVER_DECIDES = "the server's"
-NO_MODEL = "(no model)"  # the source of a request that names neither a checkpoint nor a preset  # the source of an option the serving system's configuration decides
+SERVER_DECIDES = "the server's"  # the source of an option the serving system's configuration decides
+NO_MODEL = "(no model)"  # the source of a request that names neither a checkpoint nor a preset
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ class Request:
     ``use_instruction`` True takes the preset's variant, else the default one. ``load_revision`` is the hub
     revision to load; ``results_revision`` the revision results are filed under (default: the checkpoint's
     fingerprint). ``weights_required`` False lets a published model whose files are elsewhere be resolved
-    from its preset's published shape (the planner).
+    from its preset's published shape (the planner), and a request with neither checkpoint nor preset resolve
+    its instructions alone (the ``instructions`` command).
     """
 
     model_name_or_path: str | None
@@ -136,8 +137,6 @@ def resolve(request: Request) -> RunSpec:
 
 def _served_model(settings: EndpointSettings) -> ServedModel:
     """What the server says it serves (GET /models: its model's name and context length)."""
-    from qzhou_eval.remote.endpoint import EndpointClient
-
     return EndpointClient.discover(settings)
 
 
@@ -179,8 +178,8 @@ def _published_shape(request: Request, path: str, missing: ModelNotFoundError):
     choice = select_preset(request.preset, None, path)
     if choice is None or not choice.preset.architecture:
         raise ModelNotFoundError(
-            f"{missing}. plan reads the model's config.json and tokenizer: pass a local checkpoint folder, or a "
-            "published model by --preset (qzhou-embedding, qzhou-embedding-zh) to plan from its published shape"
+            f"{missing}. Without the model's files here, pass a local checkpoint folder, or a published model by "
+            "--preset (qzhou-embedding, qzhou-embedding-zh) to use its published shape"
         ) from None
     return ModelSource(path, None, request.load_revision), None, choice, choice.preset.architecture
 

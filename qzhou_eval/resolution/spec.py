@@ -126,7 +126,7 @@ class RunSpec:
             record["served_by"] = f"endpoint {self.endpoint.served_model or self.served.name}"
         return record
 
-    @property
+    @cached_property
     def inputs(self) -> RunInputs:
         """Everything besides the data that decides the scores (the record's identity)."""
         instructions_sha = self.instructions.sha256() if self.instructions is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,14 +12,20 @@ from qzhou_eval.errors import DataDirError
 EXPECTED = "<data_dir>/<TaskName>/README.md (YAML 'configs:' listing data_files) and the split files it lists"
 
 
+def hub_offline() -> None:
+    """Forbid requests to the hub from this process, also when huggingface_hub is already imported (a command
+    that needs no datasets does not pay for importing them)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
+
+
 def go_offline() -> None:
     """Forbid network access for the hub and datasets, also when they are already imported."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub_offline()
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     import datasets.config
-    import huggingface_hub.constants
 
-    huggingface_hub.constants.HF_HUB_OFFLINE = True
     datasets.config.HF_HUB_OFFLINE = True
     if hasattr(datasets.config, "HF_DATASETS_OFFLINE"):
         datasets.config.HF_DATASETS_OFFLINE = True
